@@ -1,0 +1,272 @@
+"""Market math: arrivals, awareness, reach, capacity, utilities, choice and allocation.
+
+Pure functions of arrays, no Mesa and no I/O; the symbols are those of docs/ODD.md
+(see its notation table). Utilities are in "utils" (logit scale); prices in RMB.
+
+The choice rule is a nested logit drawn by the Gumbel-max trick in its exponential
+form: with ``W_ij = exp(V_ij / lambda_k)`` for product j in nest k,
+``S_ik = sum_j W_ij``, independent ``E ~ Exp(1)`` draws,
+
+    nest chosen    = argmax_k  S_ik^lambda_k / E0_ik   (outside option: exp(v0_i) / E0_i0)
+    product chosen = argmax_{j in k} W_ij / E_ij
+
+which gives exactly the nested-logit probabilities (plain logit when every
+lambda is 1), with the random draws fixed per buyer, so that a buyer turned
+away from a sold-out product takes the next choice among what is left.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+OUTSIDE = -1
+
+# ------------------------------------------------------------------ demand side
+
+
+def seasonality_factor(
+    year: int,
+    month: int,
+    monthly: list[float] | F64,
+    lunar_new_year: dict[str, str],
+    depth: float,
+    window_days: int = 14,
+) -> float:
+    """Demand multiplier of one calendar month.
+
+    The monthly pattern (renormalised to mean 1) times a Lunar New Year trough:
+    the holiday window starts 3 days before New Year's Day and lasts
+    ``window_days``; a month loses ``depth`` times the share of the window that
+    falls in it.
+
+    Args:
+        year, month: the calendar month (month 1..12).
+        monthly: 12 multipliers, January first.
+        lunar_new_year: ``{"2024": "2024-02-10", ...}``.
+        depth: share of a month's demand lost if the whole window falls in it.
+        window_days: length of the holiday window, days.
+    """
+    m = np.asarray(monthly, float)
+    factor = m[month - 1] / m.mean()
+    date = lunar_new_year.get(str(year))
+    if depth > 0 and date:
+        lny = _dt.date.fromisoformat(date)
+        start = lny - _dt.timedelta(days=3)
+        first = _dt.date(year, month, 1)
+        nxt = _dt.date(year + (month == 12), month % 12 + 1, 1)
+        end = start + _dt.timedelta(days=window_days)
+        overlap = (min(end, nxt) - max(start, first)).days
+        if overlap > 0:
+            factor *= 1.0 - depth * overlap / window_days
+    return float(factor)
+
+
+def expected_arrivals(
+    buyers_per_month: float,
+    months_since_reference: int,
+    growth_per_year: float,
+    year_multiplier: float,
+    season: float,
+) -> float:
+    """Expected potential buyers arriving in a month (people)."""
+    trend = (1.0 + growth_per_year) ** (months_since_reference / 12.0)
+    return buyers_per_month * trend * year_multiplier * season
+
+
+def awareness_step(
+    awareness: F64, innovation: F64 | float, imitation: float, owners: F64, reference_owners: float
+) -> F64:
+    """Bass-style awareness update: ``A + (1 - A) * (p + q * owners / reference)``, clipped to [0, 1]."""
+    hazard = np.clip(np.asarray(innovation) + imitation * np.asarray(owners) / reference_owners, 0.0, 1.0)
+    return np.clip(awareness + (1.0 - awareness) * hazard, 0.0, 1.0)
+
+
+def store_reach(effective_stores: F64, k: F64 | float) -> F64:
+    """Share of buyers a store network reaches: ``1 - exp(-k * stores)``."""
+    return 1.0 - np.exp(-np.asarray(k) * np.maximum(np.asarray(effective_stores, float), 0.0))
+
+
+def ramp_capacity(months_since_start: I64 | int, ramp_months: I64 | int, full: F64 | float) -> F64:
+    """Capacity with a linear ramp: month 0 gives ``full / ramp``, month ``ramp - 1`` gives ``full``."""
+    t = np.asarray(months_since_start, float)
+    r = np.maximum(np.asarray(ramp_months, float), 1.0)
+    return np.where(t < 0, 0.0, np.asarray(full, float) * np.minimum(1.0, (t + 1.0) / r))
+
+
+def cancellation_rate(wait_months: F64, rate_per_wait_month: float) -> F64:
+    """Monthly share of the order backlog cancelled: ``1 - exp(-c * wait)``."""
+    return 1.0 - np.exp(-rate_per_wait_month * np.maximum(np.asarray(wait_months, float), 0.0))
+
+
+def price_sensitivity(alpha: float, budget: F32, budget_reference: float, eta: float) -> F32:
+    """Buyer-specific price sensitivity (utils per 100k RMB), falling with budget."""
+    return (alpha * (budget_reference / budget) ** eta).astype(np.float32)
+
+
+# -------------------------------------------------------------------- choice
+
+
+def utilities(taste: F32, attributes: F32, delta: F32) -> F32:
+    """Systematic utility ``V = taste @ attributes.T + delta`` (buyers x products), float32.
+
+    ``taste`` carries each buyer's coefficients, the last column being the
+    price sensitivity; ``attributes`` the products' characteristics, the last
+    column being minus the price paid in 100k RMB.
+    """
+    v = taste @ attributes.T
+    v += delta[None, :]
+    return v
+
+
+def choose(
+    v: F32,
+    available: B,
+    v0: F32,
+    nest: NDArray[np.intp],
+    lam: F32,
+    e: F32,
+    e0: F32,
+) -> NDArray[np.intp]:
+    """Nested-logit choice by the exponential Gumbel-max trick.
+
+    Args:
+        v: systematic utilities, buyers x products.
+        available: which products each buyer can choose (considered, affordable, open).
+        v0: utility of the outside option per buyer.
+        nest: nest index (0..K-1) of each product.
+        lam: nesting parameter per nest (1 = no correlation inside the nest).
+        e: Exp(1) draws, buyers x products.
+        e0: Exp(1) draws, buyers x (K + 1); the last column is the outside option's.
+
+    Returns:
+        Product index chosen per buyer, or ``OUTSIDE`` (-1).
+    """
+    n, j = v.shape
+    k = lam.shape[0]
+    if n == 0:
+        return np.empty(0, np.intp)
+    if j == 0:
+        return np.full(n, OUTSIDE, np.intp)
+    masked = np.where(available, v, -np.inf).astype(np.float32, copy=False)
+    m = np.maximum(masked.max(axis=1), v0)
+    lam_j = lam[nest]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        w = np.exp((masked - m[:, None]) / lam_j[None, :])
+    w[~available] = 0.0
+    onehot = np.zeros((j, k), np.float32)
+    onehot[np.arange(j), nest] = 1.0
+    s = w @ onehot
+    with np.errstate(divide="ignore"):
+        nest_score = lam[None, :] * np.log(s) - np.log(e0[:, :k])
+        outside_score = (v0 - m) - np.log(e0[:, k])
+    best_nest = np.argmax(nest_score, axis=1)
+    best_score = nest_score[np.arange(n), best_nest]
+    goes_outside = ~(best_score > outside_score)
+    ratio = w / e
+    ratio[nest[None, :] != best_nest[:, None]] = -1.0
+    pick = np.argmax(ratio, axis=1)
+    pick[goes_outside] = OUTSIDE
+    return pick.astype(np.intp)
+
+
+def serve_in_order(
+    v: F32,
+    available: B,
+    v0: F32,
+    nest: NDArray[np.intp],
+    lam: F32,
+    e: F32,
+    e0: F32,
+    limits: F64,
+    order: NDArray[np.intp],
+) -> tuple[NDArray[np.intp], B]:
+    """Choices under order limits, equal to serving buyers one by one.
+
+    Buyers are served in ``order`` (a permutation: ``order[0]`` first). Each takes
+    its choice among the products still open; a product closes when it has taken
+    ``limits[j]`` orders. Vectorised: all buyers choose; the product whose limit
+    is reached earliest in the queue is closed; buyers behind that point who chose
+    it choose again; repeat. Each round closes one product, so the result equals
+    the one-by-one queue exactly for fixed draws.
+
+    Returns:
+        ``(choice, closed)``: product per buyer (``OUTSIDE`` = none) and the
+        products that closed this month.
+    """
+    n, j = v.shape
+    remaining = np.asarray(limits, float).copy()
+    closed = remaining <= 0
+    avail = available & ~closed[None, :] if closed.any() else available
+    choice = choose(v, avail, v0, nest, lam, e, e0)
+    queue = np.asarray(order, np.intp)
+    p = 0
+    while p < n:
+        sub = queue[p:]
+        ch = choice[sub]
+        inside = ch >= 0
+        counts = np.bincount(ch[inside], minlength=j)
+        over = np.flatnonzero(counts > remaining)
+        if over.size == 0:
+            break
+        # Position (in `sub`) of the first buyer turned away from each full product.
+        srt = np.argsort(np.where(inside, ch, j), kind="stable")
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        first_rejected = srt[starts[over] + remaining[over].astype(np.int64)]
+        which = int(np.argmin(first_rejected))
+        r, full = int(first_rejected[which]), int(over[which])
+        served = ch[:r]
+        remaining -= np.bincount(served[served >= 0], minlength=j)
+        remaining[full] = 0.0
+        closed[full] = True
+        p += r
+        rest = queue[p:]
+        redo = rest[choice[rest] == full]
+        if redo.size:
+            av = available[redo] & ~closed[None, :]
+            choice[redo] = choose(v[redo], av, v0[redo], nest, lam, e[redo], e0[redo])
+    return choice, closed
+
+
+# ------------------------------------------------------------ closed forms (tests)
+
+
+def logit_probabilities(v: F64, v0: float = 0.0) -> F64:
+    """Multinomial-logit probabilities of products and (last) the outside option."""
+    u = np.append(np.asarray(v, float), v0)
+    u = u - u.max()
+    ex = np.exp(u)
+    return ex / ex.sum()
+
+
+def nested_logit_probabilities(v: F64, nest: NDArray[np.intp], lam: F64, v0: float = 0.0) -> F64:
+    """Nested-logit probabilities of products and (last) the outside option."""
+    v = np.asarray(v, float)
+    lam = np.asarray(lam, float)
+    k = lam.shape[0]
+    inclusive = np.array([np.log(np.exp(v[nest == g] / lam[g]).sum()) if (nest == g).any() else -np.inf for g in range(k)])
+    nest_w = np.exp(lam * inclusive)
+    denom = nest_w.sum() + np.exp(v0)
+    p_nest = nest_w / denom
+    within = np.exp(v / lam[nest]) / np.exp(inclusive[nest])
+    return np.append(p_nest[nest] * within, np.exp(v0) / denom)
+
+
+def split_largest_remainder(total: int, weights: F64) -> I64:
+    """Split an integer ``total`` in proportion to ``weights``, in integers summing to ``total``."""
+    w = np.asarray(weights, float)
+    if total <= 0 or w.sum() <= 0:
+        return np.zeros(w.shape, np.int64)
+    exact = total * w / w.sum()
+    out = np.floor(exact).astype(np.int64)
+    short = int(total - out.sum())
+    if short > 0:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out

@@ -1,0 +1,547 @@
+"""The market model: one step is one calendar month.
+
+``MarketModel.step`` reads as the month's timetable: policy takes effect, stores
+open, brands price, buyers arrive and hear of products, buyers choose (within
+the order books still open), capacity delivers, backlog and waits update, the
+month is recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+
+from . import market, observe, policy
+from .agents import TASTES, Brand, Buyer, BuyerPool, Dealer
+from .months import format_month, parse_month
+from .scenario import BODIES, POWERTRAINS, Scenario, load_scenario
+from .yamlio import InputError
+
+#: Longest wait (months) used in utilities and cancellations, to keep numbers finite.
+MAX_WAIT = 24.0
+
+
+def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Keyword overrides: ``buyers__price_sensitivity=1.2`` or ``{"buyers.price_sensitivity": 1.2}``."""
+    return {k.replace("__", "."): v for k, v in kwargs.items()}
+
+
+class MarketModel(mesa.Model):
+    """China's premium car market as buyers, brands and dealers.
+
+    Args:
+        scenario: a :class:`Scenario` or the path of a scenario file.
+        seed: root seed (default: the scenario's). Ignored when ``rng`` is given.
+        rng: a ``numpy.random.Generator`` (one per run; replications pass spawned ones).
+        scale: real buyers per buyer agent (default: the scenario's).
+        **overrides: scenario values by path, ``buyers__price_sensitivity=1.2`` or
+            ``**{"products.AITO M6.price": 260000}`` (applied before validation).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | str | Path = "scenarios/baseline.yaml",
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        scale: float | None = None,
+        **overrides: Any,
+    ):
+        if isinstance(scenario, Scenario):
+            cfg = scenario
+            if overrides:
+                from .scenario import Document, apply_override, validate_document
+
+                data = cfg.model_dump(mode="json")
+                for k, v in _overrides(overrides).items():
+                    apply_override(data, k, v)
+                cfg = validate_document(Document(data, {}, f"<{cfg.name}>"))
+        else:
+            cfg = load_scenario(scenario, _overrides(overrides))
+        if rng is not None:
+            super().__init__(rng=rng)
+        else:
+            super().__init__(seed=cfg.seed if seed is None else seed)
+        self.config = cfg
+        self.scale = float(cfg.scale if scale is None else scale)
+        if not self.scale > 0:
+            raise InputError(f"scale must be > 0, got {self.scale}")
+        self._setup_static()
+        self._compile_schedules()
+        self._setup_state()
+        self.datacollector = mesa.DataCollector(model_reporters=observe.REPORTERS)
+
+    # ----------------------------------------------------------------- set-up
+
+    def _setup_static(self) -> None:
+        cfg = self.config
+        self.start_index = cfg.start_index
+        self.n_months = cfg.n_months
+        self.t = 0
+        self.month_index = self.start_index
+        self.market_names = [m.name for m in cfg.markets]
+        self.brand_names = [b.name for b in cfg.brands]
+        self.product_names = [p.name for p in cfg.products]
+        self.segment_names = [s.name for s in cfg.segments]
+        bidx = {n: i for i, n in enumerate(self.brand_names)}
+        midx = {n: i for i, n in enumerate(self.market_names)}
+        prods = cfg.products
+        self.n_products, self.n_markets, self.n_brands = len(prods), len(cfg.markets), len(cfg.brands)
+        self.product_brand = np.array([bidx[p.brand] for p in prods], np.intp)
+        self.powertrain = np.array([p.powertrain for p in prods])
+        self.powertrain_index = np.array([POWERTRAINS.index(p.powertrain) for p in prods], np.intp)
+        self.body = np.array([p.body for p in prods])
+        self.seats = np.array([p.seats for p in prods])
+        self.electric_range = np.array([p.electric_range_km for p in prods], float)
+        self.made_in = np.array([p.made_in for p in prods])
+        self.sold_in = np.zeros((self.n_products, self.n_markets), bool)
+        for i, p in enumerate(prods):
+            for m in p.markets:
+                self.sold_in[i, midx[m]] = True
+        self.launch = np.array([parse_month(p.launch) for p in prods])
+        self.delivery_start = np.array(
+            [parse_month(p.delivery_start or p.launch) for p in prods]
+        )
+        self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
+        self.capacity_start = np.array(
+            [parse_month(p.capacity.start) if p.capacity.start else parse_month(p.delivery_start or p.launch) for p in prods]
+        )
+        self.ramp = np.array([p.capacity.ramp_months for p in prods])
+        self.max_wait = np.array([p.max_wait_months for p in prods], float)
+        b = cfg.brands
+        self.brand_prestige = np.array([x.prestige for x in b], float)
+        self.brand_huawei = np.array([x.huawei for x in b], float)
+        self.brand_domestic = np.array([x.origin == "domestic" for x in b], float)
+        self.brand_appeal = np.array([x.appeal for x in b], float)
+        self.brand_stock_months = np.array([x.pricing.stock_months for x in b], float)
+        # Static attribute columns (buyers x products utilities are taste @ X.T).
+        self.attr_static = np.zeros((self.n_products, len(TASTES)), np.float32)
+        col = {n: i for i, n in enumerate(TASTES)}
+        self.attr_static[:, col["prestige"]] = self.brand_prestige[self.product_brand]
+        self.attr_static[:, col["huawei"]] = self.brand_huawei[self.product_brand]
+        self.attr_static[:, col["domestic"]] = self.brand_domestic[self.product_brand]
+        for k, pt in enumerate(POWERTRAINS):
+            self.attr_static[:, col[pt]] = self.powertrain_index == k
+        for body in ("SUV", "MPV", "sedan"):
+            self.attr_static[:, col[body]] = self.body == body
+        self.attr_static[:, col["large"]] = self.seats >= 6
+        self._smart_col = col["smart"]
+        assert set(BODIES) >= {"SUV", "MPV", "sedan"}
+
+    def _compile_schedules(self) -> None:
+        """Turn dated events and the policy calendar into per-month arrays (T x ...)."""
+        cfg = self.config
+        T, P, M = self.n_months, self.n_products, self.n_markets
+        months = np.arange(self.start_index, self.start_index + T)
+        prods = cfg.products
+        pidx = {n: i for i, n in enumerate(self.product_names)}
+        self.price_t = np.tile(np.array([p.price for p in prods], float), (T, 1))
+        self.appeal_t = np.tile(np.array([p.appeal for p in prods], float), (T, 1))
+        self.smart_t = np.tile(np.array([p.smart for p in prods], float), (T, 1))
+        self.cap_full_t = np.tile(np.array([p.capacity.max for p in prods], float), (T, 1))
+        cap_factor = np.ones((T, P))
+        self.pre_refresh_t = np.zeros((T, P), bool)
+        brand_appeal_t = np.tile(self.brand_appeal, (T, 1))
+        end = self.end.copy()
+        self.events_by_month: dict[int, list[Any]] = {}
+        for ev in cfg.events:
+            m0 = parse_month(ev.month)
+            t0 = m0 - self.start_index
+            self.events_by_month.setdefault(m0, []).append(ev)
+            after = slice(max(t0, 0), T) if t0 < T else slice(T, T)
+            j = pidx.get(ev.product) if ev.product else None
+            if ev.type == "price" and j is not None:
+                if ev.price is not None:
+                    self.price_t[after, j] = ev.price
+                else:
+                    self.price_t[after, j] *= ev.factor
+            elif ev.type in ("refresh", "appeal"):
+                if ev.appeal is not None:
+                    if j is not None:
+                        self.appeal_t[after, j] += ev.appeal
+                    elif ev.brand is not None:
+                        brand_appeal_t[after, self.brand_names.index(ev.brand)] += ev.appeal
+                if ev.type == "refresh" and j is not None:
+                    if ev.price is not None:
+                        self.price_t[after, j] = ev.price
+                    if ev.smart is not None:
+                        self.smart_t[after, j] = ev.smart
+                    if ev.announce_months:
+                        lo = max(t0 - ev.announce_months, 0)
+                        self.pre_refresh_t[lo : max(t0, 0), j] = True
+            elif ev.type == "capacity" and j is not None:
+                stop = T if ev.until is None else min(parse_month(ev.until) - self.start_index + 1, T)
+                window = slice(max(t0, 0), max(stop, 0))
+                if ev.capacity is not None:
+                    self.cap_full_t[window, j] = ev.capacity
+                if ev.factor is not None:
+                    cap_factor[window, j] *= ev.factor
+            elif ev.type == "discontinue" and j is not None:
+                end[j] = min(end[j], m0 - 1)
+        self.end = end
+        self.brand_appeal_t = brand_appeal_t
+        # Capacity with its ramp, units a month, integer.
+        since = months[:, None] - self.capacity_start[None, :]
+        self.capacity_t = np.floor(
+            market.ramp_capacity(since, self.ramp[None, :], self.cap_full_t) * cap_factor + 1e-9
+        )
+        self.capacity_t[months[:, None] < self.delivery_start[None, :]] = 0.0
+        self.cap_full_t = self.cap_full_t * cap_factor
+        on_sale = (months[:, None] >= self.launch[None, :]) & (months[:, None] <= self.end[None, :])
+        self.open_t = on_sale[:, :, None] & self.sold_in[None, :, :]  # T x P x M
+        self.deliverable_t = months[:, None] >= self.delivery_start[None, :]
+        # Policy: tariffs (T x P x M), NEV exemption (T x M: share, cap, min range), subsidies (T x P x M).
+        pol = cfg.policies
+        self.tariff_t = np.zeros((T, P, M))
+        for tr in pol.tariffs:
+            m = self.market_names.index(tr.market)
+            lo = parse_month(tr.start) if tr.start else -(10**9)
+            hi = parse_month(tr.end) if tr.end else 10**9
+            when = (months >= lo) & (months <= hi)
+            applies = self.made_in != tr.market if tr.made_in is None else np.isin(self.made_in, tr.made_in)
+            if tr.powertrains is not None:
+                applies &= np.isin(self.powertrain, tr.powertrains)
+            if tr.brands is not None:
+                applies &= np.isin(np.array(self.brand_names)[self.product_brand], tr.brands)
+            self.tariff_t[np.ix_(when, applies, [m])] += tr.rate
+        self.exempt_share_t = np.zeros((T, M))
+        self.exempt_cap_t = np.zeros((T, M))
+        self.exempt_min_range_t = np.zeros((T, M))
+        for ex in pol.nev_exemptions:
+            when = (months >= parse_month(ex.start)) & (months <= parse_month(ex.end))
+            for name in ex.markets:
+                if name in self.market_names:
+                    m = self.market_names.index(name)
+                    self.exempt_share_t[when, m] = ex.share
+                    self.exempt_cap_t[when, m] = ex.cap
+                    self.exempt_min_range_t[when, m] = ex.min_electric_range_km
+        self.subsidy_t = np.zeros((T, P, M))
+        nev = np.isin(self.powertrain, ("BEV", "EREV", "PHEV"))
+        for sub in pol.subsidies:
+            if sub.market not in self.market_names:
+                continue
+            m = self.market_names.index(sub.market)
+            when = (months >= parse_month(sub.start)) & (months <= parse_month(sub.end))
+            amount = np.where(nev, sub.amount_nev, sub.amount_ice) * sub.uptake
+            self.subsidy_t[when, :, m] += amount[None, :]
+        self.tax_on = np.array([m in pol.purchase_tax_markets for m in self.market_names])
+        # Demand: expected arrivals per month and market (people).
+        self.arrivals_t = np.zeros((T, M))
+        for m, mk in enumerate(cfg.markets):
+            ref = parse_month(mk.reference_month)
+            s = mk.seasonality
+            for t, mi in enumerate(months):
+                year, mon = mi // 12, mi % 12 + 1
+                season = market.seasonality_factor(
+                    year, mon, s.monthly, s.lunar_new_year, s.lunar_new_year_depth, s.lunar_new_year_window_days
+                )
+                self.arrivals_t[t, m] = market.expected_arrivals(
+                    mk.buyers_per_month, int(mi - ref), mk.growth_per_year, mk.growth.get(str(year), 1.0), season
+                )
+
+    def _setup_state(self) -> None:
+        cfg = self.config
+        P, M, B = self.n_products, self.n_markets, self.n_brands
+        self.brand_agents = [Brand(self, i, b) for i, b in enumerate(cfg.brands)]
+        self.dealers: list[Dealer] = [
+            Dealer(self, s, self.brand_names.index(s.brand), self.market_names.index(s.market)) for s in cfg.stores
+        ]
+        self.awareness = np.zeros((B, M))
+        for i, b in enumerate(cfg.brands):
+            for m, name in enumerate(self.market_names):
+                self.awareness[i, m] = b.awareness.get(name, 0.05)
+        self.owners = np.zeros((B, M))
+        self.backlog = np.zeros((P, M))
+        for i, p in enumerate(cfg.products):
+            first = int(np.flatnonzero(self.sold_in[i])[0]) if self.sold_in[i].any() else 0
+            self.backlog[i, first] = np.rint(p.initial_backlog)
+        self.stock = np.zeros(P)
+        self.recent_deliveries = np.zeros(P)
+        self.wait = np.zeros(P)
+        self.capacity_now = np.zeros(P)
+        self.pool = BuyerPool()
+        self.next_buyer_id = 0
+        self.returning = np.zeros(M)
+        self.last_orders = np.zeros((P, M))
+        self._tier_names = [list(mk.city_tiers) for mk in cfg.markets]
+        self._tier_p = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
+        self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
+        self.total_decisions = 0
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def month_label(self) -> str:
+        return format_month(self.month_index)
+
+    @property
+    def brands(self) -> mesa.agent.AgentSet:
+        """The brands as a Mesa AgentSet."""
+        return self.agents_by_type[Brand]
+
+    def buyer_agents(self, limit: int | None = None) -> list[Buyer]:
+        """Buyers now in the market as Mesa agents (views of the pool, created on demand)."""
+        ids = self.pool.id if limit is None else self.pool.id[:limit]
+        return [Buyer(self, int(i)) for i in ids]
+
+    # ------------------------------------------------------------------- step
+
+    def step(self) -> None:
+        """Simulate one calendar month."""
+        if not self.running:
+            return
+        t = self.t
+        self.month_index = self.start_index + t
+        self._take_events(t)
+        self._update_waits(t)
+        self.brands.do("set_prices")
+        self._price(t)
+        self._hear()
+        self._arrive(t)
+        self._choose(t)
+        self._deliver(t)
+        self.datacollector.collect(self)
+        self.t += 1
+        if self.t >= self.n_months:
+            self.running = False
+
+    # ------------------------------------------------------------ the month
+
+    def _take_events(self, t: int) -> None:
+        """Dated events that change agents' state: store openings and discounts."""
+        for ev in self.events_by_month.get(self.start_index + t, []):
+            if ev.type == "stores":
+                b = self.brand_names.index(ev.brand)
+                m = self.market_names.index(ev.market) if ev.market else 0
+                found = [d for d in self.dealers if d.brand == b and d.market == m and (ev.channel is None or d.channel == ev.channel)]
+                if found:
+                    found[0].open_stores(ev.count, ev.add)
+                else:
+                    from .scenario import Stores
+
+                    cfg = Stores(brand=ev.brand, market=self.market_names[m], channel=ev.channel or "direct", count=0)
+                    d = Dealer(self, cfg, b, m)
+                    d.open_stores(ev.count, ev.add)
+                    self.dealers.append(d)
+            elif ev.type == "discount":
+                for name in ([ev.brand] if ev.brand else []) + list(ev.brands or []):
+                    self.brand_agents[self.brand_names.index(name)].set_discount(ev.discount, ev.floor)
+
+    def _update_waits(self, t: int) -> None:
+        """Expected wait of a new order (months) and this month's capacity."""
+        cap = self.capacity_t[t]
+        full = np.maximum(self.cap_full_t[t], 1.0)
+        self.capacity_now = cap
+        pending = self.backlog.sum(axis=1) - self.stock
+        before = np.maximum(self.delivery_start - self.month_index, 0)
+        wait = np.where(cap > 0, pending / np.maximum(cap, 1.0), before + pending / full)
+        self.wait = np.clip(wait, 0.0, MAX_WAIT)
+
+    def _price(self, t: int) -> None:
+        """Landed list price, transaction price and what buyers pay, products x markets."""
+        disc = np.array([b.discount for b in self.brand_agents])[self.product_brand]
+        self.month_list_price, self.month_transaction_price, self.month_paid = self._prices_at(t, disc)
+        nxt = min(t + 1, self.n_months - 1)
+        _, _, paid_next = self._prices_at(nxt, disc)
+        # Known price change next month (tax steps, announced price moves), 100k RMB.
+        change = (paid_next - self.month_paid) / 1e5
+        open_now = self.open_t[t]
+        weight = (self.last_orders + 1.0) * open_now
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = (change * weight).sum(axis=0) / weight.sum(axis=0)
+        self.expected_rise = np.nan_to_num(g)
+
+    def _prices_at(self, t: int, discount: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cfg, pol = self.config, self.config.policies
+        P, M = self.n_products, self.n_markets
+        lst, trans, paid = np.zeros((P, M)), np.zeros((P, M)), np.zeros((P, M))
+        for m, mk in enumerate(cfg.markets):
+            lp = policy.landed_list_price(self.price_t[t], self.tariff_t[t, :, m], mk.price_level)
+            eligible = policy.nev_eligible(self.powertrain, self.electric_range, self.exempt_min_range_t[t, m])
+            tr, pd = policy.buyer_price(
+                lp,
+                discount,
+                vat=mk.vat,
+                tax_rate=pol.purchase_tax_rate if self.tax_on[m] else 0.0,
+                exemption_share=self.exempt_share_t[t, m],
+                exemption_cap=self.exempt_cap_t[t, m],
+                eligible=eligible,
+                luxury_threshold=pol.luxury_tax_threshold,
+                luxury_rate=pol.luxury_tax_rate if self.tax_on[m] else 0.0,
+                subsidy=self.subsidy_t[t, :, m],
+            )
+            lst[:, m], trans[:, m], paid[:, m] = lp, tr, pd
+        return lst, trans, paid
+
+    def _hear(self) -> None:
+        """Awareness grows by advertising (p) and word of mouth from owners (q)."""
+        aw = self.config.buyers.awareness
+        adv = np.array([b.config.advertising for b in self.brand_agents])[:, None]
+        self.awareness = market.awareness_step(
+            self.awareness, aw.innovation * adv, aw.imitation, self.owners, aw.reference_owners
+        )
+        eff = np.zeros((self.n_brands, self.n_markets))
+        for d in self.dealers:
+            eff[d.brand, d.market] += d.effective_stores
+        self.effective_stores = eff
+
+    def _arrive(self, t: int) -> None:
+        """New buyers arrive (and buyers who cancelled come back); leavers go."""
+        pool = self.pool
+        if len(pool):
+            pool.keep(~pool.leaves)
+        rng, cfg = self.rng, self.config.buyers
+        arrivals = 0
+        for m in range(self.n_markets):
+            expected = self.arrivals_t[t, m] / self.scale
+            n = int(rng.poisson(expected)) if expected > 0 else 0
+            n += int(np.rint(self.returning[m] / self.scale))
+            if n == 0:
+                continue
+            arrivals += n
+            tier = rng.choice(len(self._tier_p[m]), size=n, p=self._tier_p[m]).astype(np.int16)
+            family = rng.random(n) < cfg.family_share
+            budget = (cfg.budget_median * np.exp(cfg.budget_sigma * rng.standard_normal(n))).astype(np.float32)
+            years = (self.month_index - parse_month("2022-01")) / 12.0
+            mean = np.array([cfg.tastes[k].mean + cfg.tastes[k].trend_per_year * years if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
+            sd = np.array([cfg.tastes[k].sd if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
+            taste = mean + sd * rng.standard_normal((n, len(TASTES)), dtype=np.float32)
+            large = TASTES.index("large")
+            taste[:, large] += np.where(family, cfg.family_large_car, 0.0).astype(np.float32)
+            alpha = market.price_sensitivity(cfg.price_sensitivity, budget, cfg.budget_reference, cfg.income_elasticity)
+            ids = np.arange(self.next_buyer_id, self.next_buyer_id + n, dtype=np.int64)
+            self.next_buyer_id += n
+            pool.extend(
+                BuyerPool(
+                    id=ids,
+                    market=np.full(n, m, np.int16),
+                    tier=tier,
+                    family=family,
+                    budget=budget,
+                    alpha=alpha,
+                    taste=taste,
+                    arrived=np.full(n, self.month_index, np.int32),
+                    choice=np.full(n, -2, np.int32),
+                    leaves=np.zeros(n, bool),
+                )
+            )
+        self.returning[:] = 0.0
+        pool.choice[:] = -2
+        self.month_arrivals = arrivals
+
+    def _nests(self, prods: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nest of each offered product and the nesting parameter of each nest."""
+        ch = self.config.buyers.choice
+        if ch.model == "logit" or ch.nests == "inside":
+            lam = 1.0 if ch.model == "logit" else ch.nest_lambda
+            return np.zeros(prods.size, np.intp), np.array([lam], np.float32)
+        if ch.nests == "powertrain":
+            return self.powertrain_index[prods], np.full(len(POWERTRAINS), ch.nest_lambda, np.float32)
+        seg = self._segment_of(trans)
+        return seg, np.full(len(self.segment_names), ch.nest_lambda, np.float32)
+
+    def _segment_of(self, price: np.ndarray) -> np.ndarray:
+        lows = np.array([s.min_price for s in self.config.segments])
+        order = np.argsort(lows)
+        pos = np.searchsorted(lows[order], price, side="right") - 1
+        return order[np.clip(pos, 0, len(lows) - 1)].astype(np.intp)
+
+    def _choose(self, t: int) -> None:
+        """Buyers consider what their stores and awareness show them, and order or wait."""
+        cfg = self.config.buyers
+        rng, pool = self.rng, self.pool
+        P, M = self.n_products, self.n_markets
+        self.month_orders = np.zeros((P, M))
+        col_smart = self._smart_col
+        limit_left = np.floor(
+            np.maximum(self.max_wait * self.cap_full_t[t] + self.stock - self.backlog.sum(axis=1), 0.0) / self.scale
+        )
+        decisions = 0
+        for m in range(M):
+            rows = np.flatnonzero(pool.market == m)
+            n = rows.size
+            if n == 0:
+                continue
+            open_m = self.open_t[t, :, m]
+            prods = np.flatnonzero(open_m)
+            if prods.size == 0:
+                pool.choice[rows] = market.OUTSIDE
+                decisions += n
+                continue
+            paid = self.month_paid[prods, m]
+            trans = self.month_transaction_price[prods, m]
+            attrs = np.concatenate(
+                [self.attr_static[prods], (-paid / 1e5)[:, None].astype(np.float32)], axis=1
+            )
+            attrs[:, col_smart] = self.smart_t[t, prods]
+            taste = np.concatenate([pool.taste[rows], pool.alpha[rows, None]], axis=1)
+            delta = (
+                self.appeal_t[t, prods]
+                + self.brand_appeal_t[t, self.product_brand[prods]]
+                - cfg.wait_cost * self.wait[prods]
+                - cfg.pre_refresh_penalty * self.pre_refresh_t[t, prods]
+            ).astype(np.float32)
+            v = market.utilities(taste, attrs, delta)
+            # Consideration: brand awareness times store reach in the buyer's city tier.
+            reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
+            p_consider = (self.awareness[:, m][None, :] * reach)[pool.tier[rows]].astype(np.float32)
+            considers = rng.random((n, self.n_brands), dtype=np.float32) < p_consider
+            affordable = paid[None, :] <= pool.budget[rows, None] * (1.0 + cfg.budget_stretch)
+            available = considers[:, self.product_brand[prods]] & affordable
+            v0 = (cfg.outside_value + cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
+            nest, lam = self._nests(prods, trans)
+            e = rng.standard_exponential((n, prods.size), dtype=np.float32)
+            e0 = rng.standard_exponential((n, lam.size + 1), dtype=np.float32)
+            order = rng.permutation(n)
+            choice, _ = market.serve_in_order(v, available, v0, nest, lam, e, e0, limit_left[prods], order)
+            picked = np.where(choice >= 0, prods[np.maximum(choice, 0)], market.OUTSIDE)
+            pool.choice[rows] = picked
+            counts = np.bincount(picked[picked >= 0], minlength=P)
+            limit_left -= counts
+            self.month_orders[:, m] = np.rint(counts * self.scale)
+            decisions += n
+        # Who leaves: buyers who ordered; of those who did not, all but the deferrers.
+        months_in = self.month_index - pool.arrived
+        stays = (pool.choice < 0) & (rng.random(len(pool)) < cfg.defer_share) & (months_in < cfg.max_defer_months)
+        pool.leaves = ~stays
+        self.month_decisions = decisions
+        self.total_decisions += decisions
+        self.last_orders = self.month_orders
+
+    def _deliver(self, t: int) -> None:
+        """Cancellations, deliveries from stock and capacity, production, backlog."""
+        cfg = self.config.buyers
+        cancel = np.rint(self.backlog * market.cancellation_rate(self.wait, cfg.cancel_rate_per_wait_month)[:, None])
+        pending = self.backlog - cancel + self.month_orders
+        cap = self.capacity_t[t]
+        total_pending = pending.sum(axis=1)
+        deliverable = self.deliverable_t[t]
+        available = np.where(deliverable, self.stock + cap, 0.0)
+        delivered = np.minimum(total_pending, available)
+        units = np.zeros_like(pending)
+        for j in np.flatnonzero(delivered > 0):
+            units[j] = market.split_largest_remainder(int(delivered[j]), pending[j])
+        stock_months = self.brand_stock_months[self.product_brand]
+        target_stock = np.where(self.open_t[t].any(axis=1), stock_months * self.recent_deliveries, 0.0)
+        production = np.where(
+            deliverable, np.minimum(cap, np.maximum(0.0, np.ceil(delivered + target_stock - self.stock))), 0.0
+        )
+        production = np.maximum(production, delivered - self.stock)
+        self.stock = self.stock + production - delivered
+        self.backlog = pending - units
+        self.owners += np.array([units[self.product_brand == b].sum(axis=0) for b in range(self.n_brands)])
+        self.recent_deliveries = (2.0 * self.recent_deliveries + delivered) / 3.0
+        self.returning = cancel.sum(axis=0) * cfg.switch_share
+        self.month_units = units
+        self.month_cancellations = cancel
+        self.production = production
+        self.month_offered = self.open_t[t] | (units > 0) | (self.backlog > 0)
+
+    # ---------------------------------------------------------------- running
+
+    def run(self) -> None:
+        """Step until the scenario's end."""
+        while self.running:
+            self.step()
