@@ -93,13 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(sub: Any) -> None:
-    """Commands whose modules may be absent in a partial install register here."""
-    try:
-        from . import compare  # noqa: F401
-    except ImportError:
-        return
-    from .compare import add_compare_command
+    """Commands that live with their modules register here."""
+    from .calibrate import add_calibrate_commands
 
+    add_calibrate_commands(sub)
+    try:
+        from .compare import add_compare_command
+    except ImportError:  # sim/compare.py not present in this checkout yet
+        return
     add_compare_command(sub)
 
 

@@ -170,8 +170,9 @@ def choose(
     best_nest = np.argmax(nest_score, axis=1)
     best_score = nest_score[np.arange(n), best_nest]
     goes_outside = ~(best_score > outside_score)
-    ratio = w / e
-    ratio[nest[None, :] != best_nest[:, None]] = -1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = w / e  # an Exp(1) draw of exactly 0 gives inf: that product wins, as it should
+    ratio[~(w > 0) | (nest[None, :] != best_nest[:, None])] = -1.0
     pick = np.argmax(ratio, axis=1)
     pick[goes_outside] = OUTSIDE
     return pick.astype(np.intp)

@@ -115,6 +115,7 @@ ENTITY_RULES: tuple[EntityRule, ...] = (
     EntityRule(r"EU CVD\b.*\bTesla\b", "Tesla", market="EU"),
     EntityRule(r"EU\b", None, market="EU"),
     EntityRule(r"US\b", None, market="US"),
+    EntityRule(r"China vehicle sales \(CAAM, wholesale incl\. exports\)", None, market=None),
     EntityRule(r"HIMA\b", None, basis="alliance"),
     EntityRule(r"Huawei-SERES\b", "AITO", basis="parent"),
     EntityRule(r"Huawei\b", None, basis="alliance"),
@@ -214,10 +215,7 @@ def _single_period(text: str) -> Period:
         return Period("quarter", format_month(first), format_month(first + 2))
     if m := _YEAR.match(s):
         return Period("year", format_month(parse_month(f"{m[1]}-01")), f"{m[1]}-12")
-    raise ValueError(
-        f"cannot read the period {text!r}: expected YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Qn, "
-        "YYYY-YYYY or A..B"
-    )
+    raise ValueError(f"cannot read the period {text!r}: expected YYYY, YYYY-MM, YYYY-MM-DD, YYYY-Qn, YYYY-YYYY or A..B")
 
 
 def parse_period(text: str) -> Period:
@@ -281,14 +279,10 @@ _QUALIFIER_WORDS = {
     "roughly": "~", "nearly": "~", "almost": "~",
 }  # fmt: skip
 _LEAD = re.compile(
-    r"^(?P<q>"
-    + "|".join(re.escape(w) for w in sorted(_QUALIFIER_WORDS, key=len, reverse=True))
-    + r")\s*",
+    r"^(?P<q>" + "|".join(re.escape(w) for w in sorted(_QUALIFIER_WORDS, key=len, reverse=True)) + r")\s*",
     re.IGNORECASE,
 )
-_SINGLE = re.compile(
-    rf"^(?P<sign>[-+])?(?P<num>{_NUM})\s*(?P<scale>{_SCALE})?\s*(?P<pct>%)?$", re.IGNORECASE
-)
+_SINGLE = re.compile(rf"^(?P<sign>[-+])?(?P<num>{_NUM})\s*(?P<scale>{_SCALE})?\s*(?P<pct>%)?$", re.IGNORECASE)
 _RANGE = re.compile(
     rf"^(?P<a>{_NUM})\s*(?P<sa>{_SCALE})?\s*(?P<pa>%)?\s*(?:-|–|to)\s*"
     rf"(?P<b>{_NUM})\s*(?P<sb>{_SCALE})?\s*(?P<pb>%)?$",
@@ -399,7 +393,8 @@ def parse_items(text: str, unit: str = "") -> list[Item]:
             pass
         m = _LABEL_FIRST.match(part) or _VALUE_FIRST.match(part)
         if not m:
-            raise ValueError(f"cannot parse item {part!r} of {text!r}")
+            where = f" (item of {text!r})" if len(parts) > 1 else ""
+            raise ValueError(f"cannot parse {part!r}{where}")
         items.append(Item(m["label"].strip(), part, parse_value(m["val"], unit)))
     return items
 
@@ -421,6 +416,7 @@ def classify_measure(metric: str, entity: str = "", unit: str = "") -> str:
     m, e = metric.lower(), entity.lower()
     both = f"{m} {e}"
     rules: tuple[tuple[str, bool], ...] = (
+        ("date", unit.strip().lower() in ("date", "month")),
         ("policy", "purchase tax" in e),
         ("tariff", bool(re.search(r"\b(tariff|duty|duties|cvd)\b", both))),
         ("subsidy", "subsidy" in both or "trade-in" in both),
@@ -443,11 +439,14 @@ def classify_measure(metric: str, entity: str = "", unit: str = "") -> str:
         ("wholesale", "wholesale" in e),
         ("retail", "retail" in e),
     )
-    return next((name for name, hit in rules if hit), "other")
+    measure = next((name for name, hit in rules if hit), "other")
+    # a percentage reported beside a volume ("31.44 m total; ...; 40.9%") is a share
+    return "share" if measure in VOLUME_MEASURES and unit.strip() == "%" else measure
 
 
-_MON = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-_MONTH_NUMBER = {n: i + 1 for i, n in enumerate(_MON[1:48].split("|"))}
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_NUMBER = {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}
+_MON = rf"({'|'.join(_MONTH_NAMES)})[a-z]*\.?"
 _METRIC_RANGE = re.compile(rf"\b{_MON}\s*(\d{{4}})?\s*[-–]\s*{_MON}\s*(\d{{4}})?", re.IGNORECASE)
 _SINCE = re.compile(r"\bsince (\d{4}-\d{2})", re.IGNORECASE)
 _CUMULATIVE_OF = (
@@ -468,9 +467,7 @@ def _sum_start(metric: str, period: Period) -> str | None:
     return None
 
 
-def _frequency(
-    measure: str, metric: str, quote: str, period: Period
-) -> tuple[str | None, str, str | None]:
+def _frequency(measure: str, metric: str, quote: str, period: Period) -> tuple[str | None, str, str | None]:
     """(frequency, start month, cumulative_of) of a figure."""
     if measure not in VOLUME_MEASURES:
         return None, period.start, None
@@ -522,56 +519,54 @@ def _metric_labels(metric: str, n: int) -> list[str] | None:
     return None
 
 
-def _parse_row(
-    row: dict[str, str], period: Period, measure: str
-) -> list[tuple[str | None, str, ParsedValue | None]]:
-    """(label, item text, parsed value) for each figure of a row; raises ValueError."""
+def _parse_row(row: dict[str, str], measure: str) -> list[tuple[str | None, str, ParsedValue | None]]:
+    """(label, item text, value or None if informational) per figure of a row.
+
+    Raises:
+        ValueError: with a message starting ``unparseable value`` or ``several periods``.
+    """
     raw, unit = row["value"], row["unit"]
     if measure == "rank":
         if m := re.match(r"^#(\d+)", raw.strip()):
             rank = float(m[1])
-            return [(None, raw, ParsedValue(rank, rank, rank, "=", ""))]
-        raise ValueError(f"cannot parse rank {raw!r}: expected '#n'")
+            return [(None, raw, ParsedValue(rank, rank, rank, "="))]
+        raise ValueError(f"unparseable value: rank {raw!r} is not '#n'")
     if unit.strip().lower() in _INFORMATIONAL_UNITS:
         return [(None, raw, None)]
     try:
         return [(None, raw, parse_value(raw, unit))]
     except ValueError:
-        if measure == "policy":
-            if m := _CAP.search(raw):
-                x = _number(m[1], None, None, unit)
-                return [(None, raw, ParsedValue(x, x, x, "=", "per-vehicle cap"))]
-            return [(None, raw, None)]
-        try:
-            items = parse_items(raw, unit)
-        except ValueError as e:
-            raise ValueError(f"unparseable value: {e}") from None
+        pass
+    if measure == "policy":
+        # tax rules read as text; the number that matters is the cap per vehicle
+        if m := _CAP.search(raw):
+            x = _number(m[1], None, None, unit)
+            return [(None, raw, ParsedValue(x, x, x, "=", "per-vehicle cap"))]
+        return [(None, raw, None)]
+    try:
+        items = parse_items(raw, unit)
+    except ValueError as e:
+        raise ValueError(f"unparseable value: {e}") from None
     if len(items) == 1:
-        it = items[0]
-        label_note = f"trailing text: {it.label}" if it.label else ""
-        note = "; ".join(filter(None, [it.parsed.note, label_note]))
-        p = it.parsed
+        it, p = items[0], items[0].parsed
+        note = "; ".join(filter(None, [p.note, f"trailing text: {it.label}" if it.label else ""]))
         return [(None, raw, ParsedValue(p.value, p.low, p.high, p.qualifier, note))]
-    labelled = [it.label for it in items if it.label and _PERIOD_WORDS.search(it.label)]
-    if labelled:
-        raise ValueError(f"several periods in one value: {', '.join(labelled)}")
+    dated = [it.label for it in items if it.label and _PERIOD_WORDS.search(it.label)]
+    if dated:
+        raise ValueError(f"several periods in one value: items {', '.join(dated)}")
     names = _metric_labels(row["metric"], len(items))
-    return [(it.label or (names[k] if names else None), it.text, it.parsed)
-            for k, it in enumerate(items)]  # fmt: skip
+    return [(it.label or (names[k] if names else None), it.text, it.parsed) for k, it in enumerate(items)]
 
 
-def _figure_rows(line: int, row: dict[str, str]) -> list[dict[str, Any]]:
-    period = parse_period(row["date"])
+def _figure_rows(line: int, row: dict[str, str], period: Period) -> list[dict[str, Any]]:
+    """The figures of one CSV row (several for a multi-valued cell); raises ValueError."""
     entity, metric, raw_unit = row["entity"], row["metric"], row["unit"]
     measure = classify_measure(metric, entity, _base_unit(raw_unit))
-    parsed = _parse_row(row, period, measure)
+    parsed = _parse_row(row, measure)
     rule = resolve_entity(entity)
     n = len(parsed)
-    measures = [
-        classify_measure(metric, entity, "%" if text.strip().endswith("%") else _base_unit(raw_unit))
-        if n > 1 else measure
-        for _, text, _ in parsed
-    ]  # fmt: skip
+    units = ["%" if text.strip().endswith("%") else _base_unit(raw_unit) for _, text, _ in parsed]
+    measures = [classify_measure(metric, entity, u) for u in units] if n > 1 else [measure]
     prefix = entity.split()[0] if rule.brand and " / " in entity else None
     out = []
     for k, ((label, text, pv), item_measure) in enumerate(zip(parsed, measures, strict=True)):
@@ -597,11 +592,10 @@ def _figure_rows(line: int, row: dict[str, str]) -> list[dict[str, Any]]:
             notes.append("informational: no number")
         elif pv.note:
             notes.append(pv.note)
-        unit = "%" if text.strip().endswith("%") else _base_unit(raw_unit)
-        nan = math.nan
+        unit, nan = ("rank" if measure == "rank" else units[k]), math.nan
         out.append({
             "line": line, "date": row["date"], "entity": item_entity, "metric": metric,
-            "raw_value": row["value"], "unit": "rank" if measure == "rank" else unit,
+            "raw_value": row["value"], "unit": unit,
             "raw_unit": raw_unit, "source": row["source"], "quote": row["quote"],
             "confidence": row["confidence"], "granularity": period.granularity,
             "start": start, "end": period.end, "measure": item_measure,
@@ -614,14 +608,14 @@ def _figure_rows(line: int, row: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def _frame(records: list[dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
-    """A table with ints for ``line``, floats for values and plain objects (None kept) else."""
+def _frame(records: list[dict[str, Any]], columns: Sequence[str], floats: Sequence[str] = ()) -> pd.DataFrame:
+    """A table with ints for ``line``, floats for ``floats`` and objects (None kept) else."""
     data: dict[str, pd.Series] = {}
     for c in columns:
         values = [r[c] for r in records]
         if c == "line":
             data[c] = pd.Series(values, dtype="int64")
-        elif c in ("value", "low", "high"):
+        elif c in floats:
             data[c] = pd.Series(values, dtype="float64")
         else:
             data[c] = pd.Series(values, dtype=object)
@@ -651,33 +645,38 @@ def load_reported(path: str | Path | None = None) -> ReportedFigures:
         if missing:
             raise ValueError(f"{path}:1: missing column(s) {', '.join(missing)}")
         while True:
-            line = reader.line_num + 1
+            line = reader.line_num + 1  # first physical line of the next record
             cells = next(reader, None)
             if cells is None:
                 break
             if not any(c.strip() for c in cells):
                 continue
             row = dict(zip(header, cells, strict=False))
-            bad = {"line": line, **{k: row.get(k, "") for k in ("date", "entity", "metric", "value")}}
-            if len(cells) != len(header):
-                unusable.append({**bad, "reason": f"malformed row: {len(cells)} fields, "
-                                 f"expected {len(header)}"})  # fmt: skip
-                continue
-            reason = _check_row(row)
+            reason = _check_row(row, len(cells), len(header))
             if reason is None:
                 try:
-                    figures.extend(_figure_rows(line, row))
+                    period = parse_period(row["date"])
+                except ValueError as e:
+                    reason = f"bad period: {e}"
+            if reason is None:
+                try:
+                    figures.extend(_figure_rows(line, row, period))
                     continue
                 except ValueError as e:
-                    msg = str(e)
-                    known = ("unparseable value", "several periods", "cannot parse rank")
-                    reason = msg if msg.startswith(known) else f"bad period: {msg}"
-            unusable.append({**bad, "reason": reason})
-    return ReportedFigures(path, _frame(figures, FIGURE_COLUMNS), _frame(unusable, UNUSABLE_COLUMNS))
+                    reason = str(e)
+            keep = {k: row.get(k, "") for k in ("date", "entity", "metric", "value")}
+            unusable.append({"line": line, **keep, "reason": reason})
+    return ReportedFigures(
+        path,
+        _frame(figures, FIGURE_COLUMNS, floats=("value", "low", "high")),
+        _frame(unusable, UNUSABLE_COLUMNS),
+    )
 
 
-def _check_row(row: dict[str, str]) -> str | None:
-    """Why a well-formed row cannot give a figure before parsing its value, or None."""
+def _check_row(row: dict[str, str], n_cells: int, n_columns: int) -> str | None:
+    """Why a row cannot give a figure, found before reading its date and value, or None."""
+    if n_cells != n_columns:
+        return f"malformed row: {n_cells} fields, expected {n_columns}"
     if row["confidence"] not in CONFIDENCE_LEVELS:
         return f"bad confidence: {row['confidence']!r} is not one of {', '.join(CONFIDENCE_LEVELS)}"
     if row["confidence"] == "none" or row["value"].strip().upper().startswith("NOT FOUND"):

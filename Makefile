@@ -1,0 +1,37 @@
+# Set-up and the two main jobs. Needs only python3 (>= 3.11) and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REPS ?= 20
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+## demo: the main job: the baseline with replications; prints AITO's deliveries and the target probability
+demo: $(VENV)/.installed
+	$(BIN)/sim run scenarios/baseline.yaml --replications $(REPS) --out results/baseline --force
+
+## test: the whole test suite
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -W error
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check sim tests benchmarks
+	$(BIN)/mypy sim
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -m benchmark benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
