@@ -96,11 +96,9 @@ def _add_optional_commands(sub: Any) -> None:
     """Commands that live with their modules register here."""
     from .calibrate import add_calibrate_commands
 
+    from .compare import add_compare_command
+
     add_calibrate_commands(sub)
-    try:
-        from .compare import add_compare_command
-    except ImportError:  # sim/compare.py not present in this checkout yet
-        return
     add_compare_command(sub)
 
 

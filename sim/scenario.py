@@ -2,9 +2,11 @@
 
 A scenario is a YAML file. ``extends: other.yaml`` (relative to the file) deep-merges
 this file over another: mappings merge key by key, lists of named items (products,
-brands, markets, segments, stores, targets) merge by ``name`` (or ``brand``+``market``
-+``channel`` for stores), other lists are replaced. An item with ``remove: true``
-deletes the inherited item of that name.
+brands, markets, segments, stores, targets, tariffs, subsidies) merge by ``name`` (or
+``brand``+``market``+``channel`` for stores), other lists are replaced. An item with
+``remove: true`` deletes the inherited item of that name. Any list can instead be
+given as ``{append: [...]}`` (added after the inherited items, e.g. extra ``events``)
+or ``{replace: [...]}`` (replaces the inherited list, said explicitly).
 
 Every error names the file, the line and the field, e.g.
 ``scenarios/m6.yaml:14: products[3].price: Input should be greater than 0``.
@@ -498,6 +500,8 @@ NAMED_LISTS: dict[str, tuple[str, ...]] = {
     "subsidies": ("name",),
 }
 _STORE_DEFAULTS = {"market": "CN", "channel": "direct"}
+#: ``key: {append: [...]}`` adds to an inherited list; ``key: {replace: [...]}`` replaces it explicitly.
+LIST_OPERATIONS = ("append", "replace")
 
 
 def _item_key(list_name: str, item: Any) -> tuple[Any, ...] | None:
@@ -529,6 +533,25 @@ def _merge(
             if p[:n] == from_path:
                 out_locs[to_path + p[n:]] = loc
 
+    if isinstance(over, dict) and len(over) == 1 and next(iter(over)) in LIST_OPERATIONS:
+        op, items = next(iter(over.items()))
+        if not isinstance(items, list):
+            raise InputError(Problem(f"'{op}' takes a list", over_locs.get(opath + (op,)), format_path(opath + (op,))))
+        if op == "append" and base is not None and not isinstance(base, list):
+            raise InputError(Problem("'append' applies to a list, but the inherited value is not one",
+                                     over_locs.get(opath + (op,)), format_path(opath)))
+        kept = list(base) if (op == "append" and isinstance(base, list)) else []
+        if kept:
+            copy_locs(base_locs, bpath, opath)
+        n = len(kept)
+        for p_, loc in over_locs.items():
+            if p_[: len(opath) + 1] == opath + (op,) and len(p_) > len(opath) + 1:
+                i = p_[len(opath) + 1]
+                if isinstance(i, int):
+                    out_locs[opath + (n + i,) + p_[len(opath) + 2 :]] = loc
+        if opath in over_locs:
+            out_locs[opath] = over_locs[opath]
+        return kept + list(items)
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         copy_locs(base_locs, bpath, bpath if bpath == opath else opath)
@@ -537,6 +560,8 @@ def _merge(
                 out[key] = _merge(
                     base[key], base_locs, value, over_locs, bpath + (key,), opath + (key,), out_locs, key
                 )
+            elif isinstance(value, dict) and len(value) == 1 and next(iter(value)) in LIST_OPERATIONS:
+                out[key] = _merge(None, base_locs, value, over_locs, bpath + (key,), opath + (key,), out_locs, key)
             else:
                 out[key] = value
                 copy_locs(over_locs, opath + (key,), opath + (key,))
