@@ -100,8 +100,10 @@ def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: fl
     if len(failed):
         raise RuntimeError(f"a fitting run failed:\n{failed['error'].iloc[0]}")
     sales = sales[sales["market"] == "CN"]
-    per = sales.groupby(["replicate", "brand", "model", "month"], observed=True)["units"].sum()
-    out = per.groupby(["brand", "model", "month"], observed=True).mean().rename("units").reset_index()
+    # Units sold while more than a month of orders waited are bound by capacity: appeal does not move them.
+    sales = sales.assign(elastic=sales["units"].where(sales["backlog"] <= sales["units"], 0))
+    per = sales.groupby(["replicate", "brand", "model", "month"], observed=True)[["units", "elastic"]].sum()
+    out = per.groupby(["brand", "model", "month"], observed=True).mean().reset_index()
     out["m"] = out["month"].map(parse_month)
     return out
 
@@ -129,7 +131,7 @@ def fit_appeals(
     scale: float | None = None,
     iterations: int = 12,
     tolerance: float = 0.03,
-    ridge: float = 0.05,
+    ridge: float = 0.2,
     log: Any = sys.stderr,
 ) -> tuple[dict[str, float], dict[str, float], pd.DataFrame]:
     """Fit brand and product appeals to annual volumes up to ``through``.
@@ -144,7 +146,13 @@ def fit_appeals(
         raise ValueError("no reported annual volumes to fit")
     end = min(parse_month(through), base.end_index)
     brands = sorted({t.brand for t in targets})
-    prods = sorted({t.model for t in targets if t.model})
+    # Every product of a brand with figures is free (ridge-penalised towards its start value),
+    # so that products launched at different times can share out a brand's yearly totals.
+    fit_end = min(parse_month(through), base.end_index)
+    prods = sorted(
+        p.name for p in base.products
+        if p.brand in brands and parse_month(p.delivery_start or p.launch) <= fit_end
+    )
     params = [("brand", b) for b in brands] + [("product", p) for p in prods]
     theta = np.array(
         [next(x.appeal for x in base.brands if x.name == n) if k == "brand" else next(x.appeal for x in base.products if x.name == n) for k, n in params]
@@ -174,10 +182,10 @@ def fit_appeals(
             total = max(float(rows["units"].sum()), 1.0)
             for k, (kind, name) in enumerate(params):
                 if kind == "brand" and name == t.brand:
-                    jac[i, k] = 1.0 / lam
+                    jac[i, k] = (float(rows["elastic"].sum()) / total) / lam
                 elif kind == "product" and product_brand[name] == t.brand:
                     if t.model is None or t.model == name:
-                        u = float(rows.loc[rows["model"] == name, "units"].sum())
+                        u = float(rows.loc[rows["model"] == name, "elastic"].sum())
                         jac[i, k] = (u / total) / lam
         wj = jac * weights[:, None]
         step = -np.linalg.solve(jac.T @ wj + ridge * np.eye(len(params)), wj.T @ r)

@@ -155,15 +155,23 @@ def choose(
         return np.empty(0, np.intp)
     if j == 0:
         return np.full(n, OUTSIDE, np.intp)
-    masked = np.where(available, v, -np.inf).astype(np.float32, copy=False)
+    masked = np.where(available, v, np.float32(-np.inf))
     m = np.maximum(masked.max(axis=1), v0)
-    lam_j = lam[nest]
+    masked -= m[:, None]
+    single = k == 1
+    if single:
+        if lam[0] != 1.0:
+            masked *= np.float32(1.0 / lam[0])
+    else:
+        masked /= lam[nest][None, :]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        w = np.exp((masked - m[:, None]) / lam_j[None, :])
-    w[~available] = 0.0
-    onehot = np.zeros((j, k), np.float32)
-    onehot[np.arange(j), nest] = 1.0
-    s = w @ onehot
+        w = np.exp(masked, out=masked)  # unavailable products: exp(-inf) = 0
+    if single:
+        s = w.sum(axis=1, keepdims=True)
+    else:
+        onehot = np.zeros((j, k), np.float32)
+        onehot[np.arange(j), nest] = 1.0
+        s = w @ onehot
     with np.errstate(divide="ignore"):
         nest_score = lam[None, :] * np.log(s) - np.log(e0[:, :k])
         outside_score = (v0 - m) - np.log(e0[:, k])
@@ -171,8 +179,11 @@ def choose(
     best_score = nest_score[np.arange(n), best_nest]
     goes_outside = ~(best_score > outside_score)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = w / e  # an Exp(1) draw of exactly 0 gives inf: that product wins, as it should
-    ratio[~(w > 0) | (nest[None, :] != best_nest[:, None])] = -1.0
+        ratio = np.divide(w, e, out=w)  # an Exp(1) draw of exactly 0 gives inf: that product wins, as it should
+    if single:
+        ratio[~available] = -1.0
+    else:
+        ratio[~available | (nest[None, :] != best_nest[:, None])] = -1.0
     pick = np.argmax(ratio, axis=1)
     pick[goes_outside] = OUTSIDE
     return pick.astype(np.intp)

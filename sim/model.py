@@ -182,6 +182,13 @@ class MarketModel(mesa.Model):
                 end[j] = min(end[j], m0 - 1)
         self.end = end
         self.brand_appeal_t = brand_appeal_t
+        # Years since launch or last refresh (life-cycle ageing of appeal).
+        renewed = np.tile(self.launch.astype(float), (T, 1))
+        for ev in cfg.events:
+            if ev.type == "refresh" and ev.product in pidx:
+                m0 = parse_month(ev.month)
+                renewed[months >= m0, pidx[ev.product]] = m0
+        self.age_t = np.maximum(months[:, None] - renewed, 0.0) / 12.0
         # Capacity with its ramp, units a month, integer.
         since = months[:, None] - self.capacity_start[None, :]
         self.capacity_t = np.floor(
@@ -482,6 +489,7 @@ class MarketModel(mesa.Model):
                 + self.brand_appeal_t[t, self.product_brand[prods]]
                 - cfg.wait_cost * self.wait[prods]
                 - cfg.pre_refresh_penalty * self.pre_refresh_t[t, prods]
+                - cfg.ageing_per_year * self.age_t[t, prods]
             ).astype(np.float32)
             v = market.utilities(taste, attrs, delta)
             # Consideration: brand awareness times store reach in the buyer's city tier.

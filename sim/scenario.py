@@ -163,6 +163,9 @@ class Buyers(_Frozen):
         1.0, description="Weight of next month's known price change in the value of waiting (0 = myopic)."
     )
     pre_refresh_penalty: NonNeg = Field(0.5, description="Utils lost by a product in its announced pre-refresh window.")
+    ageing_per_year: NonNeg = Field(
+        0.0, description="Utils a product loses per year since its launch or last refresh (model life cycle)."
+    )
     choice: Choice = Choice()
     awareness: Awareness = Awareness()
 
