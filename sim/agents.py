@@ -134,7 +134,7 @@ class Buyer(mesa.Agent):
     @property
     def tastes(self) -> dict[str, float] | None:
         t = self._get("taste")
-        return None if t is None else dict(zip(TASTES, map(float, t)))
+        return None if t is None else dict(zip(TASTES, map(float, t), strict=True))
 
     @property
     def months_in_market(self) -> int | None:

@@ -5,16 +5,15 @@ simulated annual deliveries match the reported annual figures through a cut-off
 month (Dec 2024 by default: later volumes are kept out of the fit on purpose).
 
 Method: regularised, damped Gauss-Newton on log volumes. The residual of target
-``t`` is ``log(sim_t / reported_t)``; its derivative with respect to a product's
-appeal is approximated analytically from the nested-logit share derivative,
-``(1 / lambda) * units_product / units_target`` (own-share effects, cross effects
-ignored), and a brand's appeal moves all its products. Each iteration runs the
-model with the same seeds (common random numbers), so the fit is deterministic.
-The ensemble calibration of parameter uncertainty belongs to a later step; this
-gives the baseline its starting values, and the command that produced them is
-written at the top of the overlay it writes.
+``t`` is ``log(simulated_t / reported_t)``; its derivative with respect to an
+appeal is the nested-logit share derivative, ``(1 / lambda)`` times the share of
+the target's units that the parameter moves (a brand's appeal moves all its
+products). Every product of a brand with figures is free, ridge-penalised. Each
+iteration runs the model with the same seeds (common random numbers), so the fit
+is deterministic. The ensemble calibration of parameter uncertainty belongs to a
+later step; this gives the baseline its starting values, and the command that
+produced them is written at the top of the overlay it writes.
 """
-
 from __future__ import annotations
 
 import sys
@@ -37,7 +36,7 @@ VOLUME_MEASURES = ("deliveries", "sales", "retail", "registrations")
 
 
 #: Weight of a figure by its frequency (many monthly figures should not drown the annual totals).
-FREQUENCY_WEIGHT = {"annual": 1.0, "quarterly": 0.6, "monthly": 0.3}
+FREQUENCY_WEIGHT = {"annual": 1.0, "quarterly": 0.6, "monthly": 0.3, "cumulative": 0.6}
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
     brands = {b.name for b in scenario.brands}
     products = {p.name for p in scenario.products}
     sel = fig[
-        fig["measure"].isin(VOLUME_MEASURES)
+        (fig["measure"].isin(VOLUME_MEASURES) | (fig["measure"] == "cumulative"))
         & fig["frequency"].isin(list(FREQUENCY_WEIGHT))
         & fig["brand"].notna()
         & fig["basis"].fillna("").isin(["", "brand", "group"])
@@ -81,6 +80,10 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
         & fig["value"].notna()
     ].copy()
     sel = sel[(sel["end"].map(parse_month) <= cut) & (sel["start"].map(parse_month) >= scenario.start_index)]
+    # A cumulative figure is a period sum only when its first month is known (start before end).
+    sel = sel[(sel["frequency"] != "cumulative") | (sel["start"] < sel["end"])]
+    if "cumulative_of" in sel.columns:
+        sel = sel[(sel["frequency"] != "cumulative") | sel["cumulative_of"].isin(["deliveries", "sales"])]
     sel = sel[sel["brand"].isin(brands) & (sel["model"].isna() | sel["model"].isin(products))]
     sel["w"] = sel["confidence"].map(CONFIDENCE_WEIGHT)
     out = []
@@ -153,17 +156,17 @@ def fit_appeals(
         p.name for p in base.products
         if p.brand in brands and parse_month(p.delivery_start or p.launch) <= fit_end
     )
+    product_brand = {p.name: p.brand for p in base.products}
     params = [("brand", b) for b in brands] + [("product", p) for p in prods]
     theta = np.array(
         [next(x.appeal for x in base.brands if x.name == n) if k == "brand" else next(x.appeal for x in base.products if x.name == n) for k, n in params]
     )
     lam = base.buyers.choice.nest_lambda if base.buyers.choice.model == "nested_logit" else 1.0
     weights = np.array([t.weight for t in targets])
-    product_brand = {p.name: p.brand for p in base.products}
     report = pd.DataFrame()
     for it in range(iterations + 1):
         over: dict[str, Any] = {"end": f"{end // 12:04d}-{end % 12 + 1:02d}"}
-        for (kind, name), value in zip(params, theta):
+        for (kind, name), value in zip(params, theta, strict=True):
             over[f"{'brands' if kind == 'brand' else 'products'}.{name}.appeal"] = float(value)
         sc = load_scenario(path, over)
         sim = simulate_monthly(sc, replications, seed, scale)
@@ -176,22 +179,22 @@ def fit_appeals(
         print(f"fit iteration {it}: max |log error| {worst:.3f}, weighted RMS {np.sqrt(np.average(r**2, weights=weights)):.3f}", file=log)
         if worst < tolerance or it == iterations:
             break
+        # Gauss-Newton step on log volumes with the logit share derivative as Jacobian:
+        # d log(units of a target) / d appeal = (1/lambda) * share of the target's units moved by it.
         jac = np.zeros((len(targets), len(params)))
         for i, t in enumerate(targets):
             rows = _target_rows(sim, t)
             total = max(float(rows["units"].sum()), 1.0)
             for k, (kind, name) in enumerate(params):
                 if kind == "brand" and name == t.brand:
-                    jac[i, k] = (float(rows["elastic"].sum()) / total) / lam
-                elif kind == "product" and product_brand[name] == t.brand:
-                    if t.model is None or t.model == name:
-                        u = float(rows.loc[rows["model"] == name, "elastic"].sum())
-                        jac[i, k] = (u / total) / lam
+                    jac[i, k] = 1.0 / lam
+                elif kind == "product" and product_brand[name] == t.brand and (t.model is None or t.model == name):
+                    jac[i, k] = (float(rows.loc[rows["model"] == name, "units"].sum()) / total) / lam
         wj = jac * weights[:, None]
         step = -np.linalg.solve(jac.T @ wj + ridge * np.eye(len(params)), wj.T @ r)
         theta = theta + np.clip(0.8 * step, -1.5, 1.5)
-    brand_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta) if k == "brand"}
-    prod_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta) if k == "product"}
+    brand_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta, strict=True) if k == "brand"}
+    prod_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta, strict=True) if k == "product"}
     return brand_fit, prod_fit, report
 
 

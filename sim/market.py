@@ -175,6 +175,17 @@ def choose(
     with np.errstate(divide="ignore"):
         nest_score = lam[None, :] * np.log(s) - np.log(e0[:, :k])
         outside_score = (v0 - m) - np.log(e0[:, k])
+    if _is_plain_logit(lam):
+        # Plain logit: every product and the outside option carry their own fixed draw.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.divide(w, e, out=w)
+        ratio[~available] = -1.0
+        pick = np.argmax(ratio, axis=1)
+        best = ratio[np.arange(n), pick]
+        with np.errstate(divide="ignore"):
+            outside = np.exp(v0 - m) / e0[:, k]
+        pick[~(best > outside)] = OUTSIDE
+        return pick.astype(np.intp)
     best_nest = np.argmax(nest_score, axis=1)
     best_score = nest_score[np.arange(n), best_nest]
     goes_outside = ~(best_score > outside_score)
@@ -187,6 +198,10 @@ def choose(
     pick = np.argmax(ratio, axis=1)
     pick[goes_outside] = OUTSIDE
     return pick.astype(np.intp)
+
+
+def _is_plain_logit(lam: F32) -> bool:
+    return lam.shape[0] == 1 and float(lam[0]) == 1.0
 
 
 def serve_in_order(
@@ -204,20 +219,23 @@ def serve_in_order(
 
     Buyers are served in ``order`` (a permutation: ``order[0]`` first). Each takes
     its choice among the products still open; a product closes when it has taken
-    ``limits[j]`` orders. Vectorised: all buyers choose; the product whose limit
-    is reached earliest in the queue is closed; buyers behind that point who chose
-    it choose again; repeat. Each round closes one product, so the result equals
-    the one-by-one queue exactly for fixed draws.
+    ``limits[j]`` orders. Vectorised: all buyers choose; the product that fills up
+    earliest in the queue is closed behind the buyer who took its last unit; the
+    buyers behind that point whose choice the closure can change (in plain logit,
+    those who chose it; in a nested logit, those who chose in its nest, whose
+    inclusive value fell) choose again; repeat. Each round closes one product, so
+    the result equals the one-by-one queue exactly for the same draws.
 
     Returns:
         ``(choice, closed)``: product per buyer (``OUTSIDE`` = none) and the
         products that closed this month.
     """
     n, j = v.shape
-    remaining = np.asarray(limits, float).copy()
+    remaining = np.floor(np.asarray(limits, float))
     closed = remaining <= 0
     avail = available & ~closed[None, :] if closed.any() else available
     choice = choose(v, avail, v0, nest, lam, e, e0)
+    direct = _is_plain_logit(lam)
     queue = np.asarray(order, np.intp)
     p = 0
     while p < n:
@@ -225,22 +243,25 @@ def serve_in_order(
         ch = choice[sub]
         inside = ch >= 0
         counts = np.bincount(ch[inside], minlength=j)
-        over = np.flatnonzero(counts > remaining)
-        if over.size == 0:
+        full = np.flatnonzero((counts >= remaining) & ~closed & (counts > 0))
+        if full.size == 0:
             break
-        # Position (in `sub`) of the first buyer turned away from each full product.
+        # Position (in `sub`) of the buyer who takes the last unit of each product that fills up.
         srt = np.argsort(np.where(inside, ch, j), kind="stable")
         starts = np.concatenate(([0], np.cumsum(counts)))
-        first_rejected = srt[starts[over] + remaining[over].astype(np.int64)]
-        which = int(np.argmin(first_rejected))
-        r, full = int(first_rejected[which]), int(over[which])
+        filler = srt[starts[full] + remaining[full].astype(np.int64) - 1]
+        which = int(np.argmin(filler))
+        r, done = int(filler[which]) + 1, int(full[which])
         served = ch[:r]
         remaining -= np.bincount(served[served >= 0], minlength=j)
-        remaining[full] = 0.0
-        closed[full] = True
+        closed[done] = True
         p += r
         rest = queue[p:]
-        redo = rest[choice[rest] == full]
+        picked = choice[rest]
+        if direct:  # fixed utilities: only those who wanted the closed product choose again
+            redo = rest[picked == done]
+        else:  # the closed product's nest lost value: everyone who chose in that nest chooses again
+            redo = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == nest[done])]
         if redo.size:
             av = available[redo] & ~closed[None, :]
             choice[redo] = choose(v[redo], av, v0[redo], nest, lam, e[redo], e0[redo])

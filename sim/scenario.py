@@ -803,7 +803,27 @@ def load_scenario(
     doc = resolve_document(path)
     for key, value in (overrides or {}).items():
         apply_override(doc.data, key, value)
+        # Errors in an overridden value point at the override, not at the file's line.
+        parts = tuple(_parse_path(key))
+        resolved = _resolved_path(doc.data, parts)
+        n = len(resolved)
+        for p in [p for p in doc.locations if p[:n] == resolved]:
+            del doc.locations[p]
+        doc.locations[resolved] = Location(f"<--set {key}>", 1)
     return validate_document(doc)
+
+
+def _resolved_path(data: Any, parts: tuple[str | int, ...]) -> Path_:
+    """The override path with list items named by name turned into indices."""
+    out: list[str | int] = []
+    node = data
+    for part in parts:
+        if isinstance(node, list) and isinstance(part, str):
+            names = [it.get("name") if isinstance(it, dict) else None for it in node]
+            part = names.index(part)
+        out.append(part)
+        node = node[part] if isinstance(node, (list, dict)) else None
+    return tuple(out)
 
 
 def scenario_schema() -> dict[str, Any]:

@@ -119,6 +119,8 @@ class _Builder:
                 Problem(f"nested deeper than {MAX_DEPTH} levels", self.loc(node), format_path(path))
             )
         self.locations.setdefault(path, self.loc(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            raise InputError(Problem(f"not allowed: tag {node.tag}", self.loc(node), format_path(path)))
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             self.constructor.flatten_mapping(node)
@@ -145,7 +147,15 @@ class _Builder:
             return [
                 self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)
             ]
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise InputError(
+                Problem(f"not allowed: {(exc.problem or 'unsupported YAML tag').strip()}", self.loc(node), format_path(path))
+            ) from None
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
 
 
 def load_yaml(path: str | Path, *, allow_empty: bool = False) -> Document:
@@ -183,6 +193,8 @@ def parse_yaml(text: str, name: str = "<string>", *, allow_empty: bool = False) 
     """Parse YAML text; see :func:`load_yaml`."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputError(Problem(f"nested deeper than {MAX_DEPTH} levels", Location(name, 1))) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
