@@ -269,6 +269,9 @@ class MarketModel(mesa.Model):
         self.wait = np.zeros(P)
         self.capacity_now = np.zeros(P)
         self.pool = BuyerPool()
+        # One stream per market, spawned from the run's generator in market order, so that adding
+        # a market leaves the draws of the others unchanged (common random numbers across scenarios).
+        self.market_rngs = list(self.rng.spawn(self.n_markets))
         self.next_buyer_id = 0
         self.returning = np.zeros(M)
         self.last_orders = np.zeros((P, M))
@@ -399,9 +402,10 @@ class MarketModel(mesa.Model):
         pool = self.pool
         if len(pool):
             pool.keep(~pool.leaves)
-        rng, cfg = self.rng, self.config.buyers
+        cfg = self.config.buyers
         arrivals = 0
         for m in range(self.n_markets):
+            rng = self.market_rngs[m]
             expected = self.arrivals_t[t, m] / self.scale
             n = int(rng.poisson(expected)) if expected > 0 else 0
             n += int(np.rint(self.returning[m] / self.scale))
@@ -458,7 +462,7 @@ class MarketModel(mesa.Model):
     def _choose(self, t: int) -> None:
         """Buyers consider what their stores and awareness show them, and order or wait."""
         cfg = self.config.buyers
-        rng, pool = self.rng, self.pool
+        pool = self.pool
         P, M = self.n_products, self.n_markets
         self.month_orders = np.zeros((P, M))
         col_smart = self._smart_col
@@ -468,6 +472,7 @@ class MarketModel(mesa.Model):
         decisions = 0
         for m in range(M):
             rows = np.flatnonzero(pool.market == m)
+            rng = self.market_rngs[m]
             n = rows.size
             if n == 0:
                 continue
@@ -512,7 +517,11 @@ class MarketModel(mesa.Model):
             decisions += n
         # Who leaves: buyers who ordered; of those who did not, all but the deferrers.
         months_in = self.month_index - pool.arrived
-        stays = (pool.choice < 0) & (rng.random(len(pool)) < cfg.defer_share) & (months_in < cfg.max_defer_months)
+        draw = np.empty(len(pool))
+        for m in range(M):
+            rows = np.flatnonzero(pool.market == m)
+            draw[rows] = self.market_rngs[m].random(rows.size)
+        stays = (pool.choice < 0) & (draw < cfg.defer_share) & (months_in < cfg.max_defer_months)
         pool.leaves = ~stays
         self.month_decisions = decisions
         self.total_decisions += decisions
