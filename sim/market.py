@@ -173,7 +173,7 @@ def choose(
         onehot[np.arange(j), nest] = 1.0
         s = w @ onehot
     with np.errstate(divide="ignore"):
-        nest_score = lam[None, :] * np.log(s) - np.log(e0[:, :k])
+        nest_score = np.where(s > 0, lam[None, :] * np.log(s) - np.log(e0[:, :k]), -np.inf)
         outside_score = (v0 - m) - np.log(e0[:, k])
     if _is_plain_logit(lam):
         # Plain logit: every product and the outside option carry their own fixed draw.

@@ -1,9 +1,11 @@
 """The market model: one step is one calendar month.
 
-``MarketModel.step`` reads as the month's timetable: policy takes effect, stores
-open, brands price, buyers arrive and hear of products, buyers choose (within
-the order books still open), capacity delivers, backlog and waits update, the
-month is recorded.
+``MarketModel.step`` reads as the month's timetable: dated events take effect
+(stores open, discounts change), waits and capacity are read, brands set their
+discounts, prices are formed per market (the policy calendar and tariffs, compiled
+into monthly arrays when the model is built), awareness grows, buyers arrive (and
+those who left go), buyers choose within the order books still open, capacity
+delivers (with cancellations and backlog), the month is recorded.
 """
 
 from __future__ import annotations
@@ -138,7 +140,11 @@ class MarketModel(mesa.Model):
         prods = cfg.products
         pidx = {n: i for i, n in enumerate(self.product_names)}
         self.price_t = np.tile(np.array([p.price for p in prods], float), (T, 1))
-        self.appeal_t = np.tile(np.array([p.appeal for p in prods], float), (T, 1))
+        appeal = np.array([p.appeal for p in prods], float)
+        for i, p in enumerate(prods):
+            if p.appeal_like:
+                appeal[i] = p.appeal + float(np.mean([appeal[pidx[o]] for o in p.appeal_like if not prods[pidx[o]].appeal_like]))
+        self.appeal_t = np.tile(appeal, (T, 1))
         self.smart_t = np.tile(np.array([p.smart for p in prods], float), (T, 1))
         self.cap_full_t = np.tile(np.array([p.capacity.max for p in prods], float), (T, 1))
         cap_factor = np.ones((T, P))

@@ -215,7 +215,10 @@ class Product(_Frozen):
     seats: int = Field(5, ge=1, le=9)
     electric_range_km: NonNeg = Field(0.0, description="Electric-only range (CLTC), km; decides NEV tax eligibility of PHEV/EREV.")
     smart: Share = Field(0.0, description="Smart-driving and cockpit score, 0..1.")
-    appeal: float = Field(0.0, description="Product-specific mean utility (xi).")
+    appeal: float = Field(0.0, description="Product-specific mean utility (xi); with appeal_like, added to their mean.")
+    appeal_like: list[str] | None = Field(
+        None, description="Products whose (resolved) appeals are averaged to give this one's, e.g. a new model like its siblings."
+    )
     launch: Month = Field(description="Orders open (pre-sale/launch).")
     delivery_start: Month | None = Field(None, description="First deliveries (default: launch).")
     end: Month | None = Field(None, description="Last month on sale (discontinuation).")
@@ -418,6 +421,9 @@ class Scenario(_Frozen):
         for i, p in enumerate(self.products):
             if p.brand not in brands:
                 problems.append((("products", i, "brand"), f"unknown brand '{p.brand}' (brands: {_few(brands)})"))
+            for k, other in enumerate(p.appeal_like or []):
+                if other not in products or other == p.name:
+                    problems.append((("products", i, "appeal_like", k), f"unknown product '{other}'"))
             for k, m in enumerate(p.markets):
                 if m not in markets:
                     problems.append((("products", i, "markets", k), f"unknown market '{m}'"))

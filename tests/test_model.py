@@ -341,3 +341,20 @@ def test_adding_a_market_leaves_the_other_markets_draws_unchanged(tmp_path):
     assert more.n_markets == 2 and np.stack(more.datacollector.model_vars["arrivals"]).sum() > np.stack(
         base.datacollector.model_vars["arrivals"]).sum()
     np.testing.assert_array_equal(a, b)
+
+
+def test_appeal_like_takes_the_mean_of_the_named_products(tmp_path):
+    child = tmp_path / "like.yaml"
+    child.write_text(
+        f"name: like\nextends: {TINY}\n"
+        "products:\n  - {name: A1, appeal: 0.4}\n  - {name: B1, appeal: -0.2}\n"
+        "  - {name: C1, brand: A, price: 300000, powertrain: BEV, launch: 2024-01, capacity: {max: 100},"
+        " appeal_like: [A1, B1], appeal: 0.5}\n"
+    )
+    m = MarketModel(scenario=str(child), seed=1)
+    j = m.product_names.index("C1")
+    assert m.appeal_t[0, j] == pytest.approx(0.5 + (0.4 - 0.2) / 2)
+    bad = tmp_path / "bad_like.yaml"
+    bad.write_text(f"name: bad\nextends: {TINY}\nproducts:\n  - {{name: A1, appeal_like: [Nope]}}\n")
+    with pytest.raises(Exception, match=r"bad_like.yaml:4: products\[0\]\.appeal_like\[0\]: unknown product 'Nope'"):
+        load_scenario(bad)
