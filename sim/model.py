@@ -191,10 +191,12 @@ class MarketModel(mesa.Model):
         # Years since launch or last refresh (life-cycle ageing of appeal).
         renewed = np.tile(self.launch.astype(float), (T, 1))
         for ev in cfg.events:
-            if ev.type == "refresh" and ev.product in pidx:
+            if ev.type == "refresh" and ev.renew and ev.product in pidx:
                 m0 = parse_month(ev.month)
                 renewed[months >= m0, pidx[ev.product]] = m0
-        self.age_t = np.maximum(months[:, None] - renewed, 0.0) / 12.0
+        # Lines already delivering at the start are mature: their life cycle is not modelled.
+        fresh = self.delivery_start > self.start_index
+        self.age_t = np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)
         # Capacity with its ramp, units a month, integer.
         since = months[:, None] - self.capacity_start[None, :]
         self.capacity_t = np.floor(

@@ -164,7 +164,9 @@ class Buyers(_Frozen):
     )
     pre_refresh_penalty: NonNeg = Field(0.5, description="Utils lost by a product in its announced pre-refresh window.")
     ageing_per_year: NonNeg = Field(
-        0.0, description="Utils a product loses per year since its launch or last refresh (model life cycle)."
+        0.0,
+        description="Utils a product loses per year since its launch or last renewing refresh (life cycle); "
+        "only for products first delivered after the scenario's start (lines on sale before are mature).",
     )
     choice: Choice = Choice()
     awareness: Awareness = Awareness()
@@ -328,6 +330,7 @@ class Event(_Frozen):
     smart: Share | None = None
     until: Month | None = None
     announce_months: int = Field(0, ge=0, le=24)
+    renew: bool = Field(True, description="refresh: restart the product's life cycle (age); false for a trim update.")
     note: str = ""
     source: str = ""
 

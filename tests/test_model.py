@@ -358,3 +358,22 @@ def test_appeal_like_takes_the_mean_of_the_named_products(tmp_path):
     bad.write_text(f"name: bad\nextends: {TINY}\nproducts:\n  - {{name: A1, appeal_like: [Nope]}}\n")
     with pytest.raises(Exception, match=r"bad_like.yaml:4: products\[0\]\.appeal_like\[0\]: unknown product 'Nope'"):
         load_scenario(bad)
+
+
+def test_ageing_counts_from_launch_or_a_renewing_refresh(tmp_path):
+    # A2 first delivers after the start (2024-05), so it ages; A1 and B1 deliver from the start (mature: age 0).
+    # A refresh restarts the age unless it says renew: false.
+    child = tmp_path / "age.yaml"
+    child.write_text(
+        f"name: age\nextends: {TINY}\nbuyers: {{ageing_per_year: 1.0}}\n"
+        "events:\n  append:\n"
+        "    - {month: 2024-09, type: refresh, product: A2}\n"
+        "    - {month: 2024-10, type: refresh, product: A1, renew: false}\n"
+    )
+    m = MarketModel(scenario=str(child), seed=1)
+    a1, a2, b1 = (m.product_names.index(n) for n in ("A1", "A2", "B1"))
+    months = m.config.months()
+    assert m.age_t[:, a1].max() == 0 and m.age_t[:, b1].max() == 0
+    assert m.age_t[months.index("2024-08"), a2] == pytest.approx(5 / 12)  # launched 2024-03: 5 months by Aug
+    assert m.age_t[months.index("2024-09"), a2] == 0  # renewed by the refresh
+    assert m.age_t[months.index("2024-12"), a2] == pytest.approx(3 / 12)

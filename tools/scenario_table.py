@@ -35,6 +35,7 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="results/table")
+    ap.add_argument("--reuse", action="store_true", help="reuse result folders that already hold a finished batch")
     ap.add_argument("scenarios", nargs="*", help="scenario files (default: scenarios/*.yaml)")
     args = ap.parse_args()
     files = [Path(f) for f in args.scenarios] or sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -43,14 +44,15 @@ def main() -> int:
     base_dir = None
     for f in files:
         out = Path(args.out) / f.stem
-        print(f"running {f.name} ...", file=sys.stderr)
-        sim("run", str(f), "--replications", str(args.replications), "--scale", str(args.scale),
-            "--seed", str(args.seed), "--out", str(out), "--force", "--quiet")
+        if not (args.reuse and (out / "manifest.json").is_file()):
+            print(f"running {f.name} ...", file=sys.stderr)
+            sim("run", str(f), "--replications", str(args.replications), "--scale", str(args.scale),
+                "--seed", str(args.seed), "--out", str(out), "--force", "--quiet")
         report = json.loads(sim("compare", str(out), "--format", "json", "--what", "targets"))
         paired = None
         if base_dir is not None:
             pair = json.loads(sim("compare", str(base_dir), str(out), "--format", "json", "--what", "paired"))
-            paired = next((p for p in pair.get("paired", []) if p["metric"].startswith("target") and "delivered" in p["metric"]), None)
+            paired = {p["metric"]: p for p in pair.get("paired", [])}
         if f.stem == "baseline":
             base_dir = out
         for t in report["targets"]:
@@ -59,7 +61,8 @@ def main() -> int:
     print("| scenario | target | probability [95% CI] | AITO deliveries 2026-01..2027-12, mean [5%, 95%] | median month reached | vs baseline (paired mean difference [90%]) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for stem, t, paired in rows:
-        diff = "" if paired is None else f"{paired['mean_diff']:+,.0f} [{paired['diff_p5']:+,.0f}, {paired['diff_p95']:+,.0f}]"
+        d = (paired or {}).get(f"{t['name']}: window deliveries")
+        diff = "" if d is None else f"{d['mean_diff']:+,.0f} [{d['diff_p5']:+,.0f}, {d['diff_p95']:+,.0f}]"
         print(f"| {stem} | {t['name']} | {t['probability']:.2f} [{t['probability_low']:.2f}-{t['probability_high']:.2f}] | "
               f"{t['delivered_mean']:,.0f} [{t['delivered_p5']:,.0f}, {t['delivered_p95']:,.0f}] | "
               f"{t['month_reached_median'] or 'not reached'} | {diff} |")
