@@ -149,24 +149,54 @@ def choose(
     Returns:
         Product index chosen per buyer, or ``OUTSIDE`` (-1).
     """
+    w, v0m = choice_weights(v, available, v0, nest, lam)
+    return pick(w, v0m, nest, lam, e, e0)
+
+
+def choice_weights(v: F32, available: B, v0: F32, nest: NDArray[np.intp], lam: F32) -> tuple[F32, F32]:
+    """``W_ij = exp((V_ij - m_i) / lambda_k)`` (0 where unavailable) and ``v0_i - m_i``.
+
+    ``m_i`` is the buyer's largest utility, so nothing overflows; the same shift
+    applies to every option, so the choice does not depend on it.
+    """
     n, j = v.shape
     k = lam.shape[0]
-    if n == 0:
-        return np.empty(0, np.intp)
-    if j == 0:
-        return np.full(n, OUTSIDE, np.intp)
+    if n == 0 or j == 0:
+        return np.zeros((n, j), np.float32), v0.astype(np.float32)
     masked = np.where(available, v, np.float32(-np.inf))
     m = np.maximum(masked.max(axis=1), v0)
     masked -= m[:, None]
-    single = k == 1
-    if single:
+    if k == 1:
         if lam[0] != 1.0:
             masked *= np.float32(1.0 / lam[0])
     else:
         masked /= lam[nest][None, :]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         w = np.exp(masked, out=masked)  # unavailable products: exp(-inf) = 0
-    if single:
+    return w, (v0 - m).astype(np.float32)
+
+
+def pick(w: F32, v0m: F32, nest: NDArray[np.intp], lam: F32, e: F32, e0: F32) -> NDArray[np.intp]:
+    """The choice given the weights of :func:`choice_weights` (``w`` is left unchanged)."""
+    n, j = w.shape
+    k = lam.shape[0]
+    if n == 0:
+        return np.empty(0, np.intp)
+    if j == 0:
+        return np.full(n, OUTSIDE, np.intp)
+    unavailable = ~(w > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = w / e  # an Exp(1) draw of exactly 0 gives inf: that product wins, as it should
+    if _is_plain_logit(lam):
+        # Plain logit: every product and the outside option carry their own fixed draw.
+        ratio[unavailable] = -1.0
+        choice = np.argmax(ratio, axis=1)
+        best = ratio[np.arange(n), choice]
+        with np.errstate(divide="ignore"):
+            outside = np.exp(v0m) / e0[:, k]
+        choice[~(best > outside)] = OUTSIDE
+        return choice.astype(np.intp)
+    if k == 1:
         s = w.sum(axis=1, keepdims=True)
     else:
         onehot = np.zeros((j, k), np.float32)
@@ -174,30 +204,17 @@ def choose(
         s = w @ onehot
     with np.errstate(divide="ignore"):
         nest_score = np.where(s > 0, lam[None, :] * np.log(s) - np.log(e0[:, :k]), -np.inf)
-        outside_score = (v0 - m) - np.log(e0[:, k])
-    if _is_plain_logit(lam):
-        # Plain logit: every product and the outside option carry their own fixed draw.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.divide(w, e, out=w)
-        ratio[~available] = -1.0
-        pick = np.argmax(ratio, axis=1)
-        best = ratio[np.arange(n), pick]
-        with np.errstate(divide="ignore"):
-            outside = np.exp(v0 - m) / e0[:, k]
-        pick[~(best > outside)] = OUTSIDE
-        return pick.astype(np.intp)
+        outside_score = v0m - np.log(e0[:, k])
     best_nest = np.argmax(nest_score, axis=1)
     best_score = nest_score[np.arange(n), best_nest]
     goes_outside = ~(best_score > outside_score)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.divide(w, e, out=w)  # an Exp(1) draw of exactly 0 gives inf: that product wins, as it should
-    if single:
-        ratio[~available] = -1.0
+    if k == 1:
+        ratio[unavailable] = -1.0
     else:
-        ratio[~available | (nest[None, :] != best_nest[:, None])] = -1.0
-    pick = np.argmax(ratio, axis=1)
-    pick[goes_outside] = OUTSIDE
-    return pick.astype(np.intp)
+        ratio[unavailable | (nest[None, :] != best_nest[:, None])] = -1.0
+    choice = np.argmax(ratio, axis=1)
+    choice[goes_outside] = OUTSIDE
+    return choice.astype(np.intp)
 
 
 def _is_plain_logit(lam: F32) -> bool:
@@ -234,7 +251,8 @@ def serve_in_order(
     remaining = np.floor(np.asarray(limits, float))
     closed = remaining <= 0
     avail = available & ~closed[None, :] if closed.any() else available
-    choice = choose(v, avail, v0, nest, lam, e, e0)
+    w, v0m = choice_weights(v, avail, v0, nest, lam)
+    choice = pick(w, v0m, nest, lam, e, e0)
     direct = _is_plain_logit(lam)
     queue = np.asarray(order, np.intp)
     p = 0
@@ -263,8 +281,9 @@ def serve_in_order(
         else:  # the closed product's nest lost value: everyone who chose in that nest chooses again
             redo = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == nest[done])]
         if redo.size:
-            av = available[redo] & ~closed[None, :]
-            choice[redo] = choose(v[redo], av, v0[redo], nest, lam, e[redo], e0[redo])
+            w_redo = w[redo]
+            w_redo[:, closed] = 0.0
+            choice[redo] = pick(w_redo, v0m[redo], nest, lam, e[redo], e0[redo])
     return choice, closed
 
 
