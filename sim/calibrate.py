@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from threadpoolctl import threadpool_limits
 
-from .batch import collect
+from .batch import BLAS_THREADS, collect
 from .months import parse_month
 from .run import execute, make_specs
 from .scenario import Scenario, load_scenario
@@ -100,7 +101,8 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
 def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: float | None) -> pd.DataFrame:
     """Mean monthly units per brand and product over replicates (China market)."""
     specs = make_specs(scenario, replications, seed=seed, scale=scale)
-    runs, sales = collect(execute(s) for s in specs)
+    with threadpool_limits(BLAS_THREADS):  # as in batches, so that fits and batches agree bit for bit
+        runs, sales = collect([execute(s) for s in specs])
     failed = runs[runs["status"] != "ok"]
     if len(failed):
         raise RuntimeError(f"a fitting run failed:\n{failed['error'].iloc[0]}")

@@ -64,16 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario (with replications) and write tidy tables")
     r.add_argument("scenario", help="scenario YAML file")
-    r.add_argument("--seed", type=_nonneg_int, help="root seed (default: the scenario's)")
+    r.add_argument("--seed", type=_nonneg_int,
+                   help="root seed (default: the scenario's); scenarios run with the same seed share random numbers")
     r.add_argument("--replications", "-r", type=_positive_int, default=1, help="Monte Carlo replicates (default 1)")
-    r.add_argument("--workers", "-w", type=_positive_int, help="worker processes (default: all cores)")
     r.add_argument("--scale", type=_positive_float, help="real buyers per buyer agent (1 = one agent per buyer)")
     r.add_argument("--out", "-o", help="results folder (default: results/<scenario>/<time>)")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario value, e.g. --set 'products.AITO M6.price=260000'")
-    r.add_argument("--force", action="store_true", help="replace the results in a non-empty folder")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+    _add_batch_options(r)
     r.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run a parameter sweep (grid, list, lhs, sobol, morris) with replications")
+    sw.add_argument("sweep", help="sweep YAML file")
+    sw.add_argument("--out", "-o", help="results folder (default: results/sweeps/<sweep>/<time>)")
+    _add_batch_options(sw)
+    sw.set_defaults(func=cmd_sweep)
+
+    rr = sub.add_parser("rerun", help="re-run one stored run alone and check it reproduces bit for bit")
+    rr.add_argument("results", help="results folder written by 'sim run' or 'sim sweep'")
+    rr.add_argument("run_id", type=_nonneg_int, help="the run's run_id")
+    rr.add_argument("--out", "-o", help="also write the rerun's tables as a results folder here")
+    rr.set_defaults(func=cmd_rerun)
 
     v = sub.add_parser("validate", help="check scenario files without running them")
     v.add_argument("files", nargs="+")
@@ -92,10 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by the batch commands (run, sweep)."""
+    p.add_argument("--workers", "-w", type=_positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--executor", default="processes", metavar="KIND",
+                   help="serial, processes (default), dask (a local Dask cluster) or dask://HOST:PORT (a running scheduler)")
+    p.add_argument("--chunk-size", type=_positive_int, help="runs per task (default: adaptive, about 10 s of work per task, at most 100 runs)")
+    p.add_argument("--resume", action="store_true", help="continue a killed batch in --out: skip stored runs, run the rest")
+    p.add_argument("--dry-run", action="store_true", help="print the number of runs and an estimated time; write nothing")
+    p.add_argument("--force", action="store_true", help="replace the results in a non-empty folder")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary")
+
+
 def _add_optional_commands(sub: Any) -> None:
     """Commands that live with their modules register here."""
     from .calibrate import add_calibrate_commands
-
     from .compare import add_compare_command
 
     add_calibrate_commands(sub)
@@ -141,18 +163,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_out(args: argparse.Namespace, default: Path) -> Path:
+    """The results folder of a batch command, prepared (or checked, for --resume)."""
+    from . import store
+
+    if args.resume and args.force:
+        raise InputError("--resume and --force contradict each other: --resume keeps the stored runs, --force deletes them")
+    if args.resume and not args.out:
+        raise InputError("--resume needs --out: the folder of the batch to continue")
+    return store.prepare_output(Path(args.out) if args.out else default, force=args.force, resume=args.resume)
+
+
+def _dry_run(label: str, specs: list[Any], args: argparse.Namespace, what: str) -> int:
+    from .batch import estimate, format_seconds
+
+    est = estimate(specs, args.workers, args.executor)
+    print(f"{label}: {what}; nothing written")
+    if est.pilot_status != "ok":
+        print(f"the pilot run (run {specs[0].run_id}) failed:\n{est.pilot_error}", file=sys.stderr)
+        return 1
+    print(f"pilot run: {est.pilot_seconds:.2f} s; estimated {format_seconds(est.seconds)} "
+          f"for {est.runs} runs on {est.workers} worker(s) ({args.executor}), before start-up and writing")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from . import store
-    from .batch import run_batch
+    from .batch import check_executor, run_batch
     from .run import make_specs
     from .scenario import load_scenario, parse_set_option
 
+    check_executor(args.executor)
     overrides = dict(parse_set_option(s) for s in args.sets)
     scenario = load_scenario(args.scenario, overrides)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / store.now_utc().replace(":", "").replace("+0000", "Z")
-    out = store.prepare_output(out, force=args.force)
     seed = scenario.seed if args.seed is None else args.seed
     specs = make_specs(scenario, args.replications, seed=seed, scale=args.scale)
+    if args.dry_run:
+        return _dry_run(scenario.name, specs, args, f"{len(specs)} run(s)")
+    default = Path("results") / scenario.name / store.now_utc().replace(":", "").replace("+0000", "Z")
+    out = _batch_out(args, default)
+    scale = args.scale or scenario.scale
     manifest = store.base_manifest()
     manifest.update(
         {
@@ -164,14 +214,99 @@ def cmd_run(args: argparse.Namespace) -> int:
             "overrides": overrides,
             "seed": seed,
             "replications": args.replications,
-            "scale": args.scale or scenario.scale,
-            "workers": args.workers,
+            "scale": scale,
+            "request": {
+                "kind": "run",
+                "scenario_hash": scenario.hash(),
+                "seed": seed,
+                "replications": args.replications,
+                "scale": scale,
+            },
         }
     )
-    report = run_batch(specs, out, manifest, workers=args.workers, progress=not args.quiet)
+    report = run_batch(specs, out, manifest, workers=args.workers, chunk_size=args.chunk_size,
+                       progress=not args.quiet, executor=args.executor, resume=args.resume)
     if not args.quiet:
+        if report.skipped:
+            print(f"resumed: {report.skipped} run(s) were already stored, {report.asked - report.skipped} run now")
         print_summary(out)
     return 0 if report.failed == 0 else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from . import store
+    from .batch import check_executor, check_resumable, run_batch
+    from .sweep import load_sweep
+
+    check_executor(args.executor)
+    sweep = load_sweep(args.sweep)
+    specs = sweep.specs()
+    if args.dry_run:
+        what = f"{len(sweep.points)} point(s) x {sweep.replications} replicate(s) = {len(specs)} run(s)"
+        return _dry_run(sweep.name, specs, args, what)
+    default = Path("results") / "sweeps" / sweep.name / store.now_utc().replace(":", "").replace("+0000", "Z")
+    out = _batch_out(args, default)
+    manifest = store.base_manifest()
+    manifest.update(sweep.manifest())
+    if args.resume:
+        check_resumable(out, manifest)  # before the design table is (re)written
+    design = sweep.design_table()
+    store.write_design(out, design)
+    report = run_batch(specs, out, manifest, workers=args.workers, chunk_size=args.chunk_size,
+                       progress=not args.quiet, executor=args.executor, resume=args.resume, design=design)
+    if not args.quiet:
+        if report.skipped:
+            print(f"resumed: {report.skipped} run(s) were already stored, {report.asked - report.skipped} run now")
+        print_sweep_summary(out)
+    return 0 if report.failed == 0 else 1
+
+
+def print_sweep_summary(out: Path) -> None:
+    """Per design point: runs, failures and each target's probability."""
+    from .store import load_results
+    from .targets import summarize, target_outcomes
+
+    res = load_results(out)
+    man, runs, sales = res.manifest, res.runs, res.sales
+    failed = int((runs["status"] != "ok").sum())
+    print(f"{man['sweep_name']}: {man['design']['points']} point(s) x {man['replications']} replicate(s), "
+          f"{len(runs)} run(s), {failed} failed, {man.get('seconds', 0):.1f} s -> {out}")
+    if failed:
+        first = runs[runs["status"] != "ok"].iloc[0]
+        print(f"first failure (run {first['run_id']}, point {first['point']}):\n{first['error']}", file=sys.stderr)
+    targets = man["scenario"].get("targets", [])
+    if sales.empty or not targets or res.design is None:
+        return
+    point_of = runs.set_index("run_id")["point"]
+    sales = sales.assign(point=sales["run_id"].map(point_of))
+    params = [c for c in res.design.columns if c.startswith("param:")]
+    for t in targets:
+        print(f"Target '{t['name']}' ({t['units']:,.0f} {t['brand']} deliveries {t['start']}..{t['by']}) by point:")
+        for _, d in res.design.head(50).iterrows():
+            sub = sales[sales["point"] == d["point"]]
+            if sub.empty:
+                continue
+            s = summarize(target_outcomes(sub, t["brand"], t["units"], t["start"], t["by"]), t["units"])
+            values = ", ".join(f"{c[len('param:'):]}={d[c]}" for c in params)
+            print(f"  point {d['point']} ({values}): probability {s['probability']:.2f} "
+                  f"[{s['probability_low']:.2f}-{s['probability_high']:.2f}], delivered {s['delivered_mean']:,.0f}")
+        if len(res.design) > 50:
+            print(f"  ... {len(res.design) - 50} more points (see {out}/design.parquet)")
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from .batch import rerun
+
+    rep = rerun(args.results, args.run_id, args.out)
+    for note in rep.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if rep.identical:
+        print(f"run {rep.run_id}: identical ({rep.seconds:.2f} s)" + (f"; tables written to {args.out}" if args.out else ""))
+        return 0
+    print(f"run {rep.run_id}: DIFFERENT from the stored run:")
+    for d in rep.differences:
+        print(f"  {d}")
+    return 1
 
 
 def print_summary(out: Path) -> None:

@@ -59,7 +59,8 @@ class RunSpec:
         spawn_key: this run's position in the seed tree (``SeedSequence.spawn``).
         scenario: the resolved scenario.
         scale: real buyers per buyer agent (None: the scenario's).
-        overrides: scenario values by path (for sweeps).
+        overrides: scenario values by path (for sweeps), applied to ``scenario`` in the worker.
+        point: the sweep's design point (None outside sweeps).
     """
 
     run_id: int
@@ -69,6 +70,7 @@ class RunSpec:
     scenario: Scenario
     scale: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    point: int | None = None
 
     def seed_sequence(self) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
@@ -88,25 +90,41 @@ def make_specs(
     seed: int | None = None,
     scale: float | None = None,
     first_run_id: int = 0,
+    *,
+    overrides: dict[str, Any] | None = None,
+    point: int | None = None,
+    first_stream: int = 0,
 ) -> list[RunSpec]:
     """One spec per replicate, seeds spawned from the root seed.
 
-    Replicate ``r`` gets ``SeedSequence(seed).spawn(...)[r]`` whatever the batch
-    size or the number of workers; two scenarios run with the same root seed get
-    the same streams (common random numbers).
+    Replicate ``r`` gets ``SeedSequence(seed).spawn(...)[first_stream + r]``, i.e. the
+    seed identity ``(seed, spawn_key=(first_stream + r,))``, whatever the batch size,
+    the chunking or the number of workers. Two scenarios (or two sweep points) run
+    with the same root seed get the same streams: common random numbers, so their
+    paired differences are meaningful. ``first_stream`` > 0 gives a block of fresh,
+    independent streams instead (a sweep without common random numbers).
+
+    Args:
+        overrides: scenario values by path, applied in the worker (sweep points).
+        point: the sweep's design point recorded with each run.
+        first_stream: index of the first child seed used.
     """
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
-    children = root.spawn(replications)
+    entropy = int(root.entropy)  # type: ignore[arg-type]
+    # Child r of root.spawn(n) is SeedSequence(entropy, spawn_key=(r,)); build it directly
+    # so that a block of streams can start anywhere.
     return [
         RunSpec(
             run_id=first_run_id + r,
             replicate=r,
-            entropy=int(root.entropy),  # type: ignore[arg-type]
-            spawn_key=tuple(int(k) for k in c.spawn_key),
+            entropy=entropy,
+            spawn_key=(first_stream + r,),
             scenario=scenario,
             scale=scale,
+            overrides=dict(overrides or {}),
+            point=point,
         )
-        for r, c in enumerate(children)
+        for r in range(replications)
     ]
 
 
@@ -131,6 +149,7 @@ def execute(spec: RunSpec) -> RunOutput:
     try:
         rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
         model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, **spec.overrides)
+        row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
         model.run()
         sales = sales_table(model, spec)
         row["buyer_decisions"] = int(model.total_decisions)

@@ -5,9 +5,13 @@ Layout of a results folder::
     DIR/manifest.json          what was asked, seeds, versions, what finished
     DIR/runs/part-*.parquet    one row per run
     DIR/sales/part-*.parquet   one row per run, month, market and product
+    DIR/design.parquet         sweeps only: one row per design point
 
 Each part is written to a temporary file in the same folder and renamed, so a
-part is either whole or absent. Nothing is pickled.
+part is either whole or absent. A chunk's sales part is written before its runs
+part, so a run counts as finished exactly when its runs part exists; a sales
+part without its runs part (a batch killed between the two renames) is an
+orphan that :func:`scan_finished` removes. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .yamlio import InputError
 
 TABLES = ("runs", "sales")
 MANIFEST = "manifest.json"
+DESIGN = "design.parquet"
 
 
 def package_versions() -> dict[str, str]:
@@ -67,7 +72,7 @@ def code_version() -> str:
 
 
 def now_utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
@@ -75,7 +80,7 @@ def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not (force or resume):
+    if path.is_dir() and _has_content(path) and not (force or resume):
         raise InputError(
             f"{path}: folder is not empty; use --force to replace its results or --resume to continue a batch"
         )
@@ -84,9 +89,54 @@ def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False
             for part in (path / table).glob("part-*.parquet"):
                 part.unlink()
         (path / MANIFEST).unlink(missing_ok=True)
+        (path / DESIGN).unlink(missing_ok=True)
     for table in TABLES:
         (path / table).mkdir(parents=True, exist_ok=True)
+    clean_temporary(path)
     return path
+
+
+def _has_content(path: Path) -> bool:
+    """Anything in ``path`` but the empty table folders a batch that failed to start leaves."""
+    for entry in path.iterdir():
+        if entry.name not in TABLES or not entry.is_dir() or any(entry.iterdir()):
+            return True
+    return False
+
+
+def clean_temporary(out: Path) -> int:
+    """Remove temporary files left by a writer that was killed before its rename; returns how many."""
+    n = 0
+    for folder in (out, *(out / t for t in TABLES)):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+@dataclass
+class Finished:
+    """Runs already stored in a results folder (from the runs parts, which are the truth)."""
+
+    run_ids: set[int]
+    failed_run_ids: list[int]
+    parts: int
+
+
+def scan_finished(out: Path) -> Finished:
+    """Which runs have a runs part; removes orphan sales parts (whose runs part was never written)."""
+    runs_parts = {p.name: p for p in (out / "runs").glob("part-*.parquet")}
+    for sales_part in (out / "sales").glob("part-*.parquet"):
+        if sales_part.name not in runs_parts:
+            sales_part.unlink()
+    done: set[int] = set()
+    failed: list[int] = []
+    for p in sorted(runs_parts.values()):
+        t = pq.read_table(p, columns=["run_id", "status"]).to_pydict()
+        done.update(int(r) for r in t["run_id"])
+        failed.extend(int(r) for r, s in zip(t["run_id"], t["status"], strict=True) if s != "ok")
+    return Finished(done, sorted(failed), len(runs_parts))
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -116,6 +166,44 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     _atomic_write_bytes(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False, default=str).encode())
 
 
+class ManifestWriter:
+    """Rewrites ``manifest.json`` atomically after every chunk, cheaply.
+
+    The fixed part (what was asked, the resolved scenario, versions) is serialised
+    once; each :meth:`write` appends only the progress fields (which must not be
+    keys of the fixed part).
+    """
+
+    def __init__(self, out: Path, fixed: dict[str, Any]):
+        self.out = out
+        text = json.dumps(fixed, indent=2, ensure_ascii=False, default=str)
+        self.head = text[:-2] + ",\n" if fixed else "{\n"  # drop the closing "\n}"
+        self.fixed_keys = set(fixed)
+
+    def write(self, progress: dict[str, Any]) -> None:
+        clash = self.fixed_keys & set(progress)
+        if clash:
+            raise ValueError(f"manifest keys written twice: {sorted(clash)}")
+        body = ",\n".join(
+            f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in progress.items()
+        )
+        _atomic_write_bytes(self.out / MANIFEST, (self.head + body + "\n}").encode())
+
+
+def write_design(out: Path, design: pd.DataFrame) -> Path:
+    """Write a sweep's design table (one row per point) atomically as ``design.parquet``."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(design, preserve_index=False), sink, compression="zstd")
+    _atomic_write_bytes(out / DESIGN, sink.getvalue().to_pybytes())
+    return out / DESIGN
+
+
+def read_design(out: str | Path) -> pd.DataFrame | None:
+    """A sweep's design table, or None for a folder written by ``sim run``."""
+    path = Path(out) / DESIGN
+    return pq.read_table(path).to_pandas() if path.is_file() else None
+
+
 def read_manifest(out: str | Path) -> dict[str, Any]:
     path = Path(out) / MANIFEST
     if not path.is_file():
@@ -126,12 +214,18 @@ def read_manifest(out: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}:{exc.lineno}: manifest is not valid JSON: {exc.msg}") from None
 
 
-def read_table(out: str | Path, table: str) -> pd.DataFrame:
-    """All parts of one table, in part order."""
+def read_table(out: str | Path, table: str, run_ids: list[int] | None = None) -> pd.DataFrame:
+    """All parts of one table sorted by run (then month, market, model): the same rows in the
+    same order whatever the executor, the worker count, the chunking or resumes.
+
+    Args:
+        run_ids: keep only these runs (read with a filter; for ``sim rerun``).
+    """
     parts = sorted((Path(out) / table).glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame()
-    frames = [pq.read_table(p).to_pandas() for p in parts]
+    filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
+    frames = [pq.read_table(p, filters=filters).to_pandas() for p in parts]
     df = pd.concat(frames, ignore_index=True)
     key = [c for c in ("run_id", "month", "market", "model") if c in df.columns]
     if key:
@@ -147,6 +241,7 @@ class Results:
     manifest: dict[str, Any]
     runs: pd.DataFrame
     sales: pd.DataFrame
+    design: pd.DataFrame | None = None
 
     @property
     def ok_runs(self) -> pd.DataFrame:
@@ -159,7 +254,7 @@ def load_results(out: str | Path) -> Results:
     if not path.is_dir():
         raise InputError(f"{path}: no such results folder")
     manifest = read_manifest(path)
-    return Results(path, manifest, read_table(path, "runs"), read_table(path, "sales"))
+    return Results(path, manifest, read_table(path, "runs"), read_table(path, "sales"), read_design(path))
 
 
 def export_csv(out: str | Path, dest: str | Path | None = None) -> list[Path]:
