@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,18 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> dict[str, str | int]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count() or 0, "cpu": cpu, "python": platform.python_version(), "platform": platform.platform()}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_batch import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 
 def main() -> int:
