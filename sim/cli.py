@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .yamlio import InputError
 
@@ -42,7 +42,7 @@ _positive_float = _number(float, 0.0, True, "a number")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with usage, as argparse does, but no traceback
+    def error(self, message: str) -> NoReturn:  # exit 2 with usage, as argparse does, but no traceback
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_INPUT)

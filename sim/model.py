@@ -220,7 +220,7 @@ class MarketModel(mesa.Model):
                 applies &= np.isin(self.powertrain, tr.powertrains)
             if tr.brands is not None:
                 applies &= np.isin(np.array(self.brand_names)[self.product_brand], tr.brands)
-            self.tariff_t[np.ix_(when, applies, [m])] += tr.rate
+            self.tariff_t[np.ix_(when, applies, np.array([m]))] += tr.rate
         self.exempt_share_t = np.zeros((T, M))
         self.exempt_cap_t = np.zeros((T, M))
         self.exempt_min_range_t = np.zeros((T, M))
@@ -247,7 +247,7 @@ class MarketModel(mesa.Model):
         for m, mk in enumerate(cfg.markets):
             ref = parse_month(mk.reference_month)
             s = mk.seasonality
-            for t, mi in enumerate(months):
+            for t, mi in enumerate(months.tolist()):
                 year, mon = mi // 12, mi % 12 + 1
                 season = market.seasonality_factor(
                     year, mon, s.monthly, s.lunar_new_year, s.lunar_new_year_depth, s.lunar_new_year_window_days
@@ -308,7 +308,7 @@ class MarketModel(mesa.Model):
 
     def step(self) -> None:
         """Simulate one calendar month."""
-        if not self.running:
+        if not self.running:  # type: ignore[has-type]  # set by mesa.Model.__init__
             return
         t = self.t
         self.month_index = self.start_index + t

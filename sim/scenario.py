@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -404,7 +405,7 @@ class Scenario(_Frozen):
             problems.append((("end",), f"end {self.end} is before start {self.start}"))
         if end - start > 12 * 50:
             problems.append((("end",), "a scenario may span at most 50 years"))
-        for key, items in (
+        named: tuple[tuple[str, Sequence[Any]], ...] = (
             ("markets", self.markets),
             ("segments", self.segments),
             ("brands", self.brands),
@@ -412,7 +413,8 @@ class Scenario(_Frozen):
             ("targets", self.targets),
             ("policies.tariffs", self.policies.tariffs),
             ("policies.subsidies", self.policies.subsidies),
-        ):
+        )
+        for key, items in named:
             seen: set[str] = set()
             for i, item in enumerate(items):
                 if item.name in seen:
@@ -451,11 +453,11 @@ class Scenario(_Frozen):
         for i, tr in enumerate(self.policies.tariffs):
             if tr.market not in markets:
                 problems.append((("policies", "tariffs", i, "market"), f"unknown market '{tr.market}'"))
-        for i, m in enumerate(self.markets):
-            total = sum(m.city_tiers.values())
+        for i, mk in enumerate(self.markets):
+            total = sum(mk.city_tiers.values())
             if abs(total - 1.0) > 1e-6:
                 problems.append((("markets", i, "city_tiers"), f"shares sum to {total:g}, not 1"))
-            missing = set(m.city_tiers) - set(m.store_reach)
+            missing = set(mk.city_tiers) - set(mk.store_reach)
             if missing:
                 problems.append((("markets", i, "store_reach"), f"no reach for city tiers {sorted(missing)}"))
         if problems:
@@ -614,7 +616,7 @@ def _merge(
                     )
                 merged.append(item)
                 merged_src.append((over_locs, opath + (j,)))
-        result = []
+        result: list[Any] = []
         for k, item in enumerate(merged):
             if k in removed:
                 continue
@@ -831,7 +833,12 @@ def _resolved_path(data: Any, parts: tuple[str | int, ...]) -> Path_:
             names = [it.get("name") if isinstance(it, dict) else None for it in node]
             part = names.index(part)
         out.append(part)
-        node = node[part] if isinstance(node, (list, dict)) else None
+        if isinstance(node, list) and isinstance(part, int):
+            node = node[part]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = None
     return tuple(out)
 
 
