@@ -276,15 +276,57 @@ def serve_in_order(
         p += r
         rest = queue[p:]
         picked = choice[rest]
+        w[:, done] = 0.0  # closed for everyone still to be served (those before are final)
         if direct:  # fixed utilities: only those who wanted the closed product choose again
             redo = rest[picked == done]
-        else:  # the closed product's nest lost value: everyone who chose in that nest chooses again
-            redo = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == nest[done])]
+        else:
+            redo = _nest_lost_value(w, v0m, nest, lam, e0, rest, picked, done, choice)
         if redo.size:
-            w_redo = w[redo]
-            w_redo[:, closed] = 0.0
-            choice[redo] = pick(w_redo, v0m[redo], nest, lam, e[redo], e0[redo])
+            choice[redo] = pick(w[redo], v0m[redo], nest, lam, e[redo], e0[redo])
     return choice, closed
+
+
+def _nest_lost_value(
+    w: F32,
+    v0m: F32,
+    nest: NDArray[np.intp],
+    lam: F32,
+    e0: F32,
+    rest: NDArray[np.intp],
+    picked: NDArray[np.intp],
+    done: int,
+    choice: NDArray[np.intp],
+) -> NDArray[np.intp]:
+    """After product ``done`` closed (its column of ``w`` zeroed), settle the buyers who chose in its nest.
+
+    Those who chose ``done`` must choose again (returned). The others keep their product
+    unless their nest, now worth less, loses to the outside option (set here) or to
+    another nest (returned, to choose again): inside a nest, removing a product they
+    did not pick leaves their pick unchanged.
+    """
+    g = nest[done]
+    in_nest = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == g)]
+    wanted = in_nest[choice[in_nest] == done]
+    others = in_nest[choice[in_nest] != done]
+    k = lam.shape[0]
+    if others.size == 0:
+        return wanted
+    wo = w[others]
+    if k == 1:
+        s = wo.sum(axis=1, keepdims=True)
+    else:
+        onehot = np.zeros((w.shape[1], k), np.float32)
+        onehot[np.arange(w.shape[1]), nest] = 1.0
+        s = wo @ onehot
+    with np.errstate(divide="ignore"):
+        score = np.where(s > 0, lam[None, :] * np.log(s) - np.log(e0[others, :k]), -np.inf)
+        outside = v0m[others] - np.log(e0[others, k])
+    best_nest = np.argmax(score, axis=1)
+    best = score[np.arange(others.size), best_nest]
+    goes_out = ~(best > outside)
+    choice[others[goes_out]] = OUTSIDE
+    moves = others[~goes_out & (best_nest != g)]
+    return np.concatenate([wanted, moves])
 
 
 # ------------------------------------------------------------ closed forms (tests)
