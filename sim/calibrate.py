@@ -137,6 +137,7 @@ def fit_appeals(
     iterations: int = 12,
     tolerance: float = 0.03,
     ridge: float = 0.2,
+    reported: Any = None,
     log: Any = sys.stderr,
 ) -> tuple[dict[str, float], dict[str, float], pd.DataFrame]:
     """Fit brand and product appeals to reported volumes up to ``through``.
@@ -146,7 +147,7 @@ def fit_appeals(
         parameters) and a table of targets with reported and simulated units.
     """
     base = load_scenario(path)
-    targets = volume_targets(base, through)
+    targets = volume_targets(base, through, reported)
     if not targets:
         raise ValueError("no reported volumes to fit")
     end = min(parse_month(through), base.end_index)
