@@ -300,7 +300,12 @@ class MarketModel(mesa.Model):
         return self.agents_by_type[Brand]
 
     def buyer_agents(self, limit: int | None = None) -> list[Buyer]:
-        """Buyers now in the market as Mesa agents (views of the pool, created on demand)."""
+        """Buyers now in the market as Mesa agents (views of the pool, created on demand).
+
+        Each call registers new ``Buyer`` agents with the model (Mesa registers every agent it
+        creates); call ``agent.remove()`` on them when done inspecting, to keep the model light.
+        They never change the simulation: they only read the pool.
+        """
         ids = self.pool.id if limit is None else self.pool.id[:limit]
         return [Buyer(self, int(i)) for i in ids]
 
