@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", "-o", help="results folder (default: results/<scenario>/<time>)")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario value, e.g. --set 'products.AITO M6.price=260000'")
+    r.add_argument("--check", action="store_true",
+                   help="assert the accounting invariants every month; a violation fails the run with the month and product")
     _add_batch_options(r)
     r.set_defaults(func=cmd_run)
 
@@ -190,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = dict(parse_set_option(s) for s in args.sets)
     scenario = load_scenario(args.scenario, overrides)
     seed = scenario.seed if args.seed is None else args.seed
-    specs = make_specs(scenario, args.replications, seed=seed, scale=args.scale)
+    specs = make_specs(scenario, args.replications, seed=seed, scale=args.scale, check=args.check)
     if args.dry_run:
         return _dry_run(scenario.name, specs, args, f"{len(specs)} run(s)")
     default = Path("results") / scenario.name / store.now_utc().replace(":", "").replace("+0000", "Z")
@@ -208,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "seed": seed,
             "replications": args.replications,
             "scale": scale,
+            "check": args.check,
             "request": {
                 "kind": "run",
                 "scenario_hash": scenario.hash(),

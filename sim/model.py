@@ -26,6 +26,10 @@ from .yamlio import InputError
 MAX_WAIT = 24.0
 
 
+class InvariantError(RuntimeError):
+    """An accounting identity failed in a month (raised only with ``check=True``)."""
+
+
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Keyword overrides: ``buyers__price_sensitivity=1.2`` or ``{"buyers.price_sensitivity": 1.2}``."""
     return {k.replace("__", "."): v for k, v in kwargs.items()}
@@ -39,6 +43,7 @@ class MarketModel(mesa.Model):
         seed: root seed (default: the scenario's). Ignored when ``rng`` is given.
         rng: a ``numpy.random.Generator`` (one per run; replications pass spawned ones).
         scale: real buyers per buyer agent (default: the scenario's).
+        check: assert the accounting invariants after every month (``sim run --check``).
         **overrides: scenario values by path, ``buyers__price_sensitivity=1.2`` or
             ``**{"products.AITO M6.price": 260000}`` (applied before validation).
     """
@@ -49,6 +54,7 @@ class MarketModel(mesa.Model):
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         scale: float | None = None,
+        check: bool = False,
         **overrides: Any,
     ):
         if isinstance(scenario, Scenario):
@@ -67,6 +73,7 @@ class MarketModel(mesa.Model):
         else:
             super().__init__(seed=cfg.seed if seed is None else seed)
         self.config = cfg
+        self.check = bool(check)
         self.scale = float(cfg.scale if scale is None else scale)
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
@@ -324,7 +331,10 @@ class MarketModel(mesa.Model):
         self._hear()
         self._arrive(t)
         self._choose(t)
+        before = (self.stock.copy(), self.backlog.copy()) if self.check else None
         self._deliver(t)
+        if before is not None:
+            self._check_month(t, *before)
         self.datacollector.collect(self)
         self.t += 1
         if self.t >= self.n_months:
@@ -568,6 +578,38 @@ class MarketModel(mesa.Model):
         self.month_cancellations = cancel
         self.production = production
         self.month_offered = self.open_t[t] | (units > 0) | (self.backlog > 0)
+
+    def _check_month(self, t: int, stock_before: np.ndarray, backlog_before: np.ndarray) -> None:
+        """Accounting invariants of the month just simulated; raise :class:`InvariantError` if one fails."""
+        month = self.month_label
+        names = self.product_names
+        tables = {
+            "orders": self.month_orders,
+            "deliveries": self.month_units,
+            "backlog": self.backlog,
+            "cancellations": self.month_cancellations,
+            "stock": self.stock[:, None],
+        }
+        for what, arr in tables.items():
+            bad = ~np.isfinite(arr) | (arr < 0)
+            if bad.any():
+                j = int(np.argwhere(bad)[0][0])
+                raise InvariantError(f"{month}: {names[j]}: {what} is negative or not a number ({arr[j].tolist()})")
+        over = self.month_units.sum(axis=1) > stock_before + self.capacity_t[t] + 1e-9
+        if over.any():
+            j = int(np.flatnonzero(over)[0])
+            raise InvariantError(
+                f"{month}: {names[j]}: delivered {self.month_units[j].sum():,.0f} > stock {stock_before[j]:,.0f}"
+                f" + capacity {self.capacity_t[t, j]:,.0f}"
+            )
+        gap = self.month_orders - (self.month_units + self.backlog - backlog_before + self.month_cancellations)
+        if np.abs(gap).max(initial=0.0) > 1e-6:
+            j = int(np.argwhere(np.abs(gap) > 1e-6)[0][0])
+            raise InvariantError(f"{month}: {names[j]}: orders != deliveries + backlog change + cancellations")
+        offered = self.month_offered
+        prices = (self.month_list_price, self.month_transaction_price, self.month_paid)
+        if any((~np.isfinite(p) | (p < 0))[offered].any() for p in prices):
+            raise InvariantError(f"{month}: a price is negative or not a number")
 
     # ---------------------------------------------------------------- running
 

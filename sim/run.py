@@ -61,6 +61,7 @@ class RunSpec:
         scale: real buyers per buyer agent (None: the scenario's).
         overrides: scenario values by path (for sweeps), applied to ``scenario`` in the worker.
         point: the sweep's design point (None outside sweeps).
+        check: assert the accounting invariants every month (a violation fails the run).
     """
 
     run_id: int
@@ -71,6 +72,7 @@ class RunSpec:
     scale: float | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     point: int | None = None
+    check: bool = False
 
     def seed_sequence(self) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
@@ -94,6 +96,7 @@ def make_specs(
     overrides: dict[str, Any] | None = None,
     point: int | None = None,
     first_stream: int = 0,
+    check: bool = False,
 ) -> list[RunSpec]:
     """One spec per replicate, seeds spawned from the root seed.
 
@@ -108,6 +111,7 @@ def make_specs(
         overrides: scenario values by path, applied in the worker (sweep points).
         point: the sweep's design point recorded with each run.
         first_stream: index of the first child seed used.
+        check: assert the accounting invariants every month in each run.
     """
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
     entropy = int(root.entropy)  # type: ignore[arg-type]
@@ -123,6 +127,7 @@ def make_specs(
             scale=scale,
             overrides=dict(overrides or {}),
             point=point,
+            check=check,
         )
         for r in range(replications)
     ]
@@ -148,7 +153,7 @@ def execute(spec: RunSpec) -> RunOutput:
     }
     try:
         rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
-        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, **spec.overrides)
+        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, check=spec.check, **spec.overrides)
         row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
         model.run()
         sales = sales_table(model, spec)

@@ -377,3 +377,37 @@ def test_ageing_counts_from_launch_or_a_renewing_refresh(tmp_path):
     assert m.age_t[months.index("2024-08"), a2] == pytest.approx(5 / 12)  # launched 2024-03: 5 months by Aug
     assert m.age_t[months.index("2024-09"), a2] == 0  # renewed by the refresh
     assert m.age_t[months.index("2024-12"), a2] == pytest.approx(3 / 12)
+
+
+def test_check_passes_on_a_sound_model_and_names_the_month_of_a_broken_one(monkeypatch):
+    from sim.model import InvariantError
+
+    MarketModel(scenario=str(TINY), seed=3, check=True).run()  # no violation on the real model
+
+    real = MarketModel._deliver
+
+    def leaky(self, t):  # deliver one car more than exists
+        real(self, t)
+        self.month_units[0, 0] += 1
+
+    monkeypatch.setattr(MarketModel, "_deliver", leaky)
+    with pytest.raises(InvariantError, match=r"^2024-01: A1: "):
+        MarketModel(scenario=str(TINY), seed=3, check=True).run()
+    MarketModel(scenario=str(TINY), seed=3).run()  # without --check nothing is asserted
+
+
+def test_sim_run_check_records_a_violation_as_a_failed_run(tmp_path, monkeypatch):
+    from sim.cli import main
+
+    real = MarketModel._deliver
+
+    def leaky(self, t):
+        real(self, t)
+        self.month_units[0, 0] += 1
+
+    monkeypatch.setattr(MarketModel, "_deliver", leaky)
+    out = tmp_path / "out"
+    assert main(["run", str(TINY), "--check", "--workers", "1", "--quiet", "--out", str(out)]) == 1
+    runs = load_results(out).runs
+    assert runs["status"].tolist() == ["failed"] and "InvariantError" in runs["error"].iloc[0]
+    assert load_results(out).manifest["check"] is True
