@@ -112,7 +112,7 @@ def _add_optional_commands(sub: Any) -> None:
     """Commands that live with their modules register here."""
     from .bench import add_bench_command
     from .calibrate import add_calibrate_commands
-    from .compare import add_compare_command
+    from .compare_output import add_compare_command
 
     add_bench_command(sub)
     add_calibrate_commands(sub)
