@@ -331,7 +331,7 @@ def add_bench_command(sub: Any) -> None:
         type=_positive_float,
         default=0.8,
         metavar="L",
-        help="nesting parameter (default 0.8, as the baseline; 1 with one nest = plain logit)",
+        help="nesting parameter (default 0.8, the schema default; the baseline uses 0.5; 1 with one nest = plain logit)",
     )
     b.add_argument("--json", action="store_true", help="print the figures as JSON")
     b.set_defaults(func=cmd_bench)
