@@ -19,7 +19,7 @@ import numpy as np
 from . import market, observe, policy
 from .agents import TASTES, Brand, Buyer, BuyerPool, Dealer
 from .months import format_month, parse_month
-from .scenario import BODIES, POWERTRAINS, Scenario, load_scenario
+from .scenario import POWERTRAINS, Scenario, load_scenario
 from .yamlio import InputError
 
 #: Longest wait (months) used in utilities and cancellations, to keep numbers finite.
@@ -137,7 +137,6 @@ class MarketModel(mesa.Model):
             self.attr_static[:, col[body]] = self.body == body
         self.attr_static[:, col["large"]] = self.seats >= 6
         self._smart_col = col["smart"]
-        assert set(BODIES) >= {"SUV", "MPV", "sedan"}
 
     def _compile_schedules(self) -> None:
         """Turn dated events and the policy calendar into per-month arrays (T x ...)."""
@@ -290,7 +289,6 @@ class MarketModel(mesa.Model):
         self.next_buyer_id = 0
         self.returning = np.zeros(M)
         self.last_orders = np.zeros((P, M))
-        self._tier_names = [list(mk.city_tiers) for mk in cfg.markets]
         self._tier_p = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
         self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
         self.total_decisions = 0
