@@ -52,6 +52,8 @@ from .yamlio import InputError
 MAX_LISTED_FAILURES = 1000
 #: Largest adaptive chunk, in runs.
 MAX_CHUNK = 100
+#: Most runs in one batch (a guard against a mistyped replication count or design size).
+MAX_RUNS = 1_000_000
 #: Work an adaptive chunk aims at, in seconds of run time.
 CHUNK_SECONDS = 10.0
 #: BLAS/OpenMP threads of a run (see :func:`run_chunk`).
@@ -443,17 +445,24 @@ def run_batch(
         }
     )
     writer = store.ManifestWriter(out, {k: v for k, v in manifest.items() if k not in PROGRESS_KEYS})
-    writer.write(_progress(st, "running", seconds=round(seconds_before, 3)))
     bar = Progress(st.asked, manifest.get("label") or manifest.get("scenario_name", "runs"), progress, initial=st.finished)
     status = "complete"
+    writing = True  # an OSError while writing is the disk's (full, read-only), not the batch's
     try:
+        writer.write(_progress(st, "running", seconds=round(seconds_before, 3)))
+        writing = False
         for runs, sales in _results(ex, iter_chunks(todo, sizer), 2 * slots):
+            writing = True
             sizer.observe(runs)
             runs = with_design(runs, design)
             name = f"{int(runs['run_id'].min()):08d}"
             # Sales first: the runs part is the mark that a chunk is whole.
             store.write_part(out, "sales", name, sales)
-            store.write_part(out, "runs", name, runs)
+            try:
+                store.write_part(out, "runs", name, runs)
+            except BaseException:
+                _remove_quietly(out / "sales" / f"part-{name}.parquet")  # no sales without their runs
+                raise
             bad = runs.loc[runs["status"] != "ok", "run_id"]
             st.finished += len(runs)
             st.failed += len(bad)
@@ -461,11 +470,15 @@ def run_batch(
             st.parts += 1
             writer.write(_progress(st, "running", seconds=round(seconds_before + time.perf_counter() - t0, 3)))
             bar.update(len(runs))
+            writing = False
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "aborted"
         reason = "" if isinstance(exc, KeyboardInterrupt) else "".join(traceback.format_exception_only(exc)).strip()
         seconds = round(seconds_before + time.perf_counter() - t0, 3)
-        writer.write(_progress(st, status, seconds=seconds, abort_reason=reason))
+        try:
+            writer.write(_progress(st, status, seconds=seconds, abort_reason=reason))
+        except OSError:
+            pass  # the disk that stopped the batch may refuse this too; the runs parts are the truth
         ex.shutdown(wait=False, cancel_futures=True)
         bar.close()
         if isinstance(exc, BrokenProcessPool):
@@ -473,12 +486,33 @@ def run_batch(
                 f"a worker process died (killed, or out of memory?); {st.finished} of {st.asked} runs are stored "
                 f"in {out}; continue with --resume"
             ) from exc
+        if writing and isinstance(exc, OSError):
+            raise _write_error(exc, out, st) from exc
         raise
     ex.shutdown(wait=True)
     bar.close()
     seconds = seconds_before + time.perf_counter() - t0
-    writer.write(_progress(st, status, seconds=round(seconds, 3), completed=store.now_utc()))
+    try:
+        writer.write(_progress(st, status, seconds=round(seconds, 3), completed=store.now_utc()))
+    except OSError as exc:
+        raise _write_error(exc, out, st) from exc
     return BatchReport(st.asked, st.finished, st.failed, seconds, skipped)
+
+
+def _write_error(exc: OSError, out: Path, st: _State) -> OSError:
+    """A write failure said plainly: what failed, what is stored, how to continue."""
+    return OSError(
+        exc.errno,
+        f"cannot write the results in {out}: {exc.strerror or exc}; {st.finished} of {st.asked} runs are stored; "
+        "make room or fix the permissions, then continue with --resume",
+    )
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # scan_finished removes a sales part without its runs part on --resume
 
 
 def _results(

@@ -9,14 +9,19 @@ products):
   buyers, so above ``--naive-max`` buyers a subsample (the first buyers, with the order
   limits scaled down in proportion) is timed, and the table says so. Creating the agents
   is not timed.
-* **fast**: :func:`sim.market.serve_in_order` on the whole population, with the month's
-  random draws (``Exp(1)`` per buyer and product, per buyer and nest, the serving order)
-  made as the model makes them.
+* **fast**: the production path, the compiled kernel (:func:`sim.kernel.serve`: first
+  choices by inverse CDF, then service in a random order with draws again for buyers who
+  meet a closed product), on the whole population, its random numbers included.
+* **numpy**: the numpy fallback of the same law (:func:`sim.market.serve_in_order`, with
+  ``Exp(1)`` draws per buyer and product, per buyer and nest, and the serving order), for
+  reference.
 * **floor**: numpy float32 ``exp`` of the buyers x (products + outside option) matrix
   (into a preallocated buffer) plus ``argmax`` along the options.
 
-Each figure is the median of ``--repeat`` timings. The figures belong in BENCHMARKS.md
-with the command and the machine.
+Each figure is the median of ``--repeat`` timings of CPU time (``time.process_time``; all
+three paths run on one thread), so that other processes on a shared machine do not count;
+on an idle machine it equals the wall time. The figures belong in BENCHMARKS.md with the
+command and the machine.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -139,8 +145,15 @@ def load_naive() -> ModuleType:
     return module
 
 
-def serve_month(pop: Population, rng: np.random.Generator) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-    """The production path for one month: the draws as the model makes them, then :func:`sim.market.serve_in_order`."""
+def serve_month(pop: Population, rng: np.random.Generator) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """The production path for one month: the compiled kernel, its draws from one key taken from ``rng``."""
+    from . import kernel
+
+    return kernel.serve(pop.v, pop.available, pop.v0, pop.nest, pop.lam, pop.limits, rng)
+
+
+def serve_month_numpy(pop: Population, rng: np.random.Generator) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """The numpy path for one month: the draws as the model makes them, then :func:`sim.market.serve_in_order`."""
     n, j = pop.v.shape
     e = rng.standard_exponential((n, j), dtype=np.float32)
     e0 = rng.standard_exponential((n, pop.lam.size + 1), dtype=np.float32)
@@ -149,11 +162,12 @@ def serve_month(pop: Population, rng: np.random.Generator) -> tuple[NDArray[np.i
 
 
 def _median_seconds(fn: Any, repeat: int) -> float:
+    """Median CPU time of ``fn(r)`` for ``r < repeat``: this process's time, not the other processes' load."""
     times = []
     for r in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn(r)
-        times.append(time.perf_counter() - t0)
+        times.append(time.process_time() - t0)
     return statistics.median(times)
 
 
@@ -175,7 +189,9 @@ def bench_size(
         _, shut = serve_month(pop, np.random.default_rng([seed, r]))
         closed.append(int(shut.sum()))
 
+    serve_month(pop.head(min(n_buyers, 1000)), np.random.default_rng(0))  # compiled code loaded (or compiled) before timing
     fast_s = _median_seconds(fast, repeat)
+    numpy_s = _median_seconds(lambda r: serve_month_numpy(pop, np.random.default_rng([seed, r])), repeat)
 
     x = np.concatenate([pop.v, pop.v0[:, None]], axis=1)
     buf = np.empty_like(x)
@@ -201,9 +217,17 @@ def bench_size(
         "naive_us": 1e6 * naive_s / n_naive,
         "naive_create_us": 1e6 * create_s / n_naive,
         "fast_us": 1e6 * fast_s / n_buyers,
+        "numpy_us": 1e6 * numpy_s / n_buyers,
         "floor_us": 1e6 * floor_s / n_buyers,
         "products_closed": int(statistics.median(closed)),
     }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def machine() -> dict[str, Any]:
@@ -220,6 +244,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "numba": _version("numba"),
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "load_average": load,
     }
@@ -228,14 +253,15 @@ def machine() -> dict[str, Any]:
 def format_table(sizes: list[dict[str, Any]]) -> str:
     """The figures as a Markdown table, one row per size."""
     rows = [
-        "| buyers | naive timed on | naive us | fast us | floor us | naive / fast | fast / floor | limits bound |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| buyers | naive timed on | naive us | fast us | numpy us | floor us | naive / fast | fast / floor | limits bound |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in sizes:
         sample = f"{s['naive_buyers']:,}" + (" (subsample)" if s["naive_buyers"] < s["n_buyers"] else "")
         rows.append(
-            f"| {s['n_buyers']:,} | {sample} | {s['naive_us']:.2f} | {s['fast_us']:.3f} | {s['floor_us']:.3f} "
-            f"| {s['naive_us'] / s['fast_us']:.0f}x | {s['fast_us'] / s['floor_us']:.2f}x | {s['products_closed']} |"
+            f"| {s['n_buyers']:,} | {sample} | {s['naive_us']:.2f} | {s['fast_us']:.3f} | {s['numpy_us']:.3f} "
+            f"| {s['floor_us']:.3f} | {s['naive_us'] / s['fast_us']:.0f}x | {s['fast_us'] / s['floor_us']:.2f}x "
+            f"| {s['products_closed']} |"
         )
     return "\n".join(rows)
 
@@ -250,7 +276,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
     last = sizes[-1]
     if args.json:
-        out = {k: last[k] for k in ("naive_us", "fast_us", "floor_us", "n_buyers", "n_products")}
+        out = {k: last[k] for k in ("naive_us", "fast_us", "floor_us", "n_buyers", "n_products", "numpy_us")}
         out.update(
             {
                 "repeat": args.repeat,
@@ -269,7 +295,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"median of {args.repeat}"
     )
     load = "" if m["load_average"] is None else f", load average {m['load_average']:.2f}"
-    print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, {m['platform']}{load}")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
+        f"{m['platform']}{load}"
+    )
     print()
     print(format_table(sizes))
     if any(s["naive_buyers"] < s["n_buyers"] for s in sizes):

@@ -1,19 +1,27 @@
-"""Fitting appeal parameters to reported volumes (a first, deterministic calibration).
+"""Fitting appeals and life cycles to reported volumes (a first, deterministic calibration).
 
-``fit_appeals`` adjusts brand and product mean utilities (``appeal``) so that the
-simulated deliveries match the reported monthly, quarterly, annual and cumulative
-(period-sum) figures through a cut-off month (Dec 2024 by default: later volumes
-are kept out of the fit on purpose).
+``fit_appeals`` adjusts brand and product mean utilities (``appeal``) and each product's
+life-cycle rate (``ageing``, utils lost a year of age) so that the simulated deliveries
+match the reported monthly, quarterly, annual and cumulative (period-sum) figures through a
+cut-off month (Dec 2024 by default: later volumes are kept out of the fit on purpose).
 
-Method: regularised, damped Gauss-Newton on log volumes. The residual of target
-``t`` is ``log(simulated_t / reported_t)``; its derivative with respect to an
-appeal is the nested-logit share derivative, ``(1 / lambda)`` times the share of
-the target's units that the parameter moves (a brand's appeal moves all its
-products). Every product of a brand with figures is free; a ridge term damps each
-step (Levenberg-style), which keeps weakly identified products near where they are. Each
-iteration runs the model with the same seeds (common random numbers), so the fit
-is deterministic. The ensemble calibration of parameter uncertainty belongs to a
-later step; this gives the baseline its starting values, and the command that
+Method: Levenberg-Marquardt on log volumes. The residual of target ``t`` is
+``log(simulated_t / reported_t)``, weighted by the confidence of its sources and its
+frequency. Its derivative with respect to an appeal is the nested-logit share derivative,
+``(1 / lambda)`` times the share of the target's demand (orders) that the parameter moves (a
+brand's appeal moves all its products); with respect to an ageing rate, minus that share
+weighted by the product's age. Demand rather than deliveries, so that a product held at its
+capacity still answers to its appeal through its order book. Every product of a brand with
+figures has a free appeal; products first delivered inside the scenario with at least
+``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products only lose
+appeal with age; growth comes from awareness, stores and capacity); the other products first
+delivered inside the scenario (too few months in sample, or launched after the cut-off) age at
+the median of the fitted rates, and a product launched after the cut-off takes its brand's
+typical appeal (the fitted product appeals weighted by their deliveries in sample). A step is kept only when
+it lowers the weighted loss; otherwise the damping grows and a shorter step is tried. Each
+evaluation runs the model with the same seeds (common random numbers), so the fit is
+deterministic. The ensemble calibration of parameter uncertainty is ``sim calibrate``
+(:mod:`sim.ensemble`); this gives the baseline its starting values, and the command that
 produced them is written at the top of the overlay it writes.
 """
 from __future__ import annotations
@@ -40,6 +48,10 @@ VOLUME_MEASURES = ("deliveries", "sales", "retail", "registrations")
 
 #: Weight of a figure by its frequency (many monthly figures should not drown the annual totals).
 FREQUENCY_WEIGHT = {"annual": 1.0, "quarterly": 0.6, "monthly": 0.3, "cumulative": 0.6}
+#: The fit stops when the damping needed for a step that lowers the loss passes this (steps too short to matter).
+MAX_DAMPING = 1e3
+#: A product's own ageing rate is fitted only with at least this many months of deliveries in sample.
+AGEING_MIN_MONTHS = 9
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,7 @@ def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: fl
     if len(failed):
         raise RuntimeError(f"a fitting run failed:\n{failed['error'].iloc[0]}")
     sales = sales[sales["market"] == "CN"]
-    per = sales.groupby(["replicate", "brand", "model", "month"], observed=True)[["units"]].sum()
+    per = sales.groupby(["replicate", "brand", "model", "month"], observed=True)[["units", "orders"]].sum()
     out = per.groupby(["brand", "model", "month"], observed=True).mean().reset_index()
     out["m"] = out["month"].map(parse_month)
     return out
@@ -127,6 +139,20 @@ def _residuals(targets: list[VolumeTarget], sim: pd.DataFrame) -> tuple[np.ndarr
     return np.array(res), got
 
 
+def _product_ages(scenario: Scenario) -> dict[tuple[str, int], float]:
+    """Age in years of each product in each month (the model's life-cycle clock)."""
+    from .model import MarketModel
+
+    model = MarketModel(scenario, seed=0)
+    months = range(model.start_index, model.start_index + model.n_months)
+    return {
+        (name, m): float(model.age_t[t, j])
+        for j, name in enumerate(model.product_names)
+        for t, m in enumerate(months)
+        if model.age_t[t, j] > 0
+    }
+
+
 def fit_appeals(
     path: str | Path,
     *,
@@ -138,15 +164,18 @@ def fit_appeals(
     tolerance: float = 0.03,
     ridge: float = 0.2,
     reported: Any = None,
+    overrides: dict[str, Any] | None = None,
+    fit_ageing: bool = True,
     log: Any = sys.stderr,
-) -> tuple[dict[str, float], dict[str, float], pd.DataFrame]:
+) -> tuple[dict[str, float], dict[str, dict[str, float]], pd.DataFrame]:
     """Fit brand and product appeals to reported volumes up to ``through``.
 
     Returns:
         ``(brand_appeal, product_appeal, report)``: fitted values (only for fitted
         parameters) and a table of targets with reported and simulated units.
     """
-    base = load_scenario(path)
+    fixed = dict(overrides or {})
+    base = load_scenario(path, fixed)
     targets = volume_targets(base, through, reported)
     if not targets:
         raise ValueError("no reported volumes to fit")
@@ -159,45 +188,117 @@ def fit_appeals(
         p.name for p in base.products
         if p.brand in brands and parse_month(p.delivery_start or p.launch) <= fit_end
     )
+    # A life-cycle rate (utils lost a year of age) is free for products first delivered inside
+    # the scenario with at least AGEING_MIN_MONTHS of deliveries before the cut-off.
+    aged = sorted(
+        p.name for p in base.products
+        if p.name in prods and base.start_index < parse_month(p.delivery_start or p.launch) <= fit_end - AGEING_MIN_MONTHS + 1
+    ) if fit_ageing else []
+    # Products first delivered inside the scenario but without enough data of their own (too
+    # few months in sample, or launched after the cut-off) age at the median fitted rate.
+    borrowed = [
+        p.name for p in base.products
+        if p.name not in aged and parse_month(p.delivery_start or p.launch) > base.start_index
+    ] if fit_ageing else []
+    ages = _product_ages(base)
     product_brand = {p.name: p.brand for p in base.products}
-    params = [("brand", b) for b in brands] + [("product", p) for p in prods]
+    params = [("brand", b) for b in brands] + [("product", p) for p in prods] + [("ageing", p) for p in aged]
+    by_name = {p.name: p for p in base.products}
     theta = np.array(
-        [next(x.appeal for x in base.brands if x.name == n) if k == "brand" else next(x.appeal for x in base.products if x.name == n) for k, n in params]
+        [next(x.appeal for x in base.brands if x.name == n) if k == "brand"
+         else (by_name[n].appeal if k == "product" else by_name[n].ageing) for k, n in params]
     )
     lam = base.buyers.choice.nest_lambda if base.buyers.choice.model == "nested_logit" else 1.0
     weights = np.array([t.weight for t in targets])
-    report = pd.DataFrame()
-    for it in range(iterations + 1):
-        over: dict[str, Any] = {"end": f"{end // 12:04d}-{end % 12 + 1:02d}"}
+    is_ageing = np.array([k == "ageing" for k, _ in params])
+
+    def median_rate(theta: np.ndarray) -> float:
+        return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
+
+    def evaluate(theta: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
+        over: dict[str, Any] = {**fixed, "end": f"{end // 12:04d}-{end % 12 + 1:02d}"}
         for (kind, name), value in zip(params, theta, strict=True):
-            over[f"{'brands' if kind == 'brand' else 'products'}.{name}.appeal"] = float(value)
-        sc = load_scenario(path, over)
-        sim = simulate_monthly(sc, replications, seed, scale)
+            field = "ageing" if kind == "ageing" else "appeal"
+            over[f"{'brands' if kind == 'brand' else 'products'}.{name}.{field}"] = float(value)
+        for name in borrowed:
+            over[f"products.{name}.ageing"] = median_rate(theta)
+        sim = simulate_monthly(load_scenario(path, over), replications, seed, scale)
+        sim["age"] = [ages.get(key, 0.0) for key in zip(sim["model"], sim["m"], strict=True)]
         r, got = _residuals(targets, sim)
-        report = pd.DataFrame(
-            {"target": [t.key for t in targets], "reported": [t.value for t in targets], "simulated": got,
-             "pct_error": 100 * (np.array(got) / np.array([t.value for t in targets]) - 1), "lines": [t.lines for t in targets]}
-        )
-        worst = float(np.max(np.abs(r)))
-        print(f"fit iteration {it}: max |log error| {worst:.3f}, weighted RMS {np.sqrt(np.average(r**2, weights=weights)):.3f}", file=log)
-        if worst < tolerance or it == iterations:
-            break
-        # Gauss-Newton step on log volumes with the logit share derivative as Jacobian:
-        # d log(units of a target) / d appeal = (1/lambda) * share of the target's units moved by it.
+        return sim, r, got, float(np.average(r**2, weights=weights))
+
+    def jacobian(sim: pd.DataFrame) -> np.ndarray:
+        # The logit share derivative: d log(units of a target) / d appeal = (1/lambda) * the
+        # share of the target's demand the parameter moves; d / d ageing = -(1/lambda) * that
+        # share weighted by the product's age in years. Shares are of *demand* (orders): a
+        # product held at its capacity still answers through its order book, so the fit does
+        # not raise a capacity-bound product's demand without limit (a backlog that later
+        # years would then deliver).
         jac = np.zeros((len(targets), len(params)))
         for i, t in enumerate(targets):
             rows = _target_rows(sim, t)
-            total = max(float(rows["units"].sum()), 1.0)
+            demand = max(float(rows["orders"].sum()), 1.0)
             for k, (kind, name) in enumerate(params):
-                if kind == "brand" and name == t.brand:
-                    jac[i, k] = 1.0 / lam
-                elif kind == "product" and product_brand[name] == t.brand and (t.model is None or t.model == name):
-                    jac[i, k] = (float(rows.loc[rows["model"] == name, "units"].sum()) / total) / lam
+                if kind == "brand":
+                    jac[i, k] = (1.0 / lam) if name == t.brand else 0.0
+                elif product_brand[name] == t.brand and (t.model is None or t.model == name):
+                    own = rows[rows["model"] == name]
+                    if kind == "product":
+                        jac[i, k] = float(own["orders"].sum()) / demand / lam
+                    else:
+                        jac[i, k] = -float((own["orders"] * own["age"]).sum()) / demand / lam
+        return jac
+
+    def say(it: int, r: np.ndarray, loss: float, note: str = "") -> None:
+        print(f"fit iteration {it}: max |log error| {np.max(np.abs(r)):.3f}, weighted RMS {np.sqrt(loss):.3f}{note}", file=log)
+
+    # Levenberg-Marquardt: a Gauss-Newton step damped by ``ridge``; a step is kept only if it
+    # lowers the weighted loss (the runs share their seeds, so the loss is deterministic),
+    # otherwise the damping grows and a shorter step is tried from the same point.
+    sim, r, got, loss = evaluate(theta)
+    say(0, r, loss)
+    evaluations = 1
+    it = 0
+    while it < iterations and np.max(np.abs(r)) >= tolerance and evaluations < 2 * iterations + 1 and ridge < MAX_DAMPING:
+        jac = jacobian(sim)
         wj = jac * weights[:, None]
         step = -np.linalg.solve(jac.T @ wj + ridge * np.eye(len(params)), wj.T @ r)
-        theta = theta + np.clip(0.8 * step, -1.5, 1.5)
+        cand = theta + np.clip(step, -1.5, 1.5)
+        cand = np.where(is_ageing, np.maximum(cand, 0.0), cand)  # products only lose appeal with age
+        c_sim, c_r, c_got, c_loss = evaluate(cand)
+        evaluations += 1
+        if c_loss < loss:
+            it += 1
+            theta, sim, r, got, loss = cand, c_sim, c_r, c_got, c_loss
+            ridge = max(ridge / 2.0, 1e-3)
+            say(it, r, loss)
+        else:
+            ridge *= 4.0
+            print(f"  step rejected (weighted RMS {np.sqrt(c_loss):.3f}); damping raised to {ridge:g}", file=log)
+    report = pd.DataFrame(
+        {"target": [t.key for t in targets], "reported": [t.value for t in targets], "simulated": got,
+         "pct_error": 100 * (np.array(got) / np.array([t.value for t in targets]) - 1), "lines": [t.lines for t in targets]}
+    )
     brand_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta, strict=True) if k == "brand"}
-    prod_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta, strict=True) if k == "product"}
+    prod_fit: dict[str, dict[str, float]] = {}
+    for (k, n), v in zip(params, theta, strict=True):
+        if k != "brand":
+            prod_fit.setdefault(n, {})["appeal" if k == "product" else "ageing"] = round(float(v), 4)
+    for n in borrowed:
+        prod_fit.setdefault(n, {})["ageing"] = median_rate(theta)
+    # A product launched after the cut-off has no data of its own: it is taken to be as appealing
+    # as the brand's typical product, the mean of its fitted product appeals weighted by their
+    # deliveries in sample (unless the scenario says otherwise with appeal_like).
+    units = sim.groupby("model")["units"].sum()
+    for b in brands:
+        fitted = [n for n in prods if product_brand[n] == b]
+        w = np.array([float(units.get(n, 0.0)) for n in fitted])
+        if not fitted or w.sum() <= 0:
+            continue
+        typical = float(np.average([prod_fit[n]["appeal"] for n in fitted], weights=w))
+        for p in base.products:
+            if p.brand == b and p.name not in prods and not p.appeal_like:
+                prod_fit.setdefault(p.name, {})["appeal"] = round(typical, 4)
     return brand_fit, prod_fit, report
 
 
@@ -206,7 +307,7 @@ def write_overlay(
     extends: str,
     name: str,
     brand_fit: dict[str, float],
-    product_fit: dict[str, float],
+    product_fit: dict[str, dict[str, float]],
     report: pd.DataFrame,
     command: str,
     description: str = "",
@@ -226,7 +327,7 @@ def write_overlay(
     if description:
         doc["description"] = description
     doc["brands"] = [{"name": b, "appeal": v} for b, v in brand_fit.items()]
-    doc["products"] = [{"name": p, "appeal": v} for p, v in product_fit.items()]
+    doc["products"] = [{"name": p, **v} for p, v in product_fit.items()]
     text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     Path(out).write_text(text)
 
@@ -242,15 +343,22 @@ def add_calibrate_commands(sub: Any) -> None:
     p.add_argument("--iterations", type=int, default=12)
     p.add_argument("--write", required=True, help="overlay scenario to write (e.g. scenarios/baseline.yaml)")
     p.add_argument("--name", default="baseline")
+    p.add_argument("--no-ageing", dest="ageing", action="store_false",
+                   help="fit appeals only, not the products' life-cycle (ageing) rates")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
     p.set_defaults(func=_cmd_fit)
 
 
 def _cmd_fit(args: Any) -> int:
     import os
 
+    from .scenario import parse_set_option
+
     brand_fit, prod_fit, report = fit_appeals(
         args.scenario, through=args.through, replications=args.replications, seed=args.seed,
-        scale=args.scale, iterations=args.iterations,
+        scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing,
+        overrides=dict(parse_set_option(s) for s in args.sets),
     )
     out = Path(args.write)
     extends = os.path.relpath(Path(args.scenario).resolve(), out.resolve().parent)

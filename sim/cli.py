@@ -113,10 +113,20 @@ def _add_optional_commands(sub: Any) -> None:
     from .bench import add_bench_command
     from .calibrate import add_calibrate_commands
     from .compare_output import add_compare_command
+    from .dashboard.command import add_dashboard_commands  # Solara is imported only when it runs
+    from .ensemble import add_ensemble_commands
+    from .report import add_report_commands
+    from .sensitivity import add_sensitivity_commands
+    from .validation import add_validation_commands
 
     add_bench_command(sub)
     add_calibrate_commands(sub)
     add_compare_command(sub)
+    add_dashboard_commands(sub)
+    add_ensemble_commands(sub)
+    add_report_commands(sub)
+    add_sensitivity_commands(sub)
+    add_validation_commands(sub)
 
 
 def _version() -> str:
@@ -184,11 +194,13 @@ def _dry_run(label: str, specs: list[Any], args: argparse.Namespace, what: str) 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import store
-    from .batch import check_executor, run_batch
+    from .batch import MAX_RUNS, check_executor, run_batch
     from .run import make_specs
     from .scenario import load_scenario, parse_set_option
 
     check_executor(args.executor)
+    if args.replications > MAX_RUNS:
+        raise InputError(f"--replications: at most {MAX_RUNS:,} runs in one batch, got {args.replications:,}")
     overrides = dict(parse_set_option(s) for s in args.sets)
     scenario = load_scenario(args.scenario, overrides)
     seed = scenario.seed if args.seed is None else args.seed
@@ -361,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the file system, not the code: disk full, read-only folder, permissions
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # last resort: say what happened without a traceback
         if os.environ.get("SIM_DEBUG"):
             traceback.print_exc()

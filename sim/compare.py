@@ -559,10 +559,10 @@ def _as_figures(reported: ReportedFigures | pd.DataFrame | str | Path | None) ->
 def read_reported(path: str | Path | None = None) -> ReportedFigures:
     """Load reported figures (None: the project's file), bad input as :class:`InputError`."""
     p = Path(path) if path is not None else REPORTED_DEFAULT_PATH
-    if not p.is_file():
-        raise InputError(f"{p}: no such reported-figures file")
     try:
         return load_reported(p)
+    except InputError:
+        raise  # names the file and line (a missing file, a folder, broken CSV...)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: {exc}") from None
 

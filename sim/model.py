@@ -10,6 +10,8 @@ delivers (with cancellations and backlog), the month is recorded.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,24 @@ class InvariantError(RuntimeError):
     """An accounting identity failed in a month (raised only with ``check=True``)."""
 
 
+#: Implementations of the monthly choice (same law, different random streams).
+KERNELS = ("numba", "numpy")
+
+
+def resolve_kernel(name: str | None = None) -> str:
+    """The choice kernel to use: ``name``, else ``$SIM_KERNEL``, else ``"numba"``.
+
+    Raises:
+        InputError: an unknown name, or ``"numba"`` without numba installed.
+    """
+    chosen = name or os.environ.get("SIM_KERNEL") or "numba"
+    if chosen not in KERNELS:
+        raise InputError(f"kernel must be one of {', '.join(KERNELS)}, got {chosen!r} (from SIM_KERNEL?)")
+    if chosen == "numba" and importlib.util.find_spec("numba") is None:
+        raise InputError("the numba choice kernel needs the numba package: pip install numba, or set SIM_KERNEL=numpy")
+    return chosen
+
+
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Keyword overrides: ``buyers__price_sensitivity=1.2`` or ``{"buyers.price_sensitivity": 1.2}``."""
     return {k.replace("__", "."): v for k, v in kwargs.items()}
@@ -44,6 +64,10 @@ class MarketModel(mesa.Model):
         rng: a ``numpy.random.Generator`` (one per run; replications pass spawned ones).
         scale: real buyers per buyer agent (default: the scenario's).
         check: assert the accounting invariants after every month (``sim run --check``).
+        kernel: the choice kernel, ``"numba"`` (compiled, :mod:`sim.kernel`) or ``"numpy"``
+            (:func:`sim.market.serve_in_order`); default ``$SIM_KERNEL``, else ``"numba"``. The two
+            draw the same law from different random streams: a run repeats itself bit for bit
+            only with the same kernel.
         **overrides: scenario values by path, ``buyers__price_sensitivity=1.2`` or
             ``**{"products.AITO M6.price": 260000}`` (applied before validation).
     """
@@ -55,6 +79,7 @@ class MarketModel(mesa.Model):
         rng: np.random.Generator | None = None,
         scale: float | None = None,
         check: bool = False,
+        kernel: str | None = None,
         **overrides: Any,
     ):
         if isinstance(scenario, Scenario):
@@ -74,6 +99,9 @@ class MarketModel(mesa.Model):
             super().__init__(seed=cfg.seed if seed is None else seed)
         self.config = cfg
         self.check = bool(check)
+        self.kernel = resolve_kernel(kernel)
+        self._records: np.ndarray | None = None
+        self._buffers: dict[str, np.ndarray] = {}
         self.scale = float(cfg.scale if scale is None else scale)
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
@@ -203,6 +231,8 @@ class MarketModel(mesa.Model):
         # Lines already delivering at the start are mature: their life cycle is not modelled.
         fresh = self.delivery_start > self.start_index
         self.age_t = np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)
+        # Utils lost per year of age: the buyers' common rate plus each product's own (fitted) rate.
+        self.ageing = self.config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float)
         # Capacity with its ramp, units a month, integer.
         since = months[:, None] - self.capacity_start[None, :]
         self.capacity_t = np.floor(
@@ -420,6 +450,98 @@ class MarketModel(mesa.Model):
 
     def _arrive(self, t: int) -> None:
         """New buyers arrive (and buyers who cancelled come back); leavers go."""
+        if self.kernel == "numba":
+            self._arrive_compiled(t)
+        else:
+            self._arrive_numpy(t)
+        self.returning[:] = 0.0
+        self.pool.choice[:] = -2
+
+    def _arrivals(self, t: int, m: int) -> int:
+        """Buyer agents arriving in market ``m`` this month (drawn from the market's stream)."""
+        expected = self.arrivals_t[t, m] / self.scale
+        n = int(self.market_rngs[m].poisson(expected)) if expected > 0 else 0
+        return n + int(np.rint(self.returning[m] / self.scale))
+
+    def _taste_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (with its trend to this month) and sd of each taste of buyers arriving now."""
+        cfg = self.config.buyers
+        years = (self.month_index - parse_month("2022-01")) / 12.0
+        mean = np.array([cfg.tastes[k].mean + cfg.tastes[k].trend_per_year * years if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
+        sd = np.array([cfg.tastes[k].sd if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
+        return mean, sd
+
+    def _arrive_compiled(self, t: int) -> None:
+        """The pool as buffers kept from month to month: leavers are squeezed out in place, arrivals drawn into it.
+
+        Each market's arrivals are drawn by :func:`sim.kernel.draw_buyers` from one key taken
+        from the market's stream after the Poisson count.
+        """
+        from . import kernel
+
+        pool = self.pool
+        cfg = self.config.buyers
+        size = 0
+        if len(pool):
+            idx = np.flatnonzero(~pool.leaves)
+            for name in BuyerPool.ARRAYS:
+                kernel.take_front(self._buffers[name], idx)
+            size = idx.size
+        counts = [self._arrivals(t, m) for m in range(self.n_markets)]
+        self._reserve(size + sum(counts), size)
+        buf = self._buffers
+        mean, sd = self._taste_moments()
+        alpha_at_median = cfg.price_sensitivity * (cfg.budget_reference / cfg.budget_median) ** cfg.income_elasticity
+        for m, n in enumerate(counts):
+            if n == 0:
+                continue
+            new = slice(size, size + n)
+            key = kernel.new_key(self.market_rngs[m])
+            kernel.draw_buyers(
+                key,
+                np.cumsum(self._tier_p[m]),
+                kernel.bernoulli_threshold(cfg.family_share)[()],
+                float(np.log(cfg.budget_median)),
+                float(cfg.budget_sigma),
+                float(alpha_at_median),
+                float(cfg.income_elasticity),
+                mean,
+                sd,
+                TASTES.index("large"),
+                float(cfg.family_large_car),
+                buf["tier"][new],
+                buf["family"][new],
+                buf["budget"][new],
+                buf["alpha"][new],
+                buf["taste"][new],
+            )
+            buf["id"][new] = np.arange(self.next_buyer_id, self.next_buyer_id + n)
+            self.next_buyer_id += n
+            buf["market"][new] = m
+            buf["arrived"][new] = self.month_index
+            buf["leaves"][new] = False
+            size += n
+        for name in BuyerPool.ARRAYS:
+            setattr(pool, name, buf[name][:size])
+        self.month_arrivals = sum(counts)
+
+    def _reserve(self, rows: int, used: int) -> None:
+        """Room for ``rows`` buyers in the pool's buffers (grown by half, keeping the first ``used`` rows)."""
+        have = self._buffers["id"].shape[0] if self._buffers else 0
+        if rows <= have:
+            return
+        empty = BuyerPool()
+        old = self._buffers
+        self._buffers = {}
+        for name in BuyerPool.ARRAYS:
+            like = getattr(empty, name)
+            new = np.empty((max(rows + rows // 2, 1024),) + like.shape[1:], like.dtype)
+            if old:
+                new[:used] = old[name][:used]
+            self._buffers[name] = new
+
+    def _arrive_numpy(self, t: int) -> None:
+        """New buyers drawn by numpy from the market's stream, one call per attribute."""
         pool = self.pool
         if len(pool):
             pool.keep(~pool.leaves)
@@ -427,18 +549,14 @@ class MarketModel(mesa.Model):
         arrivals = 0
         for m in range(self.n_markets):
             rng = self.market_rngs[m]
-            expected = self.arrivals_t[t, m] / self.scale
-            n = int(rng.poisson(expected)) if expected > 0 else 0
-            n += int(np.rint(self.returning[m] / self.scale))
+            n = self._arrivals(t, m)
             if n == 0:
                 continue
             arrivals += n
             tier = rng.choice(len(self._tier_p[m]), size=n, p=self._tier_p[m]).astype(np.int16)
             family = rng.random(n) < cfg.family_share
             budget = (cfg.budget_median * np.exp(cfg.budget_sigma * rng.standard_normal(n))).astype(np.float32)
-            years = (self.month_index - parse_month("2022-01")) / 12.0
-            mean = np.array([cfg.tastes[k].mean + cfg.tastes[k].trend_per_year * years if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
-            sd = np.array([cfg.tastes[k].sd if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
+            mean, sd = self._taste_moments()
             taste = mean + sd * rng.standard_normal((n, len(TASTES)), dtype=np.float32)
             large = TASTES.index("large")
             taste[:, large] += np.where(family, cfg.family_large_car, 0.0).astype(np.float32)
@@ -459,8 +577,6 @@ class MarketModel(mesa.Model):
                     leaves=np.zeros(n, bool),
                 )
             )
-        self.returning[:] = 0.0
-        pool.choice[:] = -2
         self.month_arrivals = arrivals
 
     def _nests(self, prods: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -486,67 +602,146 @@ class MarketModel(mesa.Model):
         pool = self.pool
         P, M = self.n_products, self.n_markets
         self.month_orders = np.zeros((P, M))
-        col_smart = self._smart_col
         limit_left = np.floor(
             np.maximum(self.max_wait * self.cap_full_t[t] + self.stock - self.backlog.sum(axis=1), 0.0) / self.scale
         )
+        may_defer = (self.month_index - pool.arrived) < cfg.max_defer_months
+        stays = np.zeros(len(pool), bool)
         decisions = 0
         for m in range(M):
             rows = np.flatnonzero(pool.market == m)
-            rng = self.market_rngs[m]
             n = rows.size
             if n == 0:
                 continue
-            open_m = self.open_t[t, :, m]
-            prods = np.flatnonzero(open_m)
-            if prods.size == 0:
-                pool.choice[rows] = market.OUTSIDE
-                decisions += n
-                continue
-            paid = self.month_paid[prods, m]
-            trans = self.month_transaction_price[prods, m]
-            attrs = np.concatenate(
-                [self.attr_static[prods], (-paid / 1e5)[:, None].astype(np.float32)], axis=1
-            )
-            attrs[:, col_smart] = self.smart_t[t, prods]
-            taste = np.concatenate([pool.taste[rows], pool.alpha[rows, None]], axis=1)
-            delta = (
-                self.appeal_t[t, prods]
-                + self.brand_appeal_t[t, self.product_brand[prods]]
-                - cfg.wait_cost * self.wait[prods]
-                - cfg.pre_refresh_penalty * self.pre_refresh_t[t, prods]
-                - cfg.ageing_per_year * self.age_t[t, prods]
-            ).astype(np.float32)
-            v = market.utilities(taste, attrs, delta)
-            # Consideration: brand awareness times store reach in the buyer's city tier.
-            reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
-            p_consider = (self.awareness[:, m][None, :] * reach)[pool.tier[rows]].astype(np.float32)
-            considers = rng.random((n, self.n_brands), dtype=np.float32) < p_consider
-            affordable = paid[None, :] <= pool.budget[rows, None] * (1.0 + cfg.budget_stretch)
-            available = considers[:, self.product_brand[prods]] & affordable
-            v0 = (cfg.outside_value + cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
-            nest, lam = self._nests(prods, trans)
-            e = rng.standard_exponential((n, prods.size), dtype=np.float32)
-            e0 = rng.standard_exponential((n, lam.size + 1), dtype=np.float32)
-            order = rng.permutation(n)
-            choice, _ = market.serve_in_order(v, available, v0, nest, lam, e, e0, limit_left[prods], order)
-            picked = np.where(choice >= 0, prods[np.maximum(choice, 0)], market.OUTSIDE)
-            pool.choice[rows] = picked
-            counts = np.bincount(picked[picked >= 0], minlength=P)
+            prods = np.flatnonzero(self.open_t[t, :, m])
+            if self.kernel == "numba":
+                # Cheapest paid price first: the kernel reads what a buyer can afford as a prefix.
+                prods = prods[np.argsort(self.month_paid[prods, m], kind="stable")]
+                counts = self._choose_compiled(t, m, rows, prods, limit_left, may_defer, stays)
+            else:
+                counts = self._choose_numpy(t, m, rows, prods, limit_left)
             limit_left -= counts
             self.month_orders[:, m] = np.rint(counts * self.scale)
             decisions += n
-        # Who leaves: buyers who ordered; of those who did not, all but the deferrers.
-        months_in = self.month_index - pool.arrived
-        draw = np.empty(len(pool))
-        for m in range(M):
-            rows = np.flatnonzero(pool.market == m)
-            draw[rows] = self.market_rngs[m].random(rows.size)
-        stays = (pool.choice < 0) & (draw < cfg.defer_share) & (months_in < cfg.max_defer_months)
+        if self.kernel == "numpy":
+            # Who stays: of the buyers who did not order, the deferrers (one draw each, after all markets chose).
+            draw = np.empty(len(pool))
+            for m in range(M):
+                rows = np.flatnonzero(pool.market == m)
+                draw[rows] = self.market_rngs[m].random(rows.size)
+            stays = (pool.choice < 0) & (draw < cfg.defer_share) & may_defer
         pool.leaves = ~stays
         self.month_decisions = decisions
         self.total_decisions += decisions
         self.last_orders = self.month_orders
+
+    def _choice_inputs(
+        self, t: int, m: int, prods: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the choice needs about the products on sale in market ``m``.
+
+        Returns:
+            ``attrs`` (products x (tastes + 1), float32; the last column minus the paid price in
+            100k RMB), ``delta`` (float32), ``paid`` (RMB), consideration probabilities (city tiers x
+            brands), and the nest of each product with the nesting parameter of each nest.
+        """
+        cfg = self.config.buyers
+        paid = self.month_paid[prods, m]
+        trans = self.month_transaction_price[prods, m]
+        attrs = np.concatenate([self.attr_static[prods], (-paid / 1e5)[:, None].astype(np.float32)], axis=1)
+        attrs[:, self._smart_col] = self.smart_t[t, prods]
+        delta = (
+            self.appeal_t[t, prods]
+            + self.brand_appeal_t[t, self.product_brand[prods]]
+            - cfg.wait_cost * self.wait[prods]
+            - cfg.pre_refresh_penalty * self.pre_refresh_t[t, prods]
+            - self.ageing[prods] * self.age_t[t, prods]
+        ).astype(np.float32)
+        # Consideration: brand awareness times store reach in the buyer's city tier.
+        reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
+        p_consider = self.awareness[:, m][None, :] * reach
+        nest, lam = self._nests(prods, trans)
+        return attrs, delta, paid, p_consider, nest, lam
+
+    def _choose_compiled(
+        self,
+        t: int,
+        m: int,
+        rows: np.ndarray,
+        prods: np.ndarray,
+        limit_left: np.ndarray,
+        may_defer: np.ndarray,
+        stays: np.ndarray,
+    ) -> np.ndarray:
+        """Market ``m``'s month by the compiled kernel (:func:`sim.kernel.serve_market`); orders per product (agents)."""
+        from . import kernel
+
+        cfg = self.config.buyers
+        pool = self.pool
+        attrs, delta, paid, p_consider, nest, lam = self._choice_inputs(t, m, prods)
+        key = kernel.new_key(self.market_rngs[m])
+        taken = kernel.serve_market(
+            rows,
+            pool.taste,
+            pool.alpha,
+            pool.budget,
+            pool.tier,
+            may_defer,
+            np.ascontiguousarray(attrs.T),
+            delta,
+            paid,
+            self.product_brand[prods].astype(np.int64),
+            nest.astype(np.int64),
+            lam.astype(np.float64),
+            kernel.bernoulli_threshold(p_consider),
+            1.0 + cfg.budget_stretch,
+            float(cfg.outside_value),
+            float(cfg.price_expectation * self.expected_rise[m]),
+            kernel.bernoulli_threshold(np.array(cfg.defer_share))[()],
+            np.minimum(limit_left[prods], rows.size + 1).astype(np.int64),
+            prods.astype(np.int64),
+            key,
+            pool.choice,
+            stays,
+            self._kernel_records(rows.size),
+        )
+        counts = np.zeros(self.n_products)
+        counts[prods] = taken
+        return counts
+
+    def _kernel_records(self, n: int) -> np.ndarray:
+        """The compiled kernel's scratch rows for ``n`` buyers, kept from month to month (grown by a quarter)."""
+        from . import kernel
+
+        if self._records is None or self._records.shape[0] < n:
+            self._records = kernel.records_buffer(n + n // 4, len(TASTES))
+        return self._records
+
+    def _choose_numpy(self, t: int, m: int, rows: np.ndarray, prods: np.ndarray, limit_left: np.ndarray) -> np.ndarray:
+        """Market ``m``'s month by the numpy path (:func:`sim.market.serve_in_order`); orders per product (agents)."""
+        cfg = self.config.buyers
+        pool = self.pool
+        rng = self.market_rngs[m]
+        n = rows.size
+        counts = np.zeros(self.n_products)
+        if prods.size == 0:
+            pool.choice[rows] = market.OUTSIDE
+            return counts
+        attrs, delta, paid, p_consider, nest, lam = self._choice_inputs(t, m, prods)
+        taste = np.concatenate([pool.taste[rows], pool.alpha[rows, None]], axis=1)
+        v = market.utilities(taste, attrs, delta)
+        considers = rng.random((n, self.n_brands), dtype=np.float32) < p_consider.astype(np.float32)[pool.tier[rows]]
+        affordable = paid[None, :] <= pool.budget[rows, None] * (1.0 + cfg.budget_stretch)
+        available = considers[:, self.product_brand[prods]] & affordable
+        v0 = (cfg.outside_value + cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
+        e = rng.standard_exponential((n, prods.size), dtype=np.float32)
+        e0 = rng.standard_exponential((n, lam.size + 1), dtype=np.float32)
+        order = rng.permutation(n)
+        choice, _ = market.serve_in_order(v, available, v0, nest, lam, e, e0, limit_left[prods], order)
+        picked = np.where(choice >= 0, prods[np.maximum(choice, 0)], market.OUTSIDE)
+        pool.choice[rows] = picked
+        counts += np.bincount(picked[picked >= 0], minlength=self.n_products)
+        return counts
 
     def _deliver(self, t: int) -> None:
         """Cancellations, deliveries from stock and capacity, production, backlog."""

@@ -46,6 +46,11 @@ RUNS_COLUMNS = (
     "buyer_decisions",
     "scale",
 )
+#: Column added to the runs table when the scenario has an ``ensemble``: the member the run used.
+MEMBER_COLUMN = "member"
+#: Spawn-key suffix of the sub-stream from which a run draws its ensemble member; the model's own
+#: stream is untouched, so every member sees the same random numbers (common random numbers).
+MEMBER_STREAM = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class RunSpec:
         spawn_key: this run's position in the seed tree (``SeedSequence.spawn``).
         scenario: the resolved scenario.
         scale: real buyers per buyer agent (None: the scenario's).
-        overrides: scenario values by path (for sweeps), applied to ``scenario`` in the worker.
+        overrides: scenario values by path (for sweeps), applied to ``scenario`` in the worker,
+            after the values of the run's ensemble member if the scenario has an ``ensemble``.
         point: the sweep's design point (None outside sweeps).
         check: assert the accounting invariants every month (a violation fails the run).
     """
@@ -133,10 +139,38 @@ def make_specs(
     ]
 
 
+def ensemble_member(spec: RunSpec) -> int | None:
+    """The ensemble member a run uses (None when its scenario has no ``ensemble``).
+
+    ``assign: draw`` draws a member by weight from a sub-stream of the run's own seed
+    (spawn key + :data:`MEMBER_STREAM`), ``assign: cycle`` takes replicate mod members:
+    either way a function of the run's seed identity only, so ``sim rerun`` picks it again.
+    """
+    ens = spec.scenario.ensemble
+    if ens is None:
+        return None
+    n = len(ens.members)
+    if ens.assign == "cycle":
+        return spec.replicate % n
+    weights = np.array([m.weight for m in ens.members], float)
+    ss = np.random.SeedSequence(spec.entropy, spawn_key=(*spec.spawn_key, MEMBER_STREAM))
+    return int(np.random.Generator(np.random.PCG64(ss)).choice(n, p=weights / weights.sum()))
+
+
+def run_overrides(spec: RunSpec, member: int | None) -> dict[str, Any]:
+    """Scenario values by path a run applies before building its model: its ensemble member's
+    values (and no ensemble: a run uses one parameter set), then the spec's own overrides."""
+    if member is None or spec.scenario.ensemble is None:
+        return dict(spec.overrides)
+    return {**spec.scenario.ensemble.members[member].set, "ensemble": None, **spec.overrides}
+
+
 def execute(spec: RunSpec) -> RunOutput:
     """Run one model to the scenario's end and return its tables.
 
-    A failure is returned as data (status ``failed`` with the traceback), never raised.
+    A scenario with an ``ensemble`` runs with one member's values (:func:`ensemble_member`),
+    recorded in the runs row as ``member``. A failure is returned as data (status
+    ``failed`` with the traceback), never raised.
     """
     t0 = time.perf_counter()
     row: dict[str, Any] = {
@@ -152,8 +186,11 @@ def execute(spec: RunSpec) -> RunOutput:
         "scale": float(spec.scale or spec.scenario.scale),
     }
     try:
+        member = ensemble_member(spec)
+        if member is not None:
+            row[MEMBER_COLUMN] = member
         rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
-        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, check=spec.check, **spec.overrides)
+        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, check=spec.check, **run_overrides(spec, member))
         row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
         model.run()
         sales = sales_table(model, spec)

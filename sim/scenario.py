@@ -14,8 +14,13 @@ Every error names the file, the line and the field, e.g.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import hashlib
 import json
+import math
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +32,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -52,8 +59,71 @@ BODIES: tuple[str, ...] = ("sedan", "SUV", "MPV", "coupe", "wagon")
 NEV_POWERTRAINS = ("BEV", "EREV", "PHEV")
 
 
+def _check_name(v: str) -> str:
+    # A scenario's name becomes a folder name (results/<name>/...): it must stay one folder.
+    if not v.strip() or v.strip() in (".", "..") or any(c in v for c in "/\\") or not v.isprintable():
+        raise ValueError(f"must be a plain name (no '/', '\\', control characters; not '.' or '..'), got {v!r}")
+    if len(v) > 200:
+        raise ValueError(f"must be at most 200 characters, got {len(v)}")
+    return v
+
+
+#: A name that is also a folder name (scenarios, sweeps).
+PlainName = Annotated[str, AfterValidator(_check_name)]
+
+
+#: Largest magnitude of a real number in a scenario: far beyond any quantity of the model (a year
+#: of the whole market is about 1e12 RMB), far below what its float32 arrays hold (3.4e38).
+MAX_MAGNITUDE = 1e15
+
+
+def _number_kind(tp: Any) -> str | None:
+    """``"float"`` or ``"int"`` when a field's type is a number (optionally ``None``; not ``bool``), else None."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _number_kind(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        kinds = {_number_kind(a) for a in typing.get_args(tp) if a is not type(None)}
+        return None if None in kinds or not kinds else ("float" if "float" in kinds else "int")
+    return {int: "int", float: "float"}.get(tp)
+
+
+@functools.cache
+def _field_kind(model: type[BaseModel], name: str) -> tuple[str | None, str | None]:
+    """Number kind of field ``name`` of ``model``, and of its items if it is a list or mapping."""
+    tp = model.model_fields[name].annotation
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    items = _number_kind(args[0]) if origin is list else _number_kind(args[1]) if origin is dict else None
+    return _number_kind(tp), items
+
+
+def _check_number(value: Any, kind: str | None, where: str = "") -> None:
+    if kind is None:
+        return
+    if isinstance(value, bool):
+        # Pydantic would read true/false as 1/0; in a scenario that is a slip (price: true).
+        raise ValueError(f"{where}Input should be a number, got {str(value).lower()}")
+    if kind == "float" and isinstance(value, (int, float)) and math.isfinite(value) and abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"{where}Input should be between -{MAX_MAGNITUDE:.0e} and {MAX_MAGNITUDE:.0e}, got {value!r}")
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Numbers are numbers (not true/false) of a sane size (:data:`MAX_MAGNITUDE`)."""
+        if info.field_name is None or not isinstance(value, (bool, int, float, list, dict)):
+            return value
+        kind, item_kind = _field_kind(cls, info.field_name)
+        if isinstance(value, (list, dict)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                _check_number(item, item_kind, f"[{key!r}]: ")
+        else:
+            _check_number(value, kind)
+        return value
 
 
 class Seasonality(_Frozen):
@@ -76,14 +146,30 @@ class Seasonality(_Frozen):
         description="Lunar New Year date per year, {'2024': '2024-02-10'}.",
     )
 
+    @field_validator("lunar_new_year")
+    @classmethod
+    def _dates_in_their_year(cls, value: dict[str, str]) -> dict[str, str]:
+        for year, day in value.items():
+            try:
+                date = datetime.date.fromisoformat(day.strip())
+            except ValueError:
+                raise ValueError(f"['{year}']: expected a day as YYYY-MM-DD, got {day!r}") from None
+            if str(date.year) != year.strip():
+                raise ValueError(f"['{year}']: {day} is not in {year}")
+        return value
+
 
 class Market(_Frozen):
     """A country or region where buyers arrive and products are sold."""
 
     name: str
-    buyers_per_month: NonNeg = Field(description="Potential premium buyers per month at reference_month (people).")
+    buyers_per_month: NonNeg = Field(
+        le=1e9, description="Potential premium buyers per month at reference_month (people; at most 1e9)."
+    )
     reference_month: Month
-    growth_per_year: float = Field(0.0, gt=-1.0, description="Annual growth of arrivals (0.03 = +3%/yr).")
+    growth_per_year: float = Field(
+        0.0, gt=-1.0, le=10.0, description="Annual growth of arrivals (0.03 = +3%/yr; at most 10 = +1000%/yr)."
+    )
     growth: dict[str, float] = Field(
         default_factory=dict,
         description="Optional multiplier per year on top of growth_per_year, {'2022': 0.95}.",
@@ -221,6 +307,10 @@ class Product(_Frozen):
     appeal: float = Field(0.0, description="Product-specific mean utility (xi); with appeal_like, added to their mean.")
     appeal_like: list[str] | None = Field(
         None, description="Products whose (resolved) appeals are averaged to give this one's, e.g. a new model like its siblings."
+    )
+    ageing: NonNeg = Field(
+        0.0, description="Utils a year this product loses with age (since launch or its last renewing refresh), "
+        "on top of buyers.ageing_per_year; fitted by sim fit-appeals for products with reported volumes."
     )
     launch: Month = Field(description="Orders open (pre-sale/launch).")
     delivery_start: Month | None = Field(None, description="First deliveries (default: launch).")
@@ -376,10 +466,37 @@ class Target(_Frozen):
     source: str = ""
 
 
+class EnsembleMember(_Frozen):
+    """One parameter set of an ensemble: scenario values by path, with a weight."""
+
+    weight: PosFloat = Field(1.0, description="Relative weight (normalised over the members).")
+    set: dict[str, Any] = Field(
+        min_length=1,
+        description="Scenario values by path, as 'sim run --set' takes them, e.g. {'buyers.price_sensitivity': 0.8}.",
+    )
+    loss: float | None = Field(None, description="The calibration's distance of this member (for reports only).")
+
+
+class Ensemble(_Frozen):
+    """Parameter sets that runs draw from (parameter uncertainty), as ``sim calibrate`` writes them.
+
+    Each run applies one member's values as overrides before its model is built
+    (:func:`sim.run.execute`) and records the member's index in the runs table.
+    """
+
+    members: list[EnsembleMember] = Field(min_length=1)
+    assign: Literal["draw", "cycle"] = Field(
+        "draw",
+        description="draw: each run draws a member by weight from a sub-stream of its own seed; "
+        "cycle: replicate r takes member r mod n (equal weights only).",
+    )
+    source: str = Field("", description="What produced the ensemble (command, data cut-off).")
+
+
 class Scenario(_Frozen):
     """A whole scenario, validated. Build with :func:`load_scenario`."""
 
-    name: str
+    name: PlainName
     description: str = ""
     extends: str | None = None
     seed: int = Field(0, ge=0)
@@ -396,6 +513,9 @@ class Scenario(_Frozen):
     policies: Policies = Policies()
     events: list[Event] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
+    ensemble: Ensemble | None = Field(
+        None, description="Parameter sets each run draws one of (written by sim calibrate)."
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Scenario:
@@ -460,9 +580,43 @@ class Scenario(_Frozen):
             missing = set(mk.city_tiers) - set(mk.store_reach)
             if missing:
                 problems.append((("markets", i, "store_reach"), f"no reach for city tiers {sorted(missing)}"))
+        problems += self._ensemble_problems()
         if problems:
             raise _CrossReferenceError(problems)
         return self
+
+    def _ensemble_problems(self) -> list[tuple[Path_, str]]:
+        """Every member's paths exist and its values give a valid scenario."""
+        if self.ensemble is None:
+            return []
+        problems: list[tuple[Path_, str]] = []
+        members = self.ensemble.members
+        if self.ensemble.assign == "cycle" and len({m.weight for m in members}) > 1:
+            problems.append((("ensemble", "assign"), "'cycle' uses every member equally; the weights differ (use 'draw')"))
+        data = self.model_dump(mode="json", exclude={"ensemble"})
+        for i, member in enumerate(members):
+            where: Path_ = ("ensemble", "members", i, "set")
+            trial = json.loads(json.dumps(data))
+            bad = False
+            for path, value in member.set.items():
+                msg = _missing_path(self, path)
+                if msg is None:
+                    try:
+                        apply_override(trial, path, value)
+                    except InputError as exc:
+                        msg = str(exc).removeprefix(f"--set {path}: ")
+                if msg is not None:
+                    problems.append((where + (path,), msg))
+                    bad = True
+            if bad:
+                continue
+            try:
+                Scenario.model_validate(trial)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                text = err["msg"].removeprefix("Value error, ")
+                problems.append((where, f"gives an invalid scenario: {format_path(tuple(err['loc']))}: {text}"))
+        return problems
 
     # convenience -------------------------------------------------------------
     @property
@@ -487,6 +641,40 @@ class Scenario(_Frozen):
     def hash(self) -> str:
         """SHA-256 of the resolved scenario, first 16 hex digits."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+def _missing_path(scenario: Scenario, path: str) -> str | None:
+    """Why ``path`` (as ``--set`` takes it) names no existing value of ``scenario``; None if it does."""
+    try:
+        parts = _parse_path(path)
+    except InputError as exc:
+        return str(exc)
+    if parts[0] in ("ensemble", "extends", "name"):
+        return f"'{parts[0]}' cannot be set by an ensemble member"
+    node: Any = scenario
+    for depth, part in enumerate(parts):
+        where = ".".join(str(p) for p in parts[: depth + 1])
+        if isinstance(node, BaseModel):
+            if not isinstance(part, str) or part not in type(node).model_fields:
+                return f"no field '{part}' at {where}"
+            node = getattr(node, part)
+        elif isinstance(node, dict):
+            if part not in node:
+                return f"no key '{part}' at {where} (keys: {_few(set(map(str, node)))})"
+            node = node[part]
+        elif isinstance(node, list):
+            if isinstance(part, int):
+                if not -len(node) <= part < len(node):
+                    return f"index {part} out of range ({len(node)} items) at {where}"
+                node = node[part]
+            else:
+                hits = [it for it in node if getattr(it, "name", None) == part]
+                if not hits:
+                    return f"no item named '{part}' at {where}"
+                node = hits[0]
+        else:
+            return f"cannot descend into a value at {where}"
+    return None
 
 
 def _few(names: set[str]) -> str:
@@ -594,8 +782,20 @@ def _merge(
             merged.append(item)
             merged_src.append((base_locs, bpath + (i,)))
         removed: set[int] = set()
+        written: dict[tuple[Any, ...], int] = {}
         for j, item in enumerate(over):
             key = _item_key(list_name, item)
+            if key is not None and key in written:
+                # Two items of one file that update the same inherited item: the second would silently win.
+                raise InputError(
+                    Problem(
+                        f"duplicate name '{'/'.join(map(str, key))}' (also {list_name}[{written[key]}] of this file)",
+                        over_locs.get(opath + (j,)),
+                        format_path(opath + (j,)),
+                    )
+                )
+            if key is not None:
+                written[key] = j
             if key is not None and key in index:
                 k = index[key]
                 if isinstance(item, dict) and item.get("remove") is True:

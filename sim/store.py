@@ -58,7 +58,9 @@ def code_version() -> str:
         )
         if head.returncode == 0:
             dirty = subprocess.run(
-                ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "sim"],
+                # --no-optional-locks: a status must not rewrite the repository's index (write nothing
+                # outside the results folder).
+                ["git", "--no-optional-locks", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "sim"],
                 capture_output=True,
                 text=True,
                 timeout=5,
@@ -78,21 +80,24 @@ def now_utc() -> str:
 def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
     """Create ``out`` or check it may be written: a non-empty folder needs ``force`` or ``resume``."""
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a folder")
-    if path.is_dir() and _has_content(path) and not (force or resume):
-        raise InputError(
-            f"{path}: folder is not empty; use --force to replace its results or --resume to continue a batch"
-        )
-    if force and path.is_dir() and not resume:
+    try:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path}: exists and is not a folder")
+        if path.is_dir() and _has_content(path) and not (force or resume):
+            raise InputError(
+                f"{path}: folder is not empty; use --force to replace its results or --resume to continue a batch"
+            )
+        if force and path.is_dir() and not resume:
+            for table in TABLES:
+                for part in (path / table).glob("part-*.parquet"):
+                    part.unlink()
+            (path / MANIFEST).unlink(missing_ok=True)
+            (path / DESIGN).unlink(missing_ok=True)
         for table in TABLES:
-            for part in (path / table).glob("part-*.parquet"):
-                part.unlink()
-        (path / MANIFEST).unlink(missing_ok=True)
-        (path / DESIGN).unlink(missing_ok=True)
-    for table in TABLES:
-        (path / table).mkdir(parents=True, exist_ok=True)
-    clean_temporary(path)
+            (path / table).mkdir(parents=True, exist_ok=True)
+        clean_temporary(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot prepare the results folder: {exc.strerror or exc}") from None
     return path
 
 
@@ -140,6 +145,7 @@ def scan_finished(out: Path) -> Finished:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a synced temporary file renamed over it, then the folder synced."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as fh:
@@ -150,6 +156,21 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (as databases do); a no-op where folders cannot be synced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_part(out: Path, table: str, name: str, df: pd.DataFrame) -> Path:

@@ -53,9 +53,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .batch import MAX_RUNS
 from .months import format_month, parse_month
 from .run import RunSpec, make_specs
-from .scenario import Scenario, apply_override, load_scenario, validate_document
+from .scenario import PlainName, Scenario, apply_override, load_scenario, validate_document
 from .yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 DESIGNS = ("grid", "list", "lhs", "sobol", "morris")
@@ -84,7 +85,7 @@ class ParameterSpec(_Strict):
 class SweepFile(_Strict):
     """A sweep file, validated. Build with :func:`load_sweep`."""
 
-    name: str | None = Field(None, description="Default: the file's stem.")
+    name: PlainName | None = Field(None, description="Default: the file's stem.")
     description: str = ""
     base: str = Field(description="Base scenario file, relative to the sweep file.")
     replications: int = Field(1, ge=1, description="Runs per design point.")
@@ -93,8 +94,8 @@ class SweepFile(_Strict):
     scale: float | None = Field(None, gt=0, description="Real buyers per buyer agent (default: the scenario's).")
     common_random_numbers: bool = Field(True, description="Replicate r gets the same seed at every point.")
     design: Literal["grid", "list", "lhs", "sobol", "morris"]
-    samples: int | None = Field(None, ge=1, description="lhs, sobol: number of points.")
-    trajectories: int | None = Field(None, ge=1, description="morris: number of trajectories.")
+    samples: int | None = Field(None, ge=1, le=MAX_POINTS, description="lhs, sobol: number of points.")
+    trajectories: int | None = Field(None, ge=1, le=MAX_POINTS, description="morris: number of trajectories.")
     levels: int | None = Field(None, ge=2, description="morris: grid levels (default 4).")
     scramble: bool = Field(True, description="lhs, sobol: scramble (randomise) the design.")
     parameters: list[ParameterSpec] = Field(default_factory=list)
@@ -267,11 +268,10 @@ def load_sweep(path: str | Path) -> Sweep:
     if not base_file.is_file():
         raise InputError(Problem(f"base scenario '{cfg.base}' does not exist ({base_file})", doc.where(("base",)), "base"))
     params = _resolve_parameters(cfg, doc)
+    _check_size(cfg, params, doc)
     scenario = load_scenario(base_file)
     params = _resolve_targets(params, scenario, doc)
     points, unit = _design(cfg, params, doc, scenario.seed if cfg.seed is None else cfg.seed)
-    if len(points) > MAX_POINTS:
-        raise InputError(Problem(f"{len(points):,} points; the limit is {MAX_POINTS:,}", doc.where(("design",)), "design"))
     _check_points(scenario, params, points, cfg, doc)
     return Sweep(
         file=path,
@@ -284,6 +284,29 @@ def load_sweep(path: str | Path) -> Sweep:
         unit=unit,
         seed=scenario.seed if cfg.seed is None else cfg.seed,
     )
+
+
+def _check_size(cfg: SweepFile, params: list[Parameter], doc: Document) -> None:
+    """Refuse a design of more than :data:`MAX_POINTS` points or :data:`MAX_RUNS` runs before building it."""
+    if cfg.design == "grid":
+        points, key = math.prod(len(p.values or ()) for p in params), "parameters"
+    elif cfg.design == "list":
+        points, key = len(cfg.points or ()), "points"
+    elif cfg.design == "morris":
+        points, key = (cfg.trajectories or 0) * (len(params) + 1), "trajectories"
+    else:
+        points, key = cfg.samples or 0, "samples"
+    if points > MAX_POINTS:
+        raise InputError(Problem(f"the design has {points:,} points; the limit is {MAX_POINTS:,}", doc.where((key,)), key))
+    if points * cfg.replications > MAX_RUNS:
+        raise InputError(
+            Problem(
+                f"{points:,} points x {cfg.replications:,} replications = {points * cfg.replications:,} runs; "
+                f"the limit is {MAX_RUNS:,} runs in one batch",
+                doc.where(("replications",)),
+                "replications",
+            )
+        )
 
 
 def _problems(exc: ValidationError, doc: Document) -> list[Problem]:
@@ -584,13 +607,17 @@ def resolve_selectors(data: Any, path: str) -> str:
 
 
 def _resolve_targets(params: list[Parameter], scenario: Scenario, doc: Document) -> list[Parameter]:
+    """Resolve each parameter's selectors and check that its path reaches into the base scenario."""
     data = scenario.model_dump(mode="json")
+    text = json.dumps(data)
     out, problems = [], []
     for j, p in enumerate(params):
+        where: Path_ = ("parameters", j, "path") if "parameters" in doc.data else ("points", 0)
         try:
             target = resolve_selectors(data, p.path)
-        except ValueError as exc:
-            problems.append(Problem(str(exc), doc.where(("parameters", j, "path")), format_path(("parameters", j, "path"))))
+            apply_override(json.loads(text), target, None)  # the path only: its values are checked per point
+        except (ValueError, InputError) as exc:
+            problems.append(Problem(str(exc).removeprefix("--set "), doc.where(where), format_path(where)))
             continue
         out.append(dataclasses.replace(p, target=target))
     if problems:

@@ -8,6 +8,7 @@ returns plain Python data plus a map from each value's path (``("products", 3,
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,40 +99,56 @@ class _Builder:
         self.file = file
         self.locations: dict[Path_, Location] = {}
         self.nodes = 0
+        self.seen: set[int] = set()
         self.constructor = yaml.constructor.SafeConstructor()
+
+    def _key_location(self, path: Path_) -> Location | None:
+        """Where the nearest key on ``path`` was written (list items of an alias carry the anchor's line)."""
+        path = tuple(path)
+        while path and not isinstance(path[-1], str):
+            path = path[:-1]
+        return self.locations.get(path)
 
     def loc(self, node: yaml.Node) -> Location:
         return Location(self.file, node.start_mark.line + 1)
 
-    def build(self, node: yaml.Node, path: Path_, depth: int) -> Any:
+    def build(self, node: yaml.Node, path: Path_, depth: int, alias_at: Path_ | None = None) -> Any:
+        """Python data of ``node`` at ``path``; ``alias_at`` is where an enclosing alias was used."""
         self.nodes += 1
+        if alias_at is None and id(node) in self.seen:
+            alias_at = path  # a node met twice is an alias: *name written here
+        self.seen.add(id(node))
         if self.nodes > MAX_NODES:
+            where = alias_at if alias_at is not None else path
             raise InputError(
                 Problem(
-                    f"more than {MAX_NODES:,} values (after expanding aliases); "
-                    "is this an alias bomb?",
-                    self.loc(node),
-                    format_path(path),
+                    f"more than {MAX_NODES:,} values after expanding aliases; is this an alias bomb?",
+                    self._key_location(where) or self.loc(node),
+                    format_path(where),
                 )
             )
         if depth > MAX_DEPTH:
             raise InputError(
-                Problem(f"nested deeper than {MAX_DEPTH} levels", self.loc(node), format_path(path))
+                Problem(f"nested deeper than {MAX_DEPTH} levels", self.loc(node), format_path(path[:3]))
             )
         self.locations.setdefault(path, self.loc(node))
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
-            raise InputError(Problem(f"not allowed: tag {node.tag}", self.loc(node), format_path(path)))
+            raise InputError(Problem(f"not allowed: tag {_short_tag(node.tag)}", self.loc(node), format_path(path)))
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
-            self.constructor.flatten_mapping(node)
+            try:
+                self.constructor.flatten_mapping(node)  # YAML merge keys (<<)
+            except yaml.constructor.ConstructorError as exc:
+                raise InputError(
+                    Problem(f"merge key '<<': {(exc.problem or 'invalid').strip()}", self.loc(node), format_path(path))
+                ) from None
             for key_node, value_node in node.value:
                 key = self.constructor.construct_object(key_node, deep=True)
                 if not isinstance(key, str):
+                    hint = f" (write it in quotes: '{key_node.value}')" if isinstance(key_node, yaml.ScalarNode) else ""
                     raise InputError(
                         Problem(
-                            f"keys must be text, got {key!r}",
-                            self.loc(key_node),
-                            format_path(path),
+                            f"keys must be text, got {key!r}{hint}", self.loc(key_node), format_path(path + (str(key),))
                         )
                     )
                 if key in out:
@@ -141,18 +158,27 @@ class _Builder:
                         )
                     )
                 self.locations[path + (key,)] = self.loc(key_node)
-                out[key] = self.build(value_node, path + (key,), depth + 1)
+                out[key] = self.build(value_node, path + (key,), depth + 1, alias_at)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [
-                self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)
+                self.build(item, path + (i,), depth + 1, alias_at) for i, item in enumerate(node.value)
             ]
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             raise InputError(
                 Problem(f"not allowed: {(exc.problem or 'unsupported YAML tag').strip()}", self.loc(node), format_path(path))
             ) from None
+        if isinstance(value, _dt.date):
+            # An unquoted 2024-01-05 is a YAML timestamp; no field takes a date object, so keep
+            # the text and let the field say what it expects (a month is 'YYYY-MM').
+            return value.isoformat()
+        return value
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
 
 
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
@@ -197,11 +223,16 @@ def parse_yaml(text: str, name: str = "<string>", *, allow_empty: bool = False) 
         raise InputError(Problem(f"nested deeper than {MAX_DEPTH} levels", Location(name, 1))) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and any(e in (exc.problem or "") for e in ("end of stream", "<stream end>")):
+            mark = exc.context_mark  # an unclosed quote or bracket: where it opened, not the file's end
         line = mark.line + 1 if mark is not None else 1
         msg = (exc.problem or "invalid YAML").strip()
         if exc.context:
             msg = f"{exc.context.strip()}: {msg}"
-        raise InputError(Problem(f"YAML syntax error: {msg}", Location(name, line))) from None
+        if exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            msg += f" (from line {exc.context_mark.line + 1})"
+        field_ = format_path(_path_at_error(text))
+        raise InputError(Problem(f"YAML syntax error: {msg}", Location(name, line), field_)) from None
     except yaml.YAMLError as exc:
         raise InputError(Problem(f"YAML error: {exc}", Location(name, 1))) from None
     if node is None:
@@ -220,3 +251,64 @@ def parse_yaml(text: str, name: str = "<string>", *, allow_empty: bool = False) 
     except RecursionError:
         raise InputError(Problem("nested too deeply", Location(name, 1))) from None
     return Document(data, builder.locations, name)
+
+
+def _path_at_error(text: str) -> Path_:
+    """The path of the value the YAML parser was reading when it met a syntax error.
+
+    Replays the parser's events up to the error, tracking in each open mapping the key
+    whose value is being read and in each open list the item's index; ``()`` when the
+    error comes before any key.
+    """
+    # Each open container: [is_mapping, key (None between keys) or item index, reading a value].
+    stack: list[list[Any]] = []
+
+    def value_starts() -> None:
+        if stack:
+            top = stack[-1]
+            if not top[0]:
+                top[1] += 1
+            top[2] = True
+
+    def value_ends() -> None:
+        if stack:
+            top = stack[-1]
+            top[2] = False
+            if top[0]:
+                top[1] = None
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            top = stack[-1] if stack else None
+            waiting_for_key = top is not None and top[0] and top[1] is None
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                if waiting_for_key:
+                    assert top is not None
+                    top[1] = str(getattr(event, "value", "*"))
+                else:
+                    value_starts()
+                    value_ends()
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if waiting_for_key:
+                    return tuple(_open_path(stack))  # a complex key: name its mapping only
+                value_starts()
+                is_mapping = isinstance(event, yaml.MappingStartEvent)
+                stack.append([is_mapping, None if is_mapping else -1, False])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                if stack:
+                    stack.pop()
+                value_ends()
+    except yaml.YAMLError:
+        pass
+    return tuple(_open_path(stack))
+
+
+def _open_path(stack: list[list[Any]]) -> list[str | int]:
+    path: list[str | int] = []
+    for i, (is_mapping, where, reading) in enumerate(stack):
+        last = i == len(stack) - 1
+        if is_mapping and where is not None:
+            path.append(where)
+        elif not is_mapping and where >= 0 and (reading or not last):
+            path.append(where)
+    return path

@@ -429,3 +429,210 @@ def test_store_reach_and_cancellation_rate():
     assert rate.tolist()[:2] == [0.0, 0.0]
     assert rate[2] == pytest.approx(1 - math.exp(-0.06))
     assert np.all(np.diff(rate) >= 0) and np.all(rate < 1)
+
+
+# ------------------------------------------------------------ compiled kernel (sim/kernel.py)
+#
+# The same law drawn differently: first choices by inverse CDF, then service in a random order
+# where a buyer whose first choice has closed draws again from the residual law.
+
+from sim import kernel  # noqa: E402  (the compiled kernel's tests live with the law they draw)
+
+NO_ORDER = np.empty(0, np.int64)
+NO_UNIFORMS = np.empty((0, 4))
+
+
+def kernel_shares(v3: np.ndarray, nest: list[int], lam: list[float], v0: float, n: int, seed: int) -> np.ndarray:
+    """Shares of products and (last) the outside option among ``n`` identical buyers served by the kernel."""
+    j = v3.size
+    v = np.tile(v3.astype(np.float32), (n, 1))
+    choice, _ = kernel.serve_matrix(
+        v, np.ones((n, j), bool), np.full(n, v0, np.float32), np.array(nest, np.int64), np.array(lam, float),
+        np.full(j, n + 1, np.int64), kernel.new_key(np.random.default_rng(seed)), NO_ORDER, NO_UNIFORMS,
+    )  # fmt: skip
+    return empirical_shares(choice, j)
+
+
+@pytest.mark.parametrize(
+    "nest, lam, v0",
+    [
+        ([0, 0, 0], [1.0], 0.0),  # plain logit
+        ([0, 0, 0], [1.0], 1.5),
+        ([0, 0, 0], [0.5], -2.0),  # one inside nest, as the baseline
+        ([0, 0, 1], [0.5, 0.5], 0.0),  # the hand-computed two-nest market above
+        ([0, 1, 1], [0.3, 0.9], 1.0),
+    ],
+)
+def test_kernel_reproduces_nested_logit_shares(nest, lam, v0):
+    expected = market.nested_logit_probabilities(V3, np.array(nest), np.array(lam), v0)
+    assert_shares_match(kernel_shares(V3, nest, lam, v0, N_DRAWS, seed=21), expected, N_DRAWS)
+
+
+def test_kernel_matches_the_hand_computed_two_nest_probabilities():
+    shares = kernel_shares(V3, [0, 0, 1], [0.5, 0.5], 0.0, N_DRAWS, seed=22)
+    assert_shares_match(shares, np.array([0.485648, 0.178660, 0.126737, 0.208954]), N_DRAWS)
+
+
+def test_kernel_inverse_cdf_by_hand():
+    # Plain logit, v = log(1, 2, 1), v0 = log 4, shifted by the largest utility (log 4): weights 1/4, 2/4, 1/4 and
+    # 1 for the outside option; total 2. u1 picks the outside option if u1 * 2 < 1, else u2 picks the product with
+    # running sums 1/4, 3/4, 1 of the nest's total 1.
+    v = np.log(np.array([[1.0, 2.0, 1.0]] * 4, np.float32))
+    v0 = np.full(4, np.log(4.0), np.float32)
+    u = np.array([[0.49, 0.9, 0, 0], [0.51, 0.2, 0, 0], [0.51, 0.5, 0, 0], [0.99, 0.8, 0, 0]])
+    choice, _ = kernel.serve_matrix(
+        v.astype(np.float32), np.ones((4, 3), bool), v0, np.zeros(3, np.int64), np.ones(1),
+        np.full(3, 10, np.int64), np.uint64(0), np.arange(4), u,
+    )  # fmt: skip
+    assert choice.tolist() == [market.OUTSIDE, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "nest, lam, closed",
+    [
+        ([0, 0, 0], [1.0], [0]),
+        ([0, 0, 0], [0.5], [0]),  # in a nested logit closing a product also sends buyers to the outside option
+        ([0, 0, 0], [0.5], [0, 1]),
+        ([0, 0, 1], [0.5, 0.5], [2]),  # a whole nest closes
+        ([0, 1, 1], [0.3, 0.9], [1]),
+    ],
+)
+def test_kernel_draw_again_gives_the_nested_logit_over_what_is_open_now(nest, lam, closed):
+    """Keep the first choice if open, else draw from the residual law: together, the law over what is open now."""
+    n, j = N_DRAWS, V3.size
+    rng = np.random.default_rng(23)
+    open_now = np.ones(j, bool)
+    open_now[closed] = False
+    v = np.tile(V3.astype(np.float32), (n, 1))
+    args = (v, np.ones((n, j), bool), np.full(n, 0.5, np.float32), np.array(nest, np.int64), np.array(lam, float))
+    u = rng.random((n, 4))
+    choice = kernel.choose_rows(*args, np.ones(j, bool), open_now, u)
+    assert not np.isin(choice, closed).any()
+    on_open = market.nested_logit_probabilities(V3[open_now], np.array(nest)[open_now], np.array(lam, float), 0.5)
+    expected = np.zeros(j + 1)
+    expected[np.append(open_now, True)] = on_open
+    assert_shares_match(empirical_shares(choice, j), expected, n)
+    # Buyers whose first choice is still open keep it.
+    first = kernel.choose_rows(*args, np.ones(j, bool), np.ones(j, bool), u)
+    kept = (first < 0) | open_now[np.maximum(first, 0)]
+    assert_array_equal(choice[kept], first[kept])
+
+
+def one_by_one_kernel(v, available, v0, nest, lam, limits, order, u) -> np.ndarray:
+    """The kernel's rule applied to one buyer at a time in ``order``, with what is open at each one's turn."""
+    n, j = v.shape
+    open_start = np.asarray(limits) > 0
+    is_open = open_start.copy()
+    taken = np.zeros(j, np.int64)
+    choice = np.full(n, -2, np.int64)
+    for r in order:
+        row = slice(r, r + 1)
+        c = int(kernel.choose_rows(v[row], available[row], v0[row], nest, lam, open_start, is_open, u[row])[0])
+        choice[r] = c
+        if c >= 0:
+            assert is_open[c]
+            taken[c] += 1
+            is_open[c] = taken[c] < limits[c]
+    return choice
+
+
+def _check_kernel_serves_one_by_one(seed: int, n: int, j: int, k: int, lam: float, limits) -> np.ndarray:
+    v, available, v0, nest, lam_k, _, _, order = _random_market(seed, n, j, k, lam)
+    u = np.random.default_rng(seed + 3).random((n, 4))
+    nest, lam_k = nest.astype(np.int64), lam_k.astype(float)
+    lim = np.asarray(limits, np.int64)
+    choice, closed = kernel.serve_matrix(v, available, v0, nest, lam_k, lim, np.uint64(0), order.astype(np.int64), u)
+    assert_array_equal(choice, one_by_one_kernel(v, available, v0, nest, lam_k, lim, order, u))
+    counts = np.bincount(choice[choice >= 0], minlength=j)
+    assert np.all(counts <= np.maximum(lim, 0))
+    assert np.all(closed == (counts >= lim))
+    return counts
+
+
+@pytest.mark.parametrize(
+    "seed, n, k, lam, limits",
+    [
+        (0, 400, 1, 0.6, [40, 40, 40, 40]),  # limits bind in the middle of the queue
+        (1, 400, 1, 1.0, [10, 10, 10, 500]),  # tight limits, a cascade of closures
+        (2, 400, 2, 0.6, [40, 40, 40, 40]),
+        (3, 700, 3, 0.4, [0, 30, 60, 5]),  # one product closed from the start
+        (4, 300, 1, 0.5, [1000] * 4),  # nothing binds
+    ],
+)
+def test_kernel_allocation_equals_one_by_one_service(seed, n, k, lam, limits):
+    counts = _check_kernel_serves_one_by_one(seed, n, 4, k, lam, limits)
+    if seed in (0, 1, 2):
+        assert np.sum(counts == np.asarray(limits)) >= 2, "the limits should bind"
+
+
+@given(**SIZES)
+@example(seed=1, n=9, j=3, k=1, lam=0.4, limits=[0, 1, 1, 0, 0])
+def test_kernel_allocation_equals_one_by_one_service_property(seed, n, j, k, lam, limits):
+    _check_kernel_serves_one_by_one(seed, n, j, k, lam, limits[:j])
+
+
+def test_kernel_chunks_of_draws_again_cross_closures():
+    # More buyers to redraw than fit in one chunk, and several closures inside a chunk's span:
+    # the chunked pass 2 must still equal one-by-one service.
+    counts = _check_kernel_serves_one_by_one(5, 3 * kernel.CHUNK + 17, 5, 1, 0.7, [2, 3, 200, 5, 400])
+    assert counts[0] == 2 and counts[1] == 3 and counts[3] == 5
+
+
+def test_kernel_is_a_function_of_its_key():
+    v, available, v0, nest, lam, _, _, _ = _random_market(9, 500, 5, 2, 0.6)
+    args = (v, available, v0, nest.astype(np.int64), lam.astype(float), np.full(5, 60, np.int64))
+    a, _ = kernel.serve_matrix(*args, np.uint64(7), NO_ORDER, NO_UNIFORMS)
+    b, _ = kernel.serve_matrix(*args, np.uint64(7), NO_ORDER, NO_UNIFORMS)
+    c, _ = kernel.serve_matrix(*args, np.uint64(8), NO_ORDER, NO_UNIFORMS)
+    assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_kernel_serving_order_is_uniform():
+    # All 24 orders of 4 buyers who chose a product, over 24,000 keys: chi-square with 23 degrees of freedom.
+    first = np.zeros(4, np.int64)
+    seen = np.zeros(24, int)
+    perms = {p: i for i, p in enumerate(__import__("itertools").permutations(range(4)))}
+    for key in range(24_000):
+        q = kernel.order_inside(first, NO_ORDER, np.uint64(key * 7919), np.uint64(0)) & 0xFFFFFFFF
+        seen[perms[tuple(q.tolist())]] += 1
+    chi2 = float(((seen - 1000.0) ** 2 / 1000.0).sum())
+    assert chi2 < 49.7, chi2  # the 99.9% quantile of chi-square(23)
+
+
+def test_bernoulli_threshold_and_words():
+    assert kernel.bernoulli_threshold(np.array([0.0, 0.5, 1.0, 2.0])).tolist() == [0, 2**31, 2**32, 2**32]
+    # Consecutive words of one key look uniform: their high halves average 2**31 and the bits are balanced.
+    words = np.array([kernel.word(np.uint64(5), np.uint64(i)) for i in range(20_000)], np.uint64)
+    hi = (words >> np.uint64(32)).astype(float) / 2**32
+    assert abs(hi.mean() - 0.5) < 4 * np.sqrt(1 / 12 / hi.size)
+    bits = np.unpackbits(words.view(np.uint8)).mean()
+    assert abs(bits - 0.5) < 4 * 0.5 / np.sqrt(words.size * 64)
+
+
+def test_draw_buyers_distributions():
+    n = 200_000
+    mean = np.linspace(-1, 1, 12).astype(np.float32)
+    sd = np.linspace(0.2, 1.2, 12).astype(np.float32)
+    out = (np.empty(n, np.int16), np.empty(n, bool), np.empty(n, np.float32), np.empty(n, np.float32), np.empty((n, 12), np.float32))
+    kernel.draw_buyers(
+        np.uint64(3), np.cumsum([0.2, 0.3, 0.5]), kernel.bernoulli_threshold(0.4)[()], math.log(320_000.0), 0.45,
+        1.3, 1.0, mean, sd, 11, 0.5, *out,
+    )  # fmt: skip
+    tier, family, budget, alpha, taste = out
+    assert_allclose(np.bincount(tier, minlength=3) / n, [0.2, 0.3, 0.5], atol=4 * np.sqrt(0.25 / n))
+    assert abs(family.mean() - 0.4) < 4 * np.sqrt(0.24 / n)
+    log_budget = np.log(budget.astype(float))
+    assert abs(log_budget.mean() - math.log(320_000.0)) < 4 * 0.45 / np.sqrt(n)
+    assert abs(log_budget.std() / 0.45 - 1) < 0.01
+    # alpha = 1.3 * (320k / budget) ** 1, as market.price_sensitivity with the median as reference.
+    assert_allclose(alpha, market.price_sensitivity(1.3, budget, 320_000.0, 1.0), rtol=1e-5)
+    t = taste.astype(float)
+    t[:, 11] -= 0.5 * family
+    z = (t - mean) / sd
+    assert np.all(np.abs(z.mean(axis=0)) < 4 / np.sqrt(n))
+    assert np.all(np.abs(z.std(axis=0) - 1) < 0.01)
+    corr = np.corrcoef(np.column_stack([z, log_budget]).T)
+    assert np.all(np.abs(corr[np.triu_indices(13, 1)]) < 0.015)
+    # Normal tails: the share beyond 2 sd, 0.0455 for a normal.
+    assert abs(np.mean(np.abs(z) > 2) - 0.0455) < 0.002

@@ -179,7 +179,8 @@ def test_a_bad_point_is_an_error_before_any_run(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:4: parameters: point 0 (products.A1.price=250000, products.B9.price=1.0): products.B9.price: no item named 'B9'" in err
+    # A path that names nothing is found once, at its own line, before any point is built.
+    assert f"{path}:6: parameters[1].path: products.B9.price: no item named 'B9'" in err
     assert not out.exists()
     path = write(tmp_path, """
         base: tiny.yaml

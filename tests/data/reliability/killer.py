@@ -1,0 +1,134 @@
+"""A fork server for the kill-and-resume campaign (tests/test_reliability_faults.py).
+
+Started once, it imports ``sim`` and then, for each request read from stdin (one JSON line:
+``{"argv": [...], "kill_at": N, "log": PATH or null, "stderr": PATH}``), forks a child that runs
+``sim ARGV`` with the moments of its batch counted and sends itself SIGKILL at moment N (0: never).
+It answers each request with one JSON line, ``{"status": exit code, or -9 for a SIGKILL}``.
+
+Moments: a run starts, is half-way through its months, ends; a part, the manifest or the design
+table is opened, half written, synced, renamed. With ``log``, the child appends each moment's name
+to that file (to list the moments of a batch run through without a kill).
+
+Run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) so that this process has a single thread
+when it forks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import sim.batch
+import sim.store
+from sim import cli
+from sim.model import MarketModel
+
+
+class Moments:
+    """Counts moments; SIGKILLs this process at moment ``kill_at`` (0: never)."""
+
+    def __init__(self, kill_at: int, log: str | None):
+        self.kill_at, self.log, self.n = kill_at, log, 0
+
+    def __call__(self, what: str) -> None:
+        self.n += 1
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(what + "\n")
+        if self.n == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(moment: Moments) -> None:
+    """Count the moments of the batch this process is about to run."""
+
+    class Torn(io.FileIO):
+        """A file whose writes pause half-way at a moment (a kill there leaves a torn file)."""
+
+        def write(self, data: Any) -> int:
+            view = memoryview(data)
+            half = len(view) // 2
+            n = super().write(view[:half])
+            moment("half-written " + Path(self.name).name.split(".tmp-")[0].lstrip("."))
+            return n + super().write(view[half:])
+
+    def opened(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = Torn(path, mode.replace("b", ""))
+        moment("opened " + Path(path).name.split(".tmp-")[0].lstrip("."))
+        return fh
+
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        moment("synced")
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        moment("renamed " + Path(dst).name)
+
+    real_execute, real_step = sim.batch.execute, MarketModel.step
+
+    def execute(spec: Any) -> Any:
+        moment(f"run-start {spec.run_id}")
+        out = real_execute(spec)
+        moment(f"run-end {spec.run_id}")
+        return out
+
+    def step(self: MarketModel) -> None:
+        if self.t == 6:
+            moment("run-half-way")
+        real_step(self)
+
+    sim.store.open = opened  # type: ignore[attr-defined]  # shadows the builtin in sim.store only
+    sim.store.os.fsync, sim.store.os.replace = fsync, replace  # type: ignore[assignment]
+    sim.batch.execute = execute  # type: ignore[assignment]
+    MarketModel.step = step  # type: ignore[method-assign]
+
+
+def serve() -> None:
+    out = sys.stdout
+    for line in sys.stdin:
+        req = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the child: sim ARGV, its output away from the answers
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(devnull, 1)
+            os.dup2(err, 2)
+            sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+            try:
+                install(Moments(req["kill_at"], req.get("log")))
+                code = cli.main(req["argv"])
+            except BaseException:  # pragma: no cover - reported through the exit code
+                import traceback
+
+                traceback.print_exc()
+                code = 99
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        out.write(json.dumps({"status": code}) + "\n")
+        out.flush()
+
+
+def warm_up() -> None:
+    """Load once what every child would otherwise load again: the command line's modules, the compiled kernels."""
+    from sim.run import execute, make_specs
+    from sim.scenario import load_scenario
+
+    cli.build_parser()
+    tiny = load_scenario(Path(__file__).resolve().parent.parent / "tiny.yaml")
+    execute(make_specs(tiny, 1, seed=0, scale=500, check=True)[0])  # no Parquet: no Arrow threads before a fork
+
+
+if __name__ == "__main__":
+    warm_up()
+    serve()

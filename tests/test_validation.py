@@ -1,0 +1,127 @@
+"""Pattern checks and elasticities (sim validate-model, sim/validation.py).
+
+The checks are tested on hand-made sales tables whose answer is known (a pattern present
+passes, the same table with the pattern removed fails), the command on a small run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from sim.cli import main
+from sim.months import format_month, parse_month
+from sim.scenario import load_scenario
+from sim.validation import (
+    check_discounts,
+    check_legacy_decline,
+    check_refresh_dip,
+    check_seasonality,
+    check_tax_pull_forward,
+    elasticity_checks,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+CALIB_TINY = ROOT / "tests" / "data" / "calib_tiny.yaml"
+
+
+def sales_table(rows: list[dict]) -> pd.DataFrame:
+    """A sales table of one run with the columns the checks read."""
+    base = {"run_id": 0, "market": "CN", "powertrain": "BEV", "segment": "300k+", "orders": 0, "backlog": 0,
+            "list_price": 300000.0, "transaction_price": 300000.0, "wait_months": 0.0}
+    df = pd.DataFrame([{**base, **r} for r in rows])
+    if "orders" not in rows[0]:
+        df["orders"] = df["units"]
+    return df
+
+
+def months(start: str, n: int) -> list[str]:
+    return [format_month(parse_month(start) + k) for k in range(n)]
+
+
+def test_seasonality_passes_with_a_new_year_trough_and_a_december_peak():
+    sc = load_scenario(TINY)  # Lunar New Year 2024-02-10: the trough month is February
+    shape = [1.0, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.3]
+    good = sales_table([{"month": m, "brand": "A", "model": "A1", "units": 1000 * f} for m, f in zip(months("2024-01", 12), shape, strict=True)])
+    assert check_seasonality(good, sc).passed is True
+    no_peak = good.assign(units=good["units"].where(good["month"] != "2024-12", 900))
+    no_trough = good.assign(units=good["units"].where(good["month"] != "2024-02", 1200))
+    assert check_seasonality(no_peak, sc).passed is False
+    assert check_seasonality(no_trough, sc).passed is False
+
+
+def test_tax_pull_forward_against_a_counterfactual_and_against_the_year_before():
+    sc = load_scenario(TINY)
+    ms = months("2024-10", 16)
+    flat = sales_table([{"month": m, "brand": "A", "model": "A1", "units": 1000, "orders": 1000} for m in ms])
+    shaped = flat.assign(orders=flat["month"].map({"2025-12": 1300, "2026-01": 700}).fillna(1000))
+    assert check_tax_pull_forward(shaped, sc, flat).passed is True
+    assert check_tax_pull_forward(flat, sc, shaped).passed is False
+    assert check_tax_pull_forward(shaped, sc).passed is True  # Dec/Nov 1.3 against 1.0 a year before
+    assert check_tax_pull_forward(flat, sc).passed is False
+    # ICE orders do not count: the change is to the NEV exemption.
+    ice = shaped.assign(powertrain="ICE")
+    assert check_tax_pull_forward(ice, sc).passed is None
+
+
+def test_refresh_dip_reads_the_announced_window():
+    sc = load_scenario(TINY, {"events[0]": {"month": "2024-08", "type": "refresh", "product": "A1", "announce_months": 2}})
+    ms = months("2024-01", 12)
+    dip = sales_table([{"month": m, "brand": "A", "model": "A1", "units": 100, "orders": 500 if m in ("2024-06", "2024-07") else 1000} for m in ms])
+    assert check_refresh_dip(dip, sc).passed is True
+    assert check_refresh_dip(dip.assign(orders=1000), sc).passed is False
+
+
+def test_legacy_decline_and_discount_dispersion():
+    sc = load_scenario(TINY)  # A: domestic, build to order; B: foreign with dealer stock (legacy)
+    rows = []
+    for m in months("2024-01", 24):
+        year = int(m[:4])
+        rows.append({"month": m, "brand": "A", "model": "A1", "units": 1000 if year == 2024 else 1500,
+                     "transaction_price": 0.95 * 300000})
+        rows.append({"month": m, "brand": "B", "model": "B1", "units": 2000 if year == 2024 else 1600,
+                     "transaction_price": 0.75 * 300000})
+    df = sales_table(rows)
+    legacy = check_legacy_decline(df, sc)
+    assert legacy.passed is True and "legacy -20.0%/yr, domestic +50.0%/yr" in legacy.figure
+    swapped = df.assign(brand=df["brand"].map({"A": "B", "B": "A"}))
+    assert check_legacy_decline(swapped, sc).passed is False
+    disc = check_discounts(df, sc)
+    assert disc.passed is True and "20.0 points" in disc.figure
+    assert check_discounts(df.assign(transaction_price=0.9 * 300000), sc).passed is False
+
+
+def test_elasticity_checks_against_the_published_band():
+    good = pd.DataFrame([
+        {"product": "P1", "price": 250000, "orders_up": 900, "orders_down": 1100, "elasticity": -4.0},
+        {"product": "P2", "price": 350000, "orders_up": 900, "orders_down": 1100, "elasticity": -3.5},
+        {"product": "P3", "price": 450000, "orders_up": 900, "orders_down": 1100, "elasticity": -3.2},
+        {"product": "market", "price": None, "orders_up": 2700, "orders_down": 3300, "elasticity": -0.6},
+    ])
+    assert [c.passed for c in elasticity_checks(good)] == [True, True, True]
+    bad = good.assign(elasticity=[-1.0, -1.5, -2.0, -1.4])
+    assert [c.passed for c in elasticity_checks(bad)] == [False, False, False]
+
+
+def test_validate_model_command_writes_the_report_with_elasticities(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", str(CALIB_TINY), "-r", "2", "--executor", "serial", "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["validate-model", str(run), "--elasticities", "--products", "0", "-r", "1", "--executor", "serial",
+                 "-q", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert len(rep["patterns"]) == 7 and {p["passed"] for p in rep["patterns"]} <= {True, False, None}
+    table = {r["product"]: r for r in rep["elasticities"]["table"]}
+    assert set(table) == {"A1", "A2", "B1", "market"}
+    # Dearer own price, fewer orders; a dearer market, fewer premium orders.
+    assert all(r["elasticity"] < 0 for r in table.values())
+    report = tmp_path / "report.md"
+    assert main(["validate-model", str(run), "--out", str(report), "-q"]) == 0
+    text = report.read_text()
+    assert text.startswith("# Validation of `calib_tiny`") and "| New Year trough and December peak |" in text
+    assert main(["validate-model", str(tmp_path / "nothing")]) == 2
+    assert main(["validate-model", str(run), "--month", "2024-13"]) == 2
+    assert main(["validate-model", str(run), "--elasticities", "--month", "2024-12"]) == 2  # no months after it
