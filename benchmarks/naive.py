@@ -1,8 +1,11 @@
 """Naive reference of the monthly buyer decision: one Mesa agent per buyer, one Python ``step()`` each.
 
-The yardstick for speed and the oracle for correctness of the production path
-(:func:`sim.market.serve_in_order`); it is not used by the product. It applies the
-same rule, written the plain Mesa way and independently of ``sim.market``:
+The yardstick for speed and the oracle for correctness of the choice paths; it is not used
+by the product. The numpy path (:func:`sim.market.serve_in_order`) draws as these agents do
+and equals them buyer for buyer on fixed draws; the production path, the compiled kernel
+(:mod:`sim.kernel`), draws the same law differently (inverse CDF, draws again from the
+residual law) and agrees with them statistically (``tests/test_bench.py``). It applies the
+rule written the plain Mesa way and independently of ``sim.market`` and ``sim.kernel``:
 
 * each buyer i weighs the products it can choose, ``W_ij = exp((V_ij - m_i) / lambda_k)``
   (``m_i``: its largest utility over what it is offered and the outside option, a shift

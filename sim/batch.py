@@ -5,7 +5,9 @@ each chunk is executed in a worker and written by the parent as soon as it
 returns, so the parent holds at most ``2 x workers`` chunks in memory whatever
 the number of runs. After every chunk the manifest is rewritten (atomically)
 with what finished and what failed, so a batch killed at any moment leaves a
-truthful folder that ``resume=True`` continues.
+truthful folder that ``resume=True`` continues. A write that fails (disk full,
+read-only folder) stops the batch with an ``OSError`` that says what is stored;
+the parts already written stay whole, and ``resume=True`` continues.
 
 Results do not depend on the executor, the number of workers or the chunking:
 run ``r`` always gets the same seed identity, and :func:`sim.store.read_table`

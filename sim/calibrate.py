@@ -354,7 +354,17 @@ def _cmd_fit(args: Any) -> int:
     import os
 
     from .scenario import parse_set_option
+    from .yamlio import InputError
 
+    try:
+        parse_month(args.through)
+    except ValueError as exc:
+        raise InputError(f"--through: {exc}") from None
+    if args.iterations < 0 or args.replications < 1:
+        raise InputError("--iterations must be >= 0 and --replications >= 1")
+    out_dir = Path(args.write).resolve().parent
+    if not out_dir.is_dir():
+        raise InputError(f"--write: folder {out_dir} does not exist")
     brand_fit, prod_fit, report = fit_appeals(
         args.scenario, through=args.through, replications=args.replications, seed=args.seed,
         scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing,

@@ -100,6 +100,11 @@ def bernoulli_threshold(p: NDArray[np.float64] | float) -> NDArray[np.uint64]:
     return np.rint(np.clip(np.asarray(p, float), 0.0, 1.0) * _TWO32).astype(np.uint64)
 
 
+def bernoulli_threshold_of(p: float) -> np.uint64:
+    """:func:`bernoulli_threshold` of one probability."""
+    return np.uint64(bernoulli_threshold(p).item())
+
+
 def serve(
     v: NDArray[np.float32],
     available: NDArray[np.bool_],
@@ -254,7 +259,8 @@ def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> tuple:
     draws); float32 rows (shift, two scratch rows, outside utility); float64 rows (outside
     mass, threshold, running sum, ``u1``, ``u2``, what the buyer can pay); int64 rows (chosen
     nest, chosen product, outside option); int32 scratch; considered brands' bits; nest rows (sums now, sums
-    at the start, masses, masses at the start); the buyers' coefficients (the fused kernel).
+    at the start, masses, masses at the start); the buyers' coefficients (the fused kernel); exps (products x
+    buyers) and their int32 scratch.
     """
     return (
         np.zeros((n_products, chunk), np.float32),
@@ -266,6 +272,8 @@ def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> tuple:
         np.zeros(chunk, np.uint64),
         np.zeros((4, n_nests, chunk), np.float64),
         np.zeros((n_coefs, chunk), np.float32),
+        np.zeros((n_products, chunk), np.float32),
+        np.zeros(n_products * chunk, np.int32),
     )
 
 
@@ -325,14 +333,17 @@ def choose_chunk(
         for r in range(c):
             s[k, r] = 0.0
             s0[k, r] = 0.0
+    # exp over the whole block in one call (columns past c are scratch: finite, unused).
     for j in range(n_products):
-        k = nest[j]
         il = inv_lam[j]
         for r in range(c):
-            x[r] = (V[j, r] - m[r]) * il
-        _exp_row(x, y, bits, c)
+            V[j, r] = (V[j, r] - m[r]) * il
+    E = ws[9]
+    _exp_row(V.reshape(-1), E.reshape(-1), ws[10], n_products * V.shape[1])
+    for j in range(n_products):
+        k = nest[j]
         for r in range(c):
-            V[j, r] = y[r] if first[j, r] else _ZERO_F
+            V[j, r] = E[j, r] if first[j, r] else _ZERO_F
         if residual:
             for r in range(c):
                 s0[k, r] += float(V[j, r])
@@ -648,10 +659,10 @@ def _fill_buyers(
     """The market's buyers ``which[:c]`` into the workspace: consideration, utilities, ``M``, ``v0``, uniforms.
 
     Utilities ``V_j = delta_j + sum_k at[k, j] * beta_k`` with the coefficients ``beta``
-    (the tastes, then ``alpha``) added in that order, the same for any chunk. Each buyer's
-    inputs are also kept in ``records[r]`` (one 64-byte row: tastes, alpha, budget, the
-    considered brands' bits), which ``from_records`` reads back instead of the pool's
-    columns: draws again come in a random order, and one row is one cache line to fetch.
+    (the tastes, then ``alpha``) added in that order, the same for any chunk. With
+    ``from_records`` the buyers' inputs are read from ``records`` (kept by :func:`_keep_records`)
+    instead of the pool's columns: draws again come in a random order, and a record is one
+    cache line to fetch where the pool's columns are five.
     """
     V, M = ws[0], ws[1][0]
     v0c, u1, u2, cap = ws[2][3], ws[3][3], ws[3][4], ws[3][5]
@@ -665,19 +676,15 @@ def _fill_buyers(
         r = which[q]
         base = np.uint64(r * slots)
         if from_records:
-            for k in range(n_coefs):
+            for k in range(n_coefs + 1):
                 XT[k, q] = records[r, k]
-            b_i = records[r, n_coefs]
             seen[q] = seen_rec[r, seen_col]
         else:
             i = rows[r]
             for k in range(n_tastes):
                 XT[k, q] = taste[i, k]
-                records[r, k] = taste[i, k]
             XT[n_tastes, q] = alpha[i]
-            records[r, n_tastes] = alpha[i]
-            b_i = budget[i]
-            records[r, n_coefs] = b_i
+            XT[n_coefs, q] = budget[i]
             # Brand b is considered iff bit b is set; brands 2h and 2h + 1 use the two halves of word h.
             thr = thresholds[tier[i]]
             bits = _ZERO
@@ -686,7 +693,7 @@ def _fill_buyers(
                 bits |= np.uint64((x >> _S32) < thr[2 * h]) << np.uint64(2 * h)
                 bits |= np.uint64((x & _LOW) < thr[2 * h + 1]) << np.uint64(2 * h + 1)
             seen[q] = bits
-            seen_rec[r, seen_col] = bits
+        b_i = XT[n_coefs, q]
         cap[q] = float(b_i) * budget_factor
         v0c[q] = _F(v0_base + v0_alpha * float(XT[n_tastes, q]))
         x = word(key, base + np.uint64(uniform_slot))
@@ -711,6 +718,24 @@ def _fill_buyers(
         o = is_open[j]
         for q in range(c):
             M[j, q] = (((seen[q] >> b) & _ONE) != _ZERO) & o & (p <= cap[q])
+
+
+@_jit
+def _keep_records(which: NDArray[np.int64], c: int, records: NDArray[np.float32], ws: tuple) -> None:  # type: ignore[type-arg]
+    """Keep, in ``records[r]``, the inputs of the buyers of the chunk who chose a product (those who may draw again).
+
+    One 64-byte row per buyer: tastes, alpha, budget (float32), then in the last 8 bytes the
+    bits of the brands it considers.
+    """
+    pos, seen, XT = ws[4][1], ws[6], ws[8]
+    seen_rec = records.view(np.uint64)
+    seen_col = seen_rec.shape[1] - 1
+    for q in range(c):
+        if pos[q] >= 0:
+            r = which[q]
+            for k in range(XT.shape[0]):
+                records[r, k] = XT[k, q]
+            seen_rec[r, seen_col] = seen[q]
 
 
 @_jit
@@ -785,7 +810,7 @@ def serve_market(
     inv_lam = np.empty(n_products, np.float32)
     for j in range(n_products):
         inv_lam[j] = _F(1.0 / lam[nest[j]])
-    ws = workspace(n_products, lam.shape[0], taste.shape[1] + 1, CHUNK)
+    ws = workspace(n_products, lam.shape[0], taste.shape[1] + 2, CHUNK)  # coefficients, then the budget
     no, yes = _FLAGS[0], _FLAGS[1]
     M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
     which = np.empty(CHUNK, np.int64)
@@ -801,6 +826,7 @@ def serve_market(
             budget_factor, v0_base, v0_alpha, key, slots, pairs, records, no, ws,
         )  # fmt: skip
         choose_chunk(c, nest, lam, inv_lam, no, ws)
+        _keep_records(which, c, records, ws)
         for q in range(c):
             first[r0 + q] = pos[q]
             if pos[q] >= 0:

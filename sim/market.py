@@ -13,6 +13,10 @@ form: with ``W_ij = exp(V_ij / lambda_k)`` for product j in nest k,
 which gives exactly the nested-logit probabilities (plain logit when every
 lambda is 1), with the random draws fixed per buyer, so that a buyer turned
 away from a sold-out product takes the next choice among what is left.
+
+This is the numpy path of the choice (``SIM_KERNEL=numpy``). The production path is
+the compiled kernel of :mod:`sim.kernel`, which draws the same law differently (by
+inverse CDF, one uniform per decision instead of one per product).
 """
 
 from __future__ import annotations

@@ -106,6 +106,13 @@ class MarketModel(mesa.Model):
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
         self._setup_static()
+        if self.kernel == "numba":
+            from . import kernel as compiled
+
+            if self.n_brands > compiled.MAX_BRANDS:
+                raise InputError(
+                    f"{self.n_brands} brands: the numba kernel handles at most {compiled.MAX_BRANDS}; set SIM_KERNEL=numpy"
+                )
         self._compile_schedules()
         self._setup_state()
         self.datacollector = mesa.DataCollector(model_reporters=observe.REPORTERS)
@@ -500,7 +507,7 @@ class MarketModel(mesa.Model):
             kernel.draw_buyers(
                 key,
                 np.cumsum(self._tier_p[m]),
-                kernel.bernoulli_threshold(cfg.family_share)[()],
+                kernel.bernoulli_threshold_of(cfg.family_share),
                 float(np.log(cfg.budget_median)),
                 float(cfg.budget_sigma),
                 float(alpha_at_median),
@@ -697,7 +704,7 @@ class MarketModel(mesa.Model):
             1.0 + cfg.budget_stretch,
             float(cfg.outside_value),
             float(cfg.price_expectation * self.expected_rise[m]),
-            kernel.bernoulli_threshold(np.array(cfg.defer_share))[()],
+            kernel.bernoulli_threshold_of(cfg.defer_share),
             np.minimum(limit_left[prods], rows.size + 1).astype(np.int64),
             prods.astype(np.int64),
             key,

@@ -7,11 +7,12 @@ Layout of a results folder::
     DIR/sales/part-*.parquet   one row per run, month, market and product
     DIR/design.parquet         sweeps only: one row per design point
 
-Each part is written to a temporary file in the same folder and renamed, so a
-part is either whole or absent. A chunk's sales part is written before its runs
-part, so a run counts as finished exactly when its runs part exists; a sales
-part without its runs part (a batch killed between the two renames) is an
-orphan that :func:`scan_finished` removes. Nothing is pickled.
+Each part is written to a temporary file in the same folder, synced and renamed
+(and the folder synced), so a part is either whole or absent. A chunk's sales
+part is written before its runs part, so a run counts as finished exactly when
+its runs part exists; a sales part without its runs part (a batch killed between
+the two renames) is an orphan that :func:`scan_finished` removes. Nothing is
+pickled.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ DESIGN = "design.parquet"
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages a run depends on."""
     out = {"python": platform.python_version()}
-    for name in ("sim", "mesa", "numpy", "pandas", "pyarrow", "pydantic", "scipy", "pyyaml"):
+    for name in ("sim", "mesa", "numpy", "numba", "pandas", "pyarrow", "pydantic", "scipy", "pyyaml"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -616,7 +616,7 @@ def test_draw_buyers_distributions():
     sd = np.linspace(0.2, 1.2, 12).astype(np.float32)
     out = (np.empty(n, np.int16), np.empty(n, bool), np.empty(n, np.float32), np.empty(n, np.float32), np.empty((n, 12), np.float32))
     kernel.draw_buyers(
-        np.uint64(3), np.cumsum([0.2, 0.3, 0.5]), kernel.bernoulli_threshold(0.4)[()], math.log(320_000.0), 0.45,
+        np.uint64(3), np.cumsum([0.2, 0.3, 0.5]), kernel.bernoulli_threshold_of(0.4), math.log(320_000.0), 0.45,
         1.3, 1.0, mean, sd, 11, 0.5, *out,
     )  # fmt: skip
     tier, family, budget, alpha, taste = out

@@ -18,6 +18,7 @@ from sim.agents import Buyer
 from sim.batch import run_batch
 from sim.months import format_month, parse_month
 from sim.run import RUNS_COLUMNS, SALES_COLUMNS, execute, make_specs
+from sim.yamlio import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -216,6 +217,71 @@ def test_inspecting_buyers_changes_nothing(tiny):
         return np.stack(model.datacollector.model_vars["orders"])
 
     np.testing.assert_array_equal(orders(False), orders(True))
+
+
+# ------------------------------------------------------------ the two kernels
+
+
+def test_kernel_is_chosen_by_argument_or_environment(monkeypatch):
+    assert MarketModel(scenario=TINY, seed=1).kernel == "numba"
+    assert MarketModel(scenario=TINY, seed=1, kernel="numpy").kernel == "numpy"
+    monkeypatch.setenv("SIM_KERNEL", "numpy")
+    assert MarketModel(scenario=TINY, seed=1).kernel == "numpy"
+    monkeypatch.setenv("SIM_KERNEL", "fortran")
+    with pytest.raises(InputError, match="kernel must be one of numba, numpy, got 'fortran'"):
+        MarketModel(scenario=TINY, seed=1)
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_each_kernel_repeats_itself_and_keeps_the_accounting(kernel: str):
+    def run(seed: int) -> np.ndarray:
+        model = MarketModel(scenario=load_scenario(TINY, BINDING), seed=seed, kernel=kernel)
+        step_and_check(model)
+        return np.stack(model.datacollector.model_vars["orders"])
+
+    np.testing.assert_array_equal(run(3), run(3))
+    assert not np.array_equal(run(3), run(4))
+
+
+def test_compiled_and_numpy_kernels_agree_statistically():
+    """Same law, different random streams: totals over a year of tiny.yaml agree over 30 seeds (|z| <= 3.5)."""
+    seeds = 30
+    totals = {}
+    for kernel in ("numba", "numpy"):
+        rows = []
+        for seed in range(seeds):
+            model = MarketModel(scenario=TINY, seed=seed, kernel=kernel)
+            model.run()
+            mv = model.datacollector.model_vars
+            orders = np.stack(mv["orders"]).sum(axis=(0, 2))
+            rows.append(np.concatenate([orders, [sum(mv["buyer_decisions"]), sum(mv["arrivals"])]]))
+        totals[kernel] = np.array(rows, float)
+    a, b = totals["numba"], totals["numpy"]
+    z = (a.mean(0) - b.mean(0)) / np.sqrt(a.var(0, ddof=1) / seeds + b.var(0, ddof=1) / seeds)
+    names = [f"orders {p}" for p in ("A1", "A2", "B1")] + ["decisions", "arrivals"]
+    listing = ", ".join(f"{n}: z={v:+.2f}" for n, v in zip(names, z, strict=True))
+    print(f"numba vs numpy kernels on tiny.yaml, {seeds} seeds: {listing}")
+    assert np.all(np.abs(z) <= 3.5), listing
+
+
+def test_compiled_pool_squeezes_out_leavers_in_place():
+    """The pool's buffers: who stays keeps its row order and attributes; arrivals follow, with new ids."""
+    model = MarketModel(scenario=TINY, seed=2)
+    model.step()
+    for _ in range(6):
+        pool = model.pool
+        stay = ~pool.leaves
+        ids, budget, taste = pool.id[stay].copy(), pool.budget[stay].copy(), pool.taste[stay].copy()
+        last_id = int(pool.id.max())
+        model.step()
+        pool = model.pool
+        k = ids.size
+        assert k > 0 and all(getattr(pool, name).shape[0] == len(pool) for name in pool.ARRAYS)
+        np.testing.assert_array_equal(pool.id[:k], ids)
+        np.testing.assert_array_equal(pool.budget[:k], budget)
+        np.testing.assert_array_equal(pool.taste[:k], taste)
+        assert len(pool) - k == model.month_arrivals > 0
+        np.testing.assert_array_equal(pool.id[k:], np.arange(last_id + 1, last_id + 1 + model.month_arrivals))
 
 
 # -------------------------------------------------------- overrides and statics

@@ -48,7 +48,9 @@ class Killer:
     """A fork server (tests/data/reliability/killer.py) that runs ``sim ARGV`` in children killed at a moment."""
 
     def __init__(self, folder: Path):
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        # One thread when it forks: one BLAS thread, and no background thread in Arrow's jemalloc.
+        threads = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, **threads, "JE_ARROW_MALLOC_CONF": "background_thread:false"}
         env.pop("SIM_DEBUG", None)
         self.folder, self.n = folder, 0
         self.proc = subprocess.Popen(

@@ -18,6 +18,7 @@ import pytest
 from sim import cli
 from sim.reported import MAX_FILE_BYTES as CSV_LIMIT
 from sim.yamlio import MAX_FILE_BYTES as YAML_LIMIT
+from sim.yamlio import MAX_NODES
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = DATA / "tiny.yaml"
@@ -100,6 +101,7 @@ SCENARIO_CASES = {
     "binary garbage": Case("validate", "scenario/binary.yaml", 1, None, "binary data (NUL bytes)"),
     "not UTF-8": Case("validate", "scenario/not_utf8.yaml", 4, None, "not UTF-8 text"),
     "enormous file": Case("validate", "<enormous.yaml>", 1, None, f"file is {YAML_LIMIT + 1:,} bytes; the limit is {YAML_LIMIT:,}"),
+    "millions of values": Case("validate", "<many_values.yaml>", 2, None, f"more than {MAX_NODES:,} values"),
     "missing file": Case("validate", "scenario/no_such_file.yaml", 1, None, "file not found"),
     "a folder": Case("validate", "scenario", 1, None, "is a folder, not a file"),
     # hostile YAML
@@ -168,6 +170,9 @@ def make(name: str, folder: Path) -> Path:
         # A valid scenario padded with one comment line to one byte over the limit.
         text = TINY.read_text() + "# "
         path.write_text(text + "x" * (YAML_LIMIT + 1 - len(text.encode()) - 1) + "\n")
+    elif name == "<many_values.yaml>":
+        # Just under the size limit, 2.4 million values: refused after 200,000, in about a second.
+        path.write_text("name: many-values\ndescription: [" + ",".join(["1"] * 2_400_000) + "]\n")
     elif name == "<enormous.csv>":
         header = '"date","entity","metric","value","unit","source","quote","confidence"\n'
         row = '"2024","AITO","annual deliveries","444,456","vehicles","s","q","high"\n'
@@ -254,11 +259,17 @@ def test_every_bad_file_says_where_it_is_wrong() -> None:
         assert case.line in lines, f"{name}: {path.name} says {first!r}, the case expects line {case.line}"
 
 
-@pytest.mark.xfail(strict=True, reason="sim/calibrate.py reads --through after argparse: a bad month is an internal error (exit 1)")
 def test_fit_appeals_bad_through_month_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = cli.main(["fit-appeals", str(TINY), "--through", "2024-13", "--iterations", "0", "--write", str(tmp_path / "o.yaml")])
     err = capsys.readouterr().err
     assert status == 2 and "--through" in err and "internal error" not in err
+
+
+def test_fit_appeals_into_a_missing_folder_exits_2_before_fitting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["fit-appeals", str(TINY), "--iterations", "0", "--write", str(tmp_path / "nope" / "o.yaml")])
+    err = capsys.readouterr().err
+    assert status == 2 and "--write" in err and "does not exist" in err
+    assert not (tmp_path / "nope").exists()
 
 
 @pytest.mark.parametrize(

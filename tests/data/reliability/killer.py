@@ -9,8 +9,9 @@ Moments: a run starts, is half-way through its months, ends; a part, the manifes
 table is opened, half written, synced, renamed. With ``log``, the child appends each moment's name
 to that file (to list the moments of a batch run through without a kill).
 
-Run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) so that this process has a single thread
-when it forks.
+Run with one BLAS thread (``OPENBLAS_NUM_THREADS=1``) and no jemalloc background thread
+(``JE_ARROW_MALLOC_CONF=background_thread:false``) so that this process has a single thread when it
+forks; :func:`serve` checks it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def install(moment: Moments) -> None:
 
 
 def serve() -> None:
+    if Path("/proc/self/task").is_dir() and len(list(Path("/proc/self/task").iterdir())) != 1:
+        raise SystemExit("killer.py: more than one thread; a fork would copy a process whose other threads vanish")
     out = sys.stdout
     for line in sys.stdin:
         req = json.loads(line)
