@@ -7,15 +7,17 @@ and equals them buyer for buyer on fixed draws; the production path, the compile
 residual law) and agrees with them statistically (``tests/test_bench.py``). It applies the
 rule written the plain Mesa way and independently of ``sim.market`` and ``sim.kernel``:
 
-* each buyer i weighs the products it can choose, ``W_ij = exp((V_ij - m_i) / lambda_k)``
-  (``m_i``: its largest utility over what it is offered and the outside option, a shift
-  that changes nothing but keeps ``exp`` finite), and draws its own Exp(1) values
-  ``E_ij`` (one per product) and ``E0_ik`` (one per nest, and one for the outside option);
-* plain logit (one nest, lambda = 1): it takes ``argmax_j W_ij / E_ij`` if that beats
+* each buyer i draws its own Exp(1) values ``E_ij`` (one per product) and ``E0_ik`` (one
+  per nest, and one for the outside option);
+* plain logit (one nest, lambda = 1): with ``W_ij = exp(V_ij - m_i)`` (``m_i``: its largest
+  utility over what it is offered and the outside option, a shift that changes nothing but
+  keeps ``exp`` finite), it takes ``argmax_j W_ij / E_ij`` if that beats
   ``exp(v0_i - m_i) / E0_i0``, else nothing;
-* nested logit: it picks the nest ``argmax_k lambda_k log S_ik - log E0_ik`` (``S_ik``: the
-  sum of ``W_ij`` over the nest's open products) unless the outside option's
-  ``v0_i - m_i - log E0_i0`` is at least as high, then ``argmax_{j in k} W_ij / E_ij``;
+* nested logit: with ``W_ij = exp((V_ij - b_ik) / lambda_k)`` over the nest's open products
+  (``b_ik``: the best of them, so that the inclusive value is exact however small lambda
+  is), it picks the nest ``argmax_k b_ik + lambda_k log S_ik - log E0_ik`` (``S_ik``: the
+  sum of ``W_ij``) unless the outside option's ``v0_i - log E0_i0`` is at least as high,
+  then ``argmax_{j in k} W_ij / E_ij``;
 * buyers are served one by one in the random order of ``model.agents.shuffle_do("step")``;
   each chooses among the products whose order limit is not yet reached (a sold-out product
   is gone from its nest too). In plain logit this is the same as choosing among everything
@@ -76,43 +78,54 @@ class NaiveBuyer(mesa.Agent):
         else:
             e, e0 = self.e, self.e0
         offered = self.available & model.open_at_start
-        # The shift is taken over what the buyer is offered when the month opens, sold out later or not.
-        m = np.float32(max(float(self.v[offered].max(initial=-np.inf)), float(self.v0)))
-        x = self.v - m
-        lam = model.lam
-        if lam.shape[0] > 1:
-            x /= lam[model.nest]
-        elif lam[0] != 1.0:  # one nest: scale by the reciprocal, as the production kernel does (same rounding)
-            x *= np.float32(1.0 / lam[0])
-        w = np.exp(x, out=x)
-        # Weight 0: not offered, or sold out before this buyer's turn. In a nested logit a sold-out
-        # product also leaves its nest's value, so the buyer chooses among what is left from the start
-        # rather than falling back after picking it (the two agree only in plain logit).
-        w[~(offered & (model.remaining > 0))] = 0.0
-        j = self.choose(w, np.float32(self.v0 - m), e, e0)
+        now = offered & (model.remaining > 0)
+        if model.plain_logit:
+            # The shift is taken over what the buyer is offered when the month opens, sold out later or not.
+            m = np.float32(max(float(self.v[offered].max(initial=-np.inf)), float(self.v0)))
+            w = np.exp(self.v - m)
+            w[~now] = 0.0  # not offered, or sold out before this buyer's turn
+            j = self.choose_logit(w, np.float32(self.v0 - m), e, e0)
+        else:
+            # A sold-out product also leaves its nest's value, so the buyer chooses among what is left.
+            j = self.choose_nested(now, e, e0)
         assert j == OUTSIDE or model.remaining[j] > 0
         self.choice = j
         model.serve(self.index, j)
 
-    def choose(self, w: NDArray[np.float32], v0m: np.float32, e: NDArray[np.float32], e0: NDArray[np.float32]) -> int:
-        """The choice among the products of positive weight ``w`` by the exponential Gumbel-max rule."""
+    def choose_logit(self, w: NDArray[np.float32], v0m: np.float32, e: NDArray[np.float32], e0: NDArray[np.float32]) -> int:
+        """Plain logit: the product of largest ``W_j / E_j``, if it beats the outside option's ``exp(v0 - m) / E0``."""
+        ratio = np.where(w > 0, w / e, np.float32(-1.0))
+        j = int(np.argmax(ratio))
+        return j if ratio[j] > np.exp(v0m) / e0[-1] else OUTSIDE
+
+    def choose_nested(self, now: NDArray[np.bool_], e: NDArray[np.float32], e0: NDArray[np.float32]) -> int:
+        """Nested logit among the products ``now`` open to the buyer, by the exponential Gumbel-max rule.
+
+        Each nest's weights are taken relative to its best product, ``W_j = exp((V_j - b) / lambda)``,
+        and its score is ``b + lambda log sum W - log E0_g`` (exact however small lambda is).
+        """
         model: NaiveMarket = self.model  # type: ignore[assignment]
-        if model.plain_logit:
-            ratio = np.where(w > 0, w / e, np.float32(-1.0))
-            j = int(np.argmax(ratio))
-            return j if ratio[j] > np.exp(v0m) / e0[-1] else OUTSIDE
         lam, nest = model.lam, model.nest
         k = lam.shape[0]
+        w = np.zeros(self.v.shape, np.float32)
         best_nest, best_score = OUTSIDE, -np.inf
         for g in range(k):
-            s = w.sum() if k == 1 else w[nest == g].sum()
-            if s > 0:
-                score = lam[g] * np.log(s) - np.log(e0[g])
-                if score > best_score:
-                    best_nest, best_score = g, score
-        if best_nest == OUTSIDE or not best_score > v0m - np.log(e0[k]):
+            cols = now & (nest == g)
+            if not cols.any():
+                continue
+            b = self.v[cols].max()
+            x = self.v[cols] - b
+            if k == 1 and lam[0] != 1.0:  # one nest: scale by the reciprocal, as the numpy path does (same rounding)
+                x *= np.float32(1.0 / lam[0])
+            elif k > 1:
+                x /= lam[g]
+            w[cols] = np.exp(x)
+            score = b + lam[g] * np.log(w[cols].sum()) - np.log(e0[g])
+            if score > best_score:
+                best_nest, best_score = g, score
+        if best_nest == OUTSIDE or not best_score > self.v0 - np.log(e0[k]):
             return OUTSIDE
-        inside = w > 0 if k == 1 else (w > 0) & (nest == best_nest)
+        inside = now & (nest == best_nest)
         return int(np.argmax(np.where(inside, w / e, np.float32(-1.0))))
 
 

@@ -39,10 +39,11 @@ per product and two uniforms, with no random number per product:
   served nor on what the others drew, so the result does not depend on the chunking, and
   a replicate re-runs bit for bit.
 
-Arithmetic: utilities and ``W`` in float32, sums in float64, no fast-math (no reordering
-or fused multiply-add), so the results do not depend on the CPU's vector width.
+Arithmetic: utilities and ``W`` in float32, sums in float64, in a fixed order: no
+fast-math reordering, so the results do not depend on the chunk or the CPU's vector width
+(the polynomials and the utilities may use fused multiply-adds, on CPUs that have them).
 Uniforms are ``(x + 0.5) / 2**32`` for a 32-bit half ``x`` of a word, never 0 or 1; a
-Bernoulli(p) draw is ``x < round(p * 2**32)``.
+Bernoulli(p) draw is ``x < round(p * 2**32)``. Budgets are compared with prices in float32.
 
 The numpy path (:func:`sim.market.serve_in_order`, Gumbel-max with ``Exp(1)`` draws) is
 kept as a fallback of the same law (``SIM_KERNEL=numpy`` or ``MarketModel(kernel="numpy")``).
@@ -73,6 +74,8 @@ _TWO32 = 4294967296.0
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 _inline = nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# Fused multiply-add allowed (no other fast-math): a * b + c rounded once.
+_jit_fma = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 # Flags passed as runtime booleans: a literal True or False would compile the callee once for each.
 _FLAGS = np.array([False, True])
@@ -177,7 +180,7 @@ def order_inside(first: NDArray[np.int64], order: NDArray[np.int64], key: np.uin
     A uniformly random order of all buyers orders these uniformly at random, which a
     Fisher-Yates shuffle of their list (words ``base + i``) draws directly. A non-empty
     ``order`` (a permutation of all buyers, for tests) is used instead. Each entry packs
-    the buyer ``r`` (low 32 bits) and its first choice (high bits), so that walking the
+    the buyer ``r`` (low 31 bits) and its first choice (high 32 bits), so that walking the
     queue reads memory in order.
     """
     if order.shape[0] > 0:
@@ -210,7 +213,7 @@ _ARG_LO, _ARG_HI, _HALF, _ONE_F, _ZERO_F = _F(-87.0), _F(80.0), _F(0.5), _F(1.0)
 _BIAS, _MANTISSA = _F(127.0), _F(2.0**23)
 
 
-@_jit
+@_jit_fma
 def _exp_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.int32], c: int) -> None:
     """``out[r] = exp(x[r])`` for ``r < c`` (``out`` must not be ``x``, or the loop is not vectorised)."""
     for r in range(c):
@@ -226,7 +229,7 @@ def _exp_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.
         out[r] = out[r] * scale[r]
 
 
-@_jit
+@_jit_fma
 def _log_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.int32], c: int) -> None:
     """``out[r] = log(x[r])`` for ``r < c`` and normal ``x[r] > 0`` (``out`` may not be ``x``)."""
     xb = x.view(np.int32)
@@ -254,47 +257,31 @@ def _log_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.
 def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> tuple:  # type: ignore[type-arg]
     """Scratch arrays of :func:`choose_chunk` and of the kernels' fills, for ``chunk`` buyers.
 
-    ``(V, masks, f32, f64, i64, bits, seen, nests, XT)``: utilities then weights (products x
-    buyers); ``masks[0]`` may choose now, ``masks[1]`` could choose at the start (residual
-    draws); float32 rows (shift, two scratch rows, outside utility); float64 rows (outside
+    ``(V, masks, f32, f64, i64, bits, seen, nests, XT, E, Ebits, considered, best)``: utilities then
+    weights (products x buyers); ``masks[0]`` may choose now, ``masks[1]`` could choose at the
+    start (residual draws); float32 rows (largest log-mass, two scratch rows, outside utility,
+    what the buyer can pay); float64 rows (outside
     mass, threshold, running sum, ``u1``, ``u2``, what the buyer can pay); int64 rows (chosen
-    nest, chosen product, outside option); int32 scratch; considered brands' bits; nest rows (sums now, sums
-    at the start, masses, masses at the start); the buyers' coefficients (the fused kernel); exps (products x
-    buyers) and their int32 scratch.
+    nest, chosen product, outside option); int32 scratch; considered brands' bits; nest rows (sums now,
+    masses, masses at the start, sums at the start, scale factor, inclusive values); the buyers' coefficients (the fused kernel); exps (products x
+    buyers) and their int32 scratch; whether each buyer considers each brand (brands x buyers); the best
+    utility per nest now and at the start.
     """
     return (
         np.zeros((n_products, chunk), np.float32),
         np.zeros((2, n_products, chunk), np.bool_),
-        np.zeros((4, chunk), np.float32),
+        np.zeros((5, chunk), np.float32),
         np.zeros((6, chunk), np.float64),
         np.zeros((3, chunk), np.int64),
         np.zeros(chunk, np.int32),
         np.zeros(chunk, np.uint64),
-        np.zeros((4, n_nests, chunk), np.float64),
+        np.zeros((6, n_nests, chunk), np.float64),
         np.zeros((n_coefs, chunk), np.float32),
         np.zeros((n_products, chunk), np.float32),
         np.zeros(n_products * chunk, np.int32),
+        np.zeros((MAX_BRANDS, chunk), np.bool_),
+        np.zeros((2, n_nests, chunk), np.float32),
     )
-
-
-@_jit
-def _nest_weights(s: NDArray[np.float64], lam: NDArray[np.float64], g: NDArray[np.float64], ws: tuple, c: int) -> None:  # type: ignore[type-arg]
-    """``g[k, r] = s[k, r] ** lam[k]`` (0 where ``s`` is 0), through the float32 ``log`` and ``exp``."""
-    x, y, bits = ws[2][1], ws[2][2], ws[5]
-    for k in range(lam.shape[0]):
-        if lam[k] == 1.0:
-            for r in range(c):
-                g[k, r] = s[k, r]
-            continue
-        lk = _F(lam[k])
-        for r in range(c):
-            x[r] = _F(s[k, r]) if s[k, r] > 0.0 else _ONE_F
-        _log_row(x, y, bits, c)
-        for r in range(c):
-            y[r] = y[r] * lk
-        _exp_row(y, x, bits, c)
-        for r in range(c):
-            g[k, r] = float(x[r]) if s[k, r] > 0.0 else 0.0
 
 
 @_jit
@@ -304,77 +291,127 @@ def choose_chunk(
     lam: NDArray[np.float64],
     inv_lam: NDArray[np.float32],
     residual: bool,
+    closed: NDArray[np.int64],
     ws: tuple,  # type: ignore[type-arg]
 ) -> None:
     """Choices of ``c`` buyers from the workspace ``ws``; the product (or -1) is left in ``ws[4][1]``.
 
-    Reads ``V`` (products x buyers utilities, overwritten by the weights), ``M`` (may
-    choose), ``v0`` and the uniforms ``u1, u2``. With ``residual``, ``M0`` holds what each
-    buyer could choose at the start and ``M`` is a subset: the draw is from the residual
-    law (module docstring), ``u1, u2`` standing for ``u3, u4``. Loops are written in the
-    forms the compiler vectorises (``max`` under a mask, sums of masked values, counts).
+    Reads ``V`` (products x buyers utilities, overwritten by the weights), ``M`` (may choose),
+    ``v0`` and the uniforms ``u1, u2``. With ``residual``, ``M0`` holds what each buyer could
+    choose at the start, ``M`` is a subset, ``closed`` lists the products closed since the
+    start, and the draw is from the residual law (module docstring), ``u1, u2`` standing for
+    ``u3, u4``.
+
+    Each nest's weights are taken relative to its best product, ``W_j = exp((V_j - m_k) /
+    lambda_k)``, so that the inclusive value ``L_k = m_k + lambda_k log S_k`` is exact however
+    small lambda is (``S_k`` is at least 1); the masses are then ``exp(L_k - m)`` and
+    ``exp(v0 - m)`` with ``m`` the largest of them. Loops are written in the forms the compiler
+    vectorises (``max`` under a mask, sums of masked values, counts).
     """
     V, M, M0 = ws[0], ws[1][0], ws[1][1]
-    m, x, y, v0 = ws[2][0], ws[2][1], ws[2][2], ws[2][3]
+    mx, x, y, v0 = ws[2][0], ws[2][1], ws[2][2], ws[2][3]
     o, t, acc, u1, u2 = ws[3][0], ws[3][1], ws[3][2], ws[3][3], ws[3][4]
     kk, pos, found, bits = ws[4][0], ws[4][1], ws[4][2], ws[5]
-    s, s0, g, g0 = ws[7][0], ws[7][1], ws[7][2], ws[7][3]
+    s, g, g0, s0, f, lin = ws[7][0], ws[7][1], ws[7][2], ws[7][3], ws[7][4], ws[7][5]
+    mk, mk0 = ws[12][0], ws[12][1]
+    E = ws[9]
     n_products = nest.shape[0]
     n_nests = lam.shape[0]
-    first = M0 if residual else M
-    # Shift: the buyer's largest utility over what it could first choose and the outside option.
-    for r in range(c):
-        m[r] = v0[r]
-    for j in range(n_products):
-        for r in range(c):
-            m[r] = max(m[r], V[j, r]) if first[j, r] else m[r]
-    # Weights W (0 where the buyer may not choose), nest sums over what it may choose now.
+    lowest = _F(-np.inf)
+    # Best utility per nest over what the buyer may choose (now, and at the start).
     for k in range(n_nests):
         for r in range(c):
+            mk[k, r] = lowest
+            mk0[k, r] = lowest
             s[k, r] = 0.0
             s0[k, r] = 0.0
-    # exp over the whole block in one call (columns past c are scratch: finite, unused).
     for j in range(n_products):
+        k = nest[j]
+        for r in range(c):
+            mk[k, r] = max(mk[k, r], V[j, r]) if M[j, r] else mk[k, r]
+        if residual:
+            for r in range(c):
+                mk0[k, r] = max(mk0[k, r], V[j, r]) if M0[j, r] else mk0[k, r]
+    if residual:
+        # Weights of the products closed since the start, relative to the best at the start (before V changes).
+        for h in range(closed.shape[0]):
+            j = closed[h]
+            k = nest[j]
+            il = inv_lam[j]
+            for r in range(c):
+                x[r] = (V[j, r] - mk0[k, r]) * il if M0[j, r] & ~M[j, r] else _ARG_LO
+            _exp_row(x, y, bits, c)
+            for r in range(c):
+                s0[k, r] += float(y[r]) if M0[j, r] & ~M[j, r] else 0.0
+    # Weights W relative to each nest's best (0 where the buyer may not choose); one exp call for the block
+    # (columns past c are scratch: finite, unused).
+    for j in range(n_products):
+        k = nest[j]
         il = inv_lam[j]
         for r in range(c):
-            V[j, r] = (V[j, r] - m[r]) * il
-    E = ws[9]
+            V[j, r] = (V[j, r] - mk[k, r]) * il if M[j, r] else _ARG_LO
     _exp_row(V.reshape(-1), E.reshape(-1), ws[10], n_products * V.shape[1])
     for j in range(n_products):
         k = nest[j]
         for r in range(c):
-            V[j, r] = E[j, r] if first[j, r] else _ZERO_F
-        if residual:
-            for r in range(c):
-                s0[k, r] += float(V[j, r])
-            for r in range(c):
-                V[j, r] = V[j, r] if M[j, r] else _ZERO_F
+            w = E[j, r] if M[j, r] else _ZERO_F
+            V[j, r] = w
+            s[k, r] += float(w)
+    # Inclusive values: L = m_k + lambda_k log S_k now (lin); at the start (residual), S0 = f S + closed part.
+    for k in range(n_nests):
+        lk = lam[k]
         for r in range(c):
-            s[k, r] += float(V[j, r])
+            x[r] = _F(s[k, r]) if s[k, r] > 0.0 else _ONE_F
+        _log_row(x, y, bits, c)
+        for r in range(c):
+            lin[k, r] = float(mk[k, r]) + lk * float(y[r]) if s[k, r] > 0.0 else -np.inf
+        if residual:
+            ilk = _F(1.0 / lk)
+            for r in range(c):
+                x[r] = (mk[k, r] - mk0[k, r]) * ilk if s[k, r] > 0.0 else _ARG_LO
+            _exp_row(x, y, bits, c)
+            for r in range(c):
+                f[k, r] = float(y[r]) if s[k, r] > 0.0 else 0.0
+                s0[k, r] += f[k, r] * s[k, r]
+                x[r] = _F(s0[k, r]) if s0[k, r] > 0.0 else _ONE_F
+            _log_row(x, y, bits, c)
+            for r in range(c):
+                # g0 holds L0 until the masses below.
+                g0[k, r] = float(mk0[k, r]) + lk * float(y[r]) if s0[k, r] > 0.0 else -np.inf
+    # Masses relative to the largest m of v0 and the L's (L0 >= L at the start): o = exp(v0 - m), g = exp(L - m).
     for r in range(c):
-        x[r] = v0[r] - m[r]
+        mx[r] = v0[r]
+    for k in range(n_nests):
+        top = g0 if residual else lin
+        for r in range(c):
+            mx[r] = max(mx[r], _F(top[k, r]))
+    for r in range(c):
+        x[r] = v0[r] - mx[r]
     _exp_row(x, y, bits, c)
     for r in range(c):
         o[r] = float(y[r])
-    # Masses of the outside option and of each nest; t = their total.
-    _nest_weights(s, lam, g, ws, c)
-    for r in range(c):
         t[r] = o[r]
+        acc[r] = o[r]
     for k in range(n_nests):
         for r in range(c):
-            t[r] += g[k, r]
-    if residual:
-        # First-choice law: G0 = S0 ** lambda, D0 = o + sum G0; now G and D = t. The residual gives the
-        # outside option o / D - o / D0 and nest k S_k (G_k / (D S_k) - G0_k / (D0 S0_k)), shared as W.
-        _nest_weights(s0, lam, g0, ws, c)
+            x[r] = _F(lin[k, r] - float(mx[r])) if s[k, r] > 0.0 else _ARG_LO
+        _exp_row(x, y, bits, c)
         for r in range(c):
-            acc[r] = o[r]
-        for k in range(n_nests):
+            g[k, r] = float(y[r]) if s[k, r] > 0.0 else 0.0
+            t[r] += g[k, r]
+        if residual:
             for r in range(c):
+                x[r] = _F(g0[k, r] - float(mx[r])) if s0[k, r] > 0.0 else _ARG_LO
+            _exp_row(x, y, bits, c)
+            for r in range(c):
+                g0[k, r] = float(y[r]) if s0[k, r] > 0.0 else 0.0
                 acc[r] += g0[k, r]
+    if residual:
+        # t = D now, acc = D0 at the start. The residual gives the outside option o / D - o / D0 and nest k
+        # G_k / D - G0_k / D0 * (f_k S_k / S0_k), the first-choice mass on its products still open.
         for k in range(n_nests):
             for r in range(c):
-                was = g0[k, r] * s[k, r] / (acc[r] * s0[k, r]) if s0[k, r] > 0.0 else 0.0
+                was = g0[k, r] / acc[r] * (f[k, r] * s[k, r] / s0[k, r]) if s0[k, r] > 0.0 else 0.0
                 g[k, r] = max(g[k, r] / t[r] - was, 0.0) if s[k, r] > 0.0 else 0.0
         for r in range(c):
             o[r] = max(o[r] / t[r] - o[r] / acc[r], 0.0)
@@ -441,7 +478,7 @@ def _collect(queue: NDArray[np.int64], is_open: NDArray[np.bool_], q: int, redo:
     e = q
     while e < queue.shape[0] and n_redo < redo.shape[0]:
         if not is_open[queue[e] >> 32]:
-            redo[n_redo] = queue[e] & 0xFFFFFFFF
+            redo[n_redo] = queue[e] & 0x7FFFFFFF
             n_redo += 1
         e += 1
     return e, n_redo
@@ -450,7 +487,6 @@ def _collect(queue: NDArray[np.int64], is_open: NDArray[np.bool_], q: int, redo:
 @_jit
 def _apply(
     queue: NDArray[np.int64],
-    first: NDArray[np.int64],
     remaining: NDArray[np.int64],
     is_open: NDArray[np.bool_],
     q: int,
@@ -468,7 +504,8 @@ def _apply(
         if not is_open[ch]:
             ch = drawn[k]
             k += 1
-            first[queue[p] & 0xFFFFFFFF] = ch
+            # The new choice goes into the entry (written in order), marked by bit 31, for _settle.
+            queue[p] = (ch << 32) | (queue[p] & 0x7FFFFFFF) | 0x80000000
         if ch >= 0:
             remaining[ch] -= 1
             if remaining[ch] <= 0:
@@ -478,6 +515,15 @@ def _apply(
 
 
 # ------------------------------------------------------------------ a matrix of utilities
+
+
+@_jit
+def _settle(queue: NDArray[np.int64], first: NDArray[np.int64]) -> None:
+    """The choices drawn again, from the queue's marked entries into ``first``."""
+    for p in range(queue.shape[0]):
+        x = queue[p]
+        if x & 0x80000000:
+            first[x & 0x7FFFFFFF] = x >> 32
 
 
 @_jit
@@ -544,6 +590,7 @@ def serve_matrix(
     open0 = limits > 0
     ws = workspace(n_products, lam.shape[0], 1, CHUNK)
     no, yes = _FLAGS[0], _FLAGS[1]
+    none = np.empty(0, np.int64)
     M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
     which = np.empty(CHUNK, np.int64)
     first = np.empty(n, np.int64)
@@ -553,7 +600,7 @@ def serve_matrix(
         for q in range(c):
             which[q] = r0 + q
         _fill_matrix(which, c, v, available, v0, open0, key, uniforms, no, ws)
-        choose_chunk(c, nest, lam, inv_lam, no, ws)
+        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
         for q in range(c):
             first[r0 + q] = pos[q]
             if pos[q] >= 0:
@@ -573,10 +620,11 @@ def serve_matrix(
                 for k in range(c):
                     M0[j, k] = M[j, k]
                     M[j, k] = M0[j, k] & is_open[j]
-            choose_chunk(c, nest, lam, inv_lam, yes, ws)
+            choose_chunk(c, nest, lam, inv_lam, yes, np.flatnonzero(open0 & ~is_open), ws)
             for k in range(c):
                 drawn[k] = pos[k]
-        q = _apply(queue, first, remaining, is_open, q, e, drawn)
+        q = _apply(queue, remaining, is_open, q, e, drawn)
+    _settle(queue, first)
     return first, ~is_open
 
 
@@ -605,6 +653,7 @@ def choose_rows(
         inv_lam[j] = _F(1.0 / lam[nest[j]])
     ws = workspace(n_products, lam.shape[0], 1, CHUNK)
     no, yes = _FLAGS[0], _FLAGS[1]
+    none = np.empty(0, np.int64)
     M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
     which = np.empty(CHUNK, np.int64)
     choice = np.empty(n, np.int64)
@@ -613,9 +662,10 @@ def choose_rows(
         for q in range(c):
             which[q] = r0 + q
         _fill_matrix(which, c, v, available, v0, open_start, np.uint64(0), uniforms, no, ws)
-        choose_chunk(c, nest, lam, inv_lam, no, ws)
+        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
         for q in range(c):
             choice[r0 + q] = pos[q]
+    closed = np.flatnonzero(open_start & ~open_now)
     for r in range(n):
         if choice[r] >= 0 and not open_now[choice[r]]:
             which[0] = r
@@ -623,7 +673,7 @@ def choose_rows(
             for j in range(n_products):
                 M0[j, 0] = M[j, 0]
                 M[j, 0] = M0[j, 0] & open_now[j]
-            choose_chunk(1, nest, lam, inv_lam, yes, ws)
+            choose_chunk(1, nest, lam, inv_lam, yes, closed, ws)
             choice[r] = pos[0]
     return choice
 
@@ -631,7 +681,7 @@ def choose_rows(
 # ------------------------------------------------------------------ the model's fused kernel
 
 
-@_jit
+@_jit_fma
 def _fill_buyers(
     which: NDArray[np.int64],
     c: int,
@@ -643,7 +693,7 @@ def _fill_buyers(
     at: NDArray[np.float32],
     delta: NDArray[np.float32],
     paid: NDArray[np.float64],
-    brand: NDArray[np.uint64],
+    brand: NDArray[np.int64],
     is_open: NDArray[np.bool_],
     thresholds: NDArray[np.uint64],
     budget_factor: float,
@@ -665,8 +715,9 @@ def _fill_buyers(
     cache line to fetch where the pool's columns are five.
     """
     V, M = ws[0], ws[1][0]
-    v0c, u1, u2, cap = ws[2][3], ws[3][3], ws[3][4], ws[3][5]
-    seen, XT = ws[6], ws[8]
+    v0c, cap, u1, u2 = ws[2][3], ws[2][4], ws[3][3], ws[3][4]
+    seen, XT, cb = ws[6], ws[8], ws[11]
+    n_brands = thresholds.shape[1]
     n_tastes = taste.shape[1]
     n_coefs = n_tastes + 1
     pairs = thresholds.shape[1] // 2
@@ -678,7 +729,10 @@ def _fill_buyers(
         if from_records:
             for k in range(n_coefs + 1):
                 XT[k, q] = records[r, k]
-            seen[q] = seen_rec[r, seen_col]
+            bits = seen_rec[r, seen_col]
+            seen[q] = bits
+            for b in range(n_brands):
+                cb[b, q] = ((bits >> np.uint64(b)) & _ONE) != _ZERO
         else:
             i = rows[r]
             for k in range(n_tastes):
@@ -690,11 +744,13 @@ def _fill_buyers(
             bits = _ZERO
             for h in range(pairs):
                 x = word(key, base + np.uint64(h))
-                bits |= np.uint64((x >> _S32) < thr[2 * h]) << np.uint64(2 * h)
-                bits |= np.uint64((x & _LOW) < thr[2 * h + 1]) << np.uint64(2 * h + 1)
+                c0 = (x >> _S32) < thr[2 * h]
+                c1 = (x & _LOW) < thr[2 * h + 1]
+                cb[2 * h, q] = c0
+                cb[2 * h + 1, q] = c1
+                bits |= (np.uint64(c0) << np.uint64(2 * h)) | (np.uint64(c1) << np.uint64(2 * h + 1))
             seen[q] = bits
-        b_i = XT[n_coefs, q]
-        cap[q] = float(b_i) * budget_factor
+        cap[q] = _F(float(XT[n_coefs, q]) * budget_factor)
         v0c[q] = _F(v0_base + v0_alpha * float(XT[n_tastes, q]))
         x = word(key, base + np.uint64(uniform_slot))
         u1[q], u2[q] = _uniform_hi(x), _uniform_lo(x)
@@ -713,11 +769,14 @@ def _fill_buyers(
             for q in range(c):
                 V[j, q] = V[j, q] + a0 * XT[k, q]
             k += 1
-        b = brand[j]
-        p = paid[j]
-        o = is_open[j]
-        for q in range(c):
-            M[j, q] = (((seen[q] >> b) & _ONE) != _ZERO) & o & (p <= cap[q])
+        considers = cb[brand[j]]
+        p = _F(paid[j])
+        if is_open[j]:
+            for q in range(c):
+                M[j, q] = considers[q] & (p <= cap[q])
+        else:
+            for q in range(c):
+                M[j, q] = False
 
 
 @_jit
@@ -805,13 +864,13 @@ def serve_market(
     for h in range(consider.shape[0]):
         for b in range(consider.shape[1]):
             thresholds[h, b] = consider[h, b]
-    brand_u = brand.astype(np.uint64)
     open0 = limits > 0
     inv_lam = np.empty(n_products, np.float32)
     for j in range(n_products):
         inv_lam[j] = _F(1.0 / lam[nest[j]])
     ws = workspace(n_products, lam.shape[0], taste.shape[1] + 2, CHUNK)  # coefficients, then the budget
     no, yes = _FLAGS[0], _FLAGS[1]
+    none = np.empty(0, np.int64)
     M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
     which = np.empty(CHUNK, np.int64)
     first = np.empty(n, np.int64)
@@ -822,10 +881,10 @@ def serve_market(
         for q in range(c):
             which[q] = r0 + q
         _fill_buyers(
-            which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand_u, open0, thresholds,
+            which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand, open0, thresholds,
             budget_factor, v0_base, v0_alpha, key, slots, pairs, records, no, ws,
         )  # fmt: skip
-        choose_chunk(c, nest, lam, inv_lam, no, ws)
+        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
         _keep_records(which, c, records, ws)
         for q in range(c):
             first[r0 + q] = pos[q]
@@ -847,17 +906,18 @@ def serve_market(
                     touch += records[which[k], 0]
                 ws[2][1][0] = touch
                 _fill_buyers(
-                    which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand_u, open0, thresholds,
+                    which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand, open0, thresholds,
                     budget_factor, v0_base, v0_alpha, key, slots, pairs + 1, records, yes, ws,
                 )  # fmt: skip
                 for j in range(n_products):
                     for k in range(c):
                         M0[j, k] = M[j, k]
                         M[j, k] = M0[j, k] & is_open[j]
-                choose_chunk(c, nest, lam, inv_lam, yes, ws)
+                choose_chunk(c, nest, lam, inv_lam, yes, np.flatnonzero(open0 & ~is_open), ws)
                 for k in range(c):
                     drawn[k] = pos[k]
-            q = _apply(queue, first, remaining, is_open, q, e, drawn)
+            q = _apply(queue, remaining, is_open, q, e, drawn)
+        _settle(queue, first)
     # Pass 3, in pool order: the choices; who took the outside option may stay (defer).
     counts = np.zeros(n_products, np.int64)
     for r in range(n):
@@ -885,7 +945,7 @@ _S8 = np.uint64(8)
 _M24 = np.uint64(0xFFFFFF)
 
 
-@_jit
+@_jit_fma
 def _normal_pairs(
     u1: NDArray[np.float32],
     u2: NDArray[np.float32],
@@ -914,7 +974,7 @@ def _normal_pairs(
         z1[r] = rho * (-b if flip else b)
 
 
-@_jit
+@_jit_fma
 def draw_buyers(
     key: np.uint64,
     tier_cdf: NDArray[np.float64],
@@ -997,7 +1057,34 @@ def draw_buyers(
 
 
 @_jit
-def take_front(a: NDArray, idx: NDArray[np.int64]) -> None:  # type: ignore[type-arg]
-    """``a[:len(idx)] = a[idx]`` in place, for increasing ``idx`` (rows move only towards the front)."""
-    for w in range(idx.shape[0]):
-        a[w] = a[idx[w]]
+def keep_rows(
+    keep: NDArray[np.bool_],
+    ids: NDArray[np.int64],
+    market: NDArray[np.int16],
+    tier: NDArray[np.int16],
+    family: NDArray[np.bool_],
+    budget: NDArray[np.float32],
+    alpha: NDArray[np.float32],
+    taste: NDArray[np.float32],
+    arrived: NDArray[np.int32],
+    choice: NDArray[np.int32],
+    leaves: NDArray[np.bool_],
+) -> int:
+    """Move the pool's rows where ``keep`` is true to the front, in order, in place; returns how many."""
+    w = 0
+    for r in range(keep.shape[0]):
+        if keep[r]:
+            if w != r:
+                ids[w] = ids[r]
+                market[w] = market[r]
+                tier[w] = tier[r]
+                family[w] = family[r]
+                budget[w] = budget[r]
+                alpha[w] = alpha[r]
+                for k in range(taste.shape[1]):
+                    taste[w, k] = taste[r, k]
+                arrived[w] = arrived[r]
+                choice[w] = choice[r]
+                leaves[w] = leaves[r]
+            w += 1
+    return w

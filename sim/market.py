@@ -153,34 +153,53 @@ def choose(
     Returns:
         Product index chosen per buyer, or ``OUTSIDE`` (-1).
     """
-    w, v0m = choice_weights(v, available, v0, nest, lam)
-    return pick(w, v0m, nest, lam, e, e0)
+    w, v0m, lift = choice_weights(v, available, v0, nest, lam)
+    return pick(w, v0m, lift, nest, lam, e, e0)
 
 
-def choice_weights(v: F32, available: B, v0: F32, nest: NDArray[np.intp], lam: F32) -> tuple[F32, F32]:
-    """``W_ij = exp((V_ij - m_i) / lambda_k)`` (0 where unavailable) and ``v0_i - m_i``.
+def choice_weights(v: F32, available: B, v0: F32, nest: NDArray[np.intp], lam: F32) -> tuple[F32, F32, F32]:
+    """Weights of the choice: ``(W, v0', lift)``.
 
-    ``m_i`` is the buyer's largest utility, so nothing overflows; the same shift
-    applies to every option, so the choice does not depend on it.
+    Plain logit: ``W_ij = exp(V_ij - m_i)`` with ``m_i`` the buyer's largest utility (outside
+    option included) and ``v0' = v0 - m``. Nested logit: each nest relative to its best
+    available product, ``W_ij = exp((V_ij - b_ik) / lambda_k)``, ``lift_ik = b_ik`` (buyers x
+    nests; -inf for a nest with nothing available) and ``v0' = v0``, so that the nest's
+    inclusive value ``lift_ik + lambda_k log sum_j W_ij`` stays exact however small lambda
+    is. Unavailable products weigh 0.
     """
     n, j = v.shape
     k = lam.shape[0]
     if n == 0 or j == 0:
-        return np.zeros((n, j), np.float32), v0.astype(np.float32)
+        return np.zeros((n, j), np.float32), v0.astype(np.float32), np.full((n, k), -np.inf, np.float32)
     masked = np.where(available, v, np.float32(-np.inf))
-    m = np.maximum(masked.max(axis=1), v0)
-    masked -= m[:, None]
+    if _is_plain_logit(lam):
+        m = np.maximum(masked.max(axis=1), v0)
+        masked -= m[:, None]
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            w = np.exp(masked, out=masked)  # unavailable products: exp(-inf) = 0
+        return w, (v0 - m).astype(np.float32), np.zeros((n, 1), np.float32)
+    if k == 1:
+        best = masked.max(axis=1, keepdims=True)
+    else:
+        best = np.full((n, k), -np.inf, np.float32)
+        for g in range(k):
+            cols = nest == g
+            if cols.any():
+                best[:, g] = masked[:, cols].max(axis=1)
+    with np.errstate(invalid="ignore"):
+        masked -= best[:, nest]  # -inf - -inf = nan where a nest has nothing available: set to -inf below
+    masked[~available] = -np.inf
     if k == 1:
         if lam[0] != 1.0:
             masked *= np.float32(1.0 / lam[0])
     else:
         masked /= lam[nest][None, :]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        w = np.exp(masked, out=masked)  # unavailable products: exp(-inf) = 0
-    return w, (v0 - m).astype(np.float32)
+        w = np.exp(masked, out=masked)
+    return w, v0.astype(np.float32), best
 
 
-def pick(w: F32, v0m: F32, nest: NDArray[np.intp], lam: F32, e: F32, e0: F32) -> NDArray[np.intp]:
+def pick(w: F32, v0m: F32, lift: F32, nest: NDArray[np.intp], lam: F32, e: F32, e0: F32) -> NDArray[np.intp]:
     """The choice given the weights of :func:`choice_weights` (``w`` is left unchanged)."""
     n, j = w.shape
     k = lam.shape[0]
@@ -200,14 +219,9 @@ def pick(w: F32, v0m: F32, nest: NDArray[np.intp], lam: F32, e: F32, e0: F32) ->
             outside = np.exp(v0m) / e0[:, k]
         choice[~(best > outside)] = OUTSIDE
         return choice.astype(np.intp)
-    if k == 1:
-        s = w.sum(axis=1, keepdims=True)
-    else:
-        onehot = np.zeros((j, k), np.float32)
-        onehot[np.arange(j), nest] = 1.0
-        s = w @ onehot
-    with np.errstate(divide="ignore"):
-        nest_score = np.where(s > 0, lam[None, :] * np.log(s) - np.log(e0[:, :k]), -np.inf)
+    s = _nest_sums(w, nest, k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nest_score = np.where(s > 0, lift + lam[None, :] * np.log(s) - np.log(e0[:, :k]), -np.inf)
         outside_score = v0m - np.log(e0[:, k])
     best_nest = np.argmax(nest_score, axis=1)
     best_score = nest_score[np.arange(n), best_nest]
@@ -219,6 +233,15 @@ def pick(w: F32, v0m: F32, nest: NDArray[np.intp], lam: F32, e: F32, e0: F32) ->
     choice = np.argmax(ratio, axis=1)
     choice[goes_outside] = OUTSIDE
     return choice.astype(np.intp)
+
+
+def _nest_sums(w: F32, nest: NDArray[np.intp], k: int) -> F32:
+    """``S_ik = sum_{j in k} W_ij``, buyers x nests."""
+    if k == 1:
+        return w.sum(axis=1, keepdims=True)
+    onehot = np.zeros((w.shape[1], k), np.float32)
+    onehot[np.arange(w.shape[1]), nest] = 1.0
+    return w @ onehot
 
 
 def _is_plain_logit(lam: F32) -> bool:
@@ -244,8 +267,9 @@ def serve_in_order(
     earliest in the queue is closed behind the buyer who took its last unit; the
     buyers behind that point whose choice the closure can change (in plain logit,
     those who chose it; in a nested logit, those who chose in its nest, whose
-    inclusive value fell) choose again; repeat. Each round closes one product, so
-    the result equals the one-by-one queue exactly for the same draws.
+    inclusive value fell, their weights taken again over what is open) choose again;
+    repeat. Each round closes one product, so the result equals the one-by-one queue
+    exactly for the same draws.
 
     Returns:
         ``(choice, closed)``: product per buyer (``OUTSIDE`` = none) and the
@@ -255,8 +279,8 @@ def serve_in_order(
     remaining = np.floor(np.asarray(limits, float))
     closed = remaining <= 0
     avail = available & ~closed[None, :] if closed.any() else available
-    w, v0m = choice_weights(v, avail, v0, nest, lam)
-    choice = pick(w, v0m, nest, lam, e, e0)
+    w, v0m, lift = choice_weights(v, avail, v0, nest, lam)
+    choice = pick(w, v0m, lift, nest, lam, e, e0)
     direct = _is_plain_logit(lam)
     queue = np.asarray(order, np.intp)
     p = 0
@@ -280,28 +304,37 @@ def serve_in_order(
         p += r
         rest = queue[p:]
         picked = choice[rest]
-        w[:, done] = 0.0  # closed for everyone still to be served (those before are final)
         if direct:  # fixed utilities: only those who wanted the closed product choose again
+            w[:, done] = 0.0  # closed for everyone still to be served (those before are final)
             redo = rest[picked == done]
-        else:
-            redo = _nest_lost_value(w, v0m, nest, lam, e0, rest, picked, done, choice)
+            if redo.size:
+                choice[redo] = pick(w[redo], v0m[redo], lift[redo], nest, lam, e[redo], e0[redo])
+            continue
+        # Nested logit: who chose in the closed product's nest has its weights taken again over what is open.
+        g = nest[done]
+        in_nest = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == g)]
+        if in_nest.size == 0:
+            continue
+        w_n, v0m_n, lift_n = choice_weights(v[in_nest], available[in_nest] & ~closed[None, :], v0[in_nest], nest, lam)
+        w[in_nest], v0m[in_nest], lift[in_nest] = w_n, v0m_n, lift_n
+        redo = _nest_lost_value(w_n, v0m_n, lift_n, nest, lam, e0[in_nest], in_nest, done, choice)
         if redo.size:
-            choice[redo] = pick(w[redo], v0m[redo], nest, lam, e[redo], e0[redo])
+            choice[redo] = pick(w[redo], v0m[redo], lift[redo], nest, lam, e[redo], e0[redo])
     return choice, closed
 
 
 def _nest_lost_value(
     w: F32,
     v0m: F32,
+    lift: F32,
     nest: NDArray[np.intp],
     lam: F32,
     e0: F32,
-    rest: NDArray[np.intp],
-    picked: NDArray[np.intp],
+    in_nest: NDArray[np.intp],
     done: int,
     choice: NDArray[np.intp],
 ) -> NDArray[np.intp]:
-    """After product ``done`` closed (its column of ``w`` zeroed), settle the buyers who chose in its nest.
+    """After product ``done`` closed, settle the buyers ``in_nest`` who chose in its nest (weights over what is open).
 
     Those who chose ``done`` must choose again (returned). The others keep their product
     unless their nest, now worth less, loses to the outside option (set here) or to
@@ -309,28 +342,18 @@ def _nest_lost_value(
     did not pick leaves their pick unchanged.
     """
     g = nest[done]
-    in_nest = rest[(picked >= 0) & (nest[np.maximum(picked, 0)] == g)]
-    wanted = in_nest[choice[in_nest] == done]
-    others = in_nest[choice[in_nest] != done]
+    wanted = choice[in_nest] == done
     k = lam.shape[0]
-    if others.size == 0:
-        return wanted
-    wo = w[others]
-    if k == 1:
-        s = wo.sum(axis=1, keepdims=True)
-    else:
-        onehot = np.zeros((w.shape[1], k), np.float32)
-        onehot[np.arange(w.shape[1]), nest] = 1.0
-        s = wo @ onehot
-    with np.errstate(divide="ignore"):
-        score = np.where(s > 0, lam[None, :] * np.log(s) - np.log(e0[others, :k]), -np.inf)
-        outside = v0m[others] - np.log(e0[others, k])
+    s = _nest_sums(w, nest, k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(s > 0, lift + lam[None, :] * np.log(s) - np.log(e0[:, :k]), -np.inf)
+        outside = v0m - np.log(e0[:, k])
     best_nest = np.argmax(score, axis=1)
-    best = score[np.arange(others.size), best_nest]
-    goes_out = ~(best > outside)
-    choice[others[goes_out]] = OUTSIDE
-    moves = others[~goes_out & (best_nest != g)]
-    return np.concatenate([wanted, moves])
+    best = score[np.arange(in_nest.size), best_nest]
+    goes_out = ~wanted & ~(best > outside)
+    choice[in_nest[goes_out]] = OUTSIDE
+    moves = ~wanted & ~goes_out & (best_nest != g)
+    return np.concatenate([in_nest[wanted], in_nest[moves]])
 
 
 # ------------------------------------------------------------ closed forms (tests)

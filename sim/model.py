@@ -490,10 +490,11 @@ class MarketModel(mesa.Model):
         cfg = self.config.buyers
         size = 0
         if len(pool):
-            idx = np.flatnonzero(~pool.leaves)
-            for name in BuyerPool.ARRAYS:
-                kernel.take_front(self._buffers[name], idx)
-            size = idx.size
+            buf = self._buffers
+            size = kernel.keep_rows(
+                ~pool.leaves, buf["id"], buf["market"], buf["tier"], buf["family"], buf["budget"], buf["alpha"],
+                buf["taste"], buf["arrived"], buf["choice"], buf["leaves"],
+            )  # fmt: skip
         counts = [self._arrivals(t, m) for m in range(self.n_markets)]
         self._reserve(size + sum(counts), size)
         buf = self._buffers
@@ -534,8 +535,7 @@ class MarketModel(mesa.Model):
 
     def _reserve(self, rows: int, used: int) -> None:
         """Room for ``rows`` buyers in the pool's buffers (grown by half, keeping the first ``used`` rows)."""
-        have = self._buffers["id"].shape[0] if self._buffers else 0
-        if rows <= have:
+        if self._buffers and rows <= self._buffers["id"].shape[0]:
             return
         empty = BuyerPool()
         old = self._buffers

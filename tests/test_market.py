@@ -109,11 +109,12 @@ def test_choose_reproduces_logit_shares(v0: float):
     assert_shares_match(empirical_shares(choice, j), market.logit_probabilities(V3, v0), n)
 
 
-@pytest.mark.parametrize("v0", [0.0, 1.0])
-def test_choose_reproduces_nested_logit_shares(v0: float):
+@pytest.mark.parametrize(("v0", "lam_value"), [(0.0, 0.5), (1.0, 0.5), (2.0, 0.01), (1.2, 0.03)])
+def test_choose_reproduces_nested_logit_shares(v0: float, lam_value: float):
+    # Small lambdas too: the inclusive value is about the nest's best utility, not lost to underflow.
     n, j = N_DRAWS, V3.size
     nest = np.array([0, 0, 1], np.intp)
-    lam = np.array([0.5, 0.5], np.float32)
+    lam = np.array([lam_value, lam_value], np.float32)
     e, e0 = draws(12, n, j, 2)
     v = np.tile(V3.astype(np.float32), (n, 1))
     choice = market.choose(v, np.ones((n, j), bool), np.full(n, v0, np.float32), nest, lam, e, e0)
@@ -269,7 +270,7 @@ SIZES = {
     "n": st.integers(0, 40),
     "j": st.integers(1, 5),
     "k": st.integers(1, 3),
-    "lam": st.sampled_from([0.4, 0.7, 1.0]),
+    "lam": st.sampled_from([0.02, 0.4, 0.7, 1.0]),
     "limits": st.lists(st.integers(0, 15), min_size=5, max_size=5),
 }
 
@@ -461,6 +462,8 @@ def kernel_shares(v3: np.ndarray, nest: list[int], lam: list[float], v0: float, 
         ([0, 0, 0], [0.5], -2.0),  # one inside nest, as the baseline
         ([0, 0, 1], [0.5, 0.5], 0.0),  # the hand-computed two-nest market above
         ([0, 1, 1], [0.3, 0.9], 1.0),
+        ([0, 0, 0], [0.01], 2.0),  # small lambda: the inclusive value is about max V, not lost to underflow
+        ([0, 0, 1], [0.02, 0.05], 1.2),
     ],
 )
 def test_kernel_reproduces_nested_logit_shares(nest, lam, v0):
@@ -495,6 +498,8 @@ def test_kernel_inverse_cdf_by_hand():
         ([0, 0, 0], [0.5], [0, 1]),
         ([0, 0, 1], [0.5, 0.5], [2]),  # a whole nest closes
         ([0, 1, 1], [0.3, 0.9], [1]),
+        ([0, 0, 0], [0.01], [0]),  # the nest's best product closes and the others are far below it
+        ([0, 0, 1], [0.02, 0.02], [0, 2]),
     ],
 )
 def test_kernel_draw_again_gives_the_nested_logit_over_what_is_open_now(nest, lam, closed):

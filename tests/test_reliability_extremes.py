@@ -124,13 +124,7 @@ def assert_sound(sales: pd.DataFrame) -> None:
     assert (gap[same].abs() < 1e-6).all()
 
 
-EMPTY_POOL = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="sim/model.py MarketModel._arrive_compiled: in a month that starts with an empty pool and draws no "
-    "arrival, _reserve(0, 0) allocates no buffers, so `buf[name]` raises KeyError: 'id' and the run fails",
-)
-ENGINE_FAILURES = {"zero buyers": EMPTY_POOL, "no buyers in the first month": EMPTY_POOL}
+ENGINE_FAILURES: dict[str, Any] = {}  # the empty-pool failure of MarketModel._arrive_compiled is fixed
 
 
 @pytest.mark.parametrize(
@@ -172,14 +166,6 @@ def nest_lambda(value: float) -> Callable[[dict[str, Any]], None]:
     return set_buyers(choice={"model": "nested_logit", "nest_lambda": value})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the choice kernels get small nest lambdas wrong: sim/kernel.py clamps exp's argument at -87, so "
-    "W = exp((V - m) / lambda) stays at exp(-87) instead of ~0 and the nest weight S ** lambda comes out near "
-    "exp(-87 lambda), about 0.4 at lambda 0.01: buyers flock to the inside nest (orders rise about 4x from "
-    "lambda 0.1 to 0.01); sim/market.py's numpy path underflows W to 0 instead (no orders at all)",
-)
 def test_the_inside_share_falls_smoothly_as_the_nest_lambda_falls(tmp_path: Path) -> None:
     # lambda * log(sum exp(V / lambda)) increases with lambda (its derivative is the entropy of the choice
     # inside the nest), so the inside share falls as lambda falls, toward logistic(max V - V0) > 0: it

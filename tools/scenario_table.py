@@ -38,7 +38,10 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="reuse result folders that already hold a finished batch")
     ap.add_argument("scenarios", nargs="*", help="scenario files (default: scenarios/*.yaml)")
     args = ap.parse_args()
-    files = [Path(f) for f in args.scenarios] or sorted((ROOT / "scenarios").glob("*.yaml"))
+    # scenarios/calibration.yaml is a calibration file (sim calibrate), not a scenario.
+    files = [Path(f) for f in args.scenarios] or sorted(
+        f for f in (ROOT / "scenarios").glob("*.yaml") if f.name != "calibration.yaml"
+    )
     files = sorted(files, key=lambda p: (p.stem != "baseline", p.stem))
     rows = []
     base_dir = None
