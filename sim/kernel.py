@@ -1056,6 +1056,10 @@ def draw_buyers(
                 out_taste[r0 + q, large] += _F(family_large)
 
 
+#: The pool's columns, in the order :func:`keep_rows` takes them (``agents.BuyerPool.ARRAYS``).
+POOL_COLUMNS = ("id", "market", "tier", "family", "budget", "alpha", "taste", "arrived", "choice", "leaves")
+
+
 @_jit
 def keep_rows(
     keep: NDArray[np.bool_],

@@ -109,6 +109,8 @@ class MarketModel(mesa.Model):
         if self.kernel == "numba":
             from . import kernel as compiled
 
+            if BuyerPool.ARRAYS != compiled.POOL_COLUMNS:  # keep_rows moves exactly these columns
+                raise RuntimeError(f"sim.kernel.POOL_COLUMNS {compiled.POOL_COLUMNS} != BuyerPool.ARRAYS {BuyerPool.ARRAYS}")
             if self.n_brands > compiled.MAX_BRANDS:
                 raise InputError(
                     f"{self.n_brands} brands: the numba kernel handles at most {compiled.MAX_BRANDS}; set SIM_KERNEL=numpy"
