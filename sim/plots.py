@@ -417,7 +417,7 @@ def plot_fan(
     handles, labels = ax.get_legend_handles_labels()
     handles += [Patch(color="#555555", alpha=0.38, lw=0), Patch(color="#555555", alpha=0.18, lw=0)]
     labels += ["50% band (25-75%)", "90% band (5-95%)"]
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 0.93), ncols=1)
+    ax.legend(handles, labels, loc="center left", bbox_to_anchor=(0.0, 0.55), ncols=1)  # below the target line, above the early curve
     _month_axis(ax, first, last)
     _units_axis(ax)
     ax.set_ylabel(ylabel)
