@@ -6,12 +6,13 @@ are served in a uniformly random order and a product closes once it has taken it
 order limit. The draws are made differently, so that a buyer costs about one ``exp``
 per product and two uniforms, with no random number per product:
 
-* **Choice by inverse CDF.** With ``W_ij = exp((V_ij - m_i) / lambda_k)`` over the products
-  buyer i may choose (``m_i``: its largest utility, so nothing overflows),
-  ``S_ik = sum_{j in k} W_ij``, nest weights ``G_ik = S_ik ** lambda_k`` and the outside
-  weight ``G_i0 = exp(v0_i - m_i)``, a uniform ``u1`` picks the outside option or a nest
-  with probabilities ``G / sum G`` and a uniform ``u2`` a product of that nest with
-  probabilities ``W_ij / S_ik``: exactly the nested-logit probabilities (plain logit is
+* **Choice by inverse CDF.** With ``W_ij = exp((V_ij - b_ik) / lambda_k)`` over the products
+  buyer i may choose in nest k (``b_ik``: the best of them, so that nothing overflows and
+  the inclusive value ``L_ik = b_ik + lambda_k log sum_{j in k} W_ij`` is exact however
+  small lambda is), nest masses ``G_ik = exp(L_ik)`` and the outside option's ``exp(v0_i)``
+  (all shifted by the largest), a uniform ``u1`` picks the outside option or a nest with
+  probabilities ``G / sum G`` and a uniform ``u2`` a product of that nest with
+  probabilities ``W_ij / sum W``: exactly the nested-logit probabilities (plain logit is
   one nest with lambda 1).
 * **Service in order.** Pass 1 gives every buyer its first choice over the products open
   when the month starts. If no product is then asked for more than its limit, that is
@@ -25,6 +26,11 @@ per product and two uniforms, with no random number per product:
   is never negative: closing a product of nest k lowers the denominator and, for
   lambda <= 1, raises ``G_k / S_k = S_k ** (lambda - 1)``, so every remaining option's
   probability rises. Buyers who took the outside option keep it, so pass 2 skips them.
+  Draws again are computed in chunks of the next buyers (in the queue) who need one, under
+  what is open at that point; the first product to close in the chunk's span ends it (the
+  draws behind are discarded and made again), so each buyer sees what is open at its turn.
+  Their inputs come from one 64-byte record per buyer kept in pass 1 (:func:`records_buffer`):
+  these buyers come in a random order, and a record is one cache line to fetch.
 * **Vectorised across buyers.** Buyers are taken in chunks of :data:`CHUNK`; within a
   chunk every loop runs over products outside and buyers inside, so the compiler turns
   it into vector instructions with no sums across lanes (and ``exp`` and ``log`` are
@@ -35,7 +41,8 @@ per product and two uniforms, with no random number per product:
   ``c``-th output of a SplitMix64 stream seeded with ``key``. Buyer ``r`` (its position
   among the market's buyers) owns a fixed block of words (consideration of each brand,
   ``u1, u2``, ``u3, u4``, its deferral draw); the serving order is a Fisher-Yates shuffle
-  on the words after all buyers' blocks. A buyer's draws do not depend on when it is
+  on the words after all buyers' blocks. New buyers' attributes (:func:`draw_buyers`) come
+  from their own key the same way. A buyer's draws do not depend on when it is
   served nor on what the others drew, so the result does not depend on the chunking, and
   a replicate re-runs bit for bit.
 
