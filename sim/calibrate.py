@@ -179,11 +179,10 @@ def fit_appeals(
     targets = volume_targets(base, through, reported)
     if not targets:
         raise ValueError("no reported volumes to fit")
-    end = min(parse_month(through), base.end_index)
+    fit_end = min(parse_month(through), base.end_index)
     brands = sorted({t.brand for t in targets})
     # Every product of a brand with figures is free, so that products launched at different
     # times can share out a brand's yearly totals; the ridge term damps the steps.
-    fit_end = min(parse_month(through), base.end_index)
     prods = sorted(
         p.name for p in base.products
         if p.brand in brands and parse_month(p.delivery_start or p.launch) <= fit_end
@@ -216,7 +215,7 @@ def fit_appeals(
         return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
 
     def evaluate(theta: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
-        over: dict[str, Any] = {**fixed, "end": f"{end // 12:04d}-{end % 12 + 1:02d}"}
+        over: dict[str, Any] = {**fixed, "end": f"{fit_end // 12:04d}-{fit_end % 12 + 1:02d}"}
         for (kind, name), value in zip(params, theta, strict=True):
             field = "ageing" if kind == "ageing" else "appeal"
             over[f"{'brands' if kind == 'brand' else 'products'}.{name}.{field}"] = float(value)
@@ -249,8 +248,8 @@ def fit_appeals(
                         jac[i, k] = -float((own["orders"] * own["age"]).sum()) / demand / lam
         return jac
 
-    def say(it: int, r: np.ndarray, loss: float, note: str = "") -> None:
-        print(f"fit iteration {it}: max |log error| {np.max(np.abs(r)):.3f}, weighted RMS {np.sqrt(loss):.3f}{note}", file=log)
+    def say(it: int, r: np.ndarray, loss: float) -> None:
+        print(f"fit iteration {it}: max |log error| {np.max(np.abs(r)):.3f}, weighted RMS {np.sqrt(loss):.3f}", file=log)
 
     # Levenberg-Marquardt: a Gauss-Newton step damped by ``ridge``; a step is kept only if it
     # lowers the weighted loss (the runs share their seeds, so the loss is deterministic),
