@@ -73,6 +73,23 @@ def seasonality_factor(
     return float(factor)
 
 
+def shutdown_share(year: int, month: int, lunar_new_year: dict[str, str], days: float) -> float:
+    """Share of a calendar month's production lost to a Spring Festival shutdown.
+
+    The shutdown starts 3 days before Lunar New Year's Day (as the demand trough) and lasts
+    ``days``; a month loses the days of it that fall inside it over the month's length.
+    """
+    date = lunar_new_year.get(str(year))
+    if days <= 0 or not date:
+        return 0.0
+    start = _dt.datetime.fromisoformat(date) - _dt.timedelta(days=3)
+    end = start + _dt.timedelta(days=days)
+    first = _dt.datetime(year, month, 1)
+    nxt = _dt.datetime(year + (month == 12), month % 12 + 1, 1)
+    overlap = (min(end, nxt) - max(start, first)).total_seconds() / 86400.0
+    return max(overlap, 0.0) / ((nxt - first).days)
+
+
 def expected_arrivals(
     buyers_per_month: float,
     months_since_reference: int,

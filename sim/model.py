@@ -242,10 +242,20 @@ class MarketModel(mesa.Model):
         self.age_t = np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)
         # Utils lost per year of age: the buyers' common rate plus each product's own (fitted) rate.
         self.ageing = self.config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float)
+        # Spring Festival shutdowns: products made in a market lose the shutdown's share of the
+        # month's output (not of the full capacity that order books are measured against).
+        working = np.ones((T, P))
+        for mk in cfg.markets:
+            s = mk.seasonality
+            made_here = self.made_in == mk.name
+            if s.lunar_new_year_shutdown_days > 0 and made_here.any():
+                for t, mi in enumerate(months.tolist()):
+                    lost = market.shutdown_share(mi // 12, mi % 12 + 1, s.lunar_new_year, s.lunar_new_year_shutdown_days)
+                    working[t, made_here] = 1.0 - lost
         # Capacity with its ramp, units a month, integer.
         since = months[:, None] - self.capacity_start[None, :]
         self.capacity_t = np.floor(
-            market.ramp_capacity(since, self.ramp[None, :], self.cap_full_t) * cap_factor + 1e-9
+            market.ramp_capacity(since, self.ramp[None, :], self.cap_full_t) * cap_factor * working + 1e-9
         )
         self.capacity_t[months[:, None] < self.delivery_start[None, :]] = 0.0
         self.cap_full_t = self.cap_full_t * cap_factor

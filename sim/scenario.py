@@ -145,6 +145,13 @@ class Seasonality(_Frozen):
         default_factory=dict,
         description="Lunar New Year date per year, {'2024': '2024-02-10'}.",
     )
+    lunar_new_year_shutdown_days: float = Field(
+        0.0, ge=0, le=28,
+        description=(
+            "Spring Festival factory shutdown, days from 3 days before LNY: products made in this market"
+            " lose that share of the month's capacity (0 = none)."
+        ),
+    )
 
     @field_validator("lunar_new_year")
     @classmethod

@@ -376,6 +376,18 @@ def test_seasonality_without_a_lunar_date_is_the_renormalised_pattern():
     assert f.mean() == pytest.approx(1.0)
 
 
+def test_spring_festival_shutdown_share_by_hand():
+    # LNY 2024-02-10: a 10-day shutdown from 2024-02-07 falls in February (29 days): 10/29 lost.
+    lny = {"2024": "2024-02-10", "2023": "2023-01-22"}
+    assert market.shutdown_share(2024, 2, lny, 10) == pytest.approx(10 / 29)
+    assert market.shutdown_share(2024, 1, lny, 10) == 0.0
+    # LNY 2023-01-22: from 2023-01-19, 13 days in January (31) and 2 in February (28).
+    assert market.shutdown_share(2023, 1, lny, 15) == pytest.approx(13 / 31)
+    assert market.shutdown_share(2023, 2, lny, 15) == pytest.approx(2 / 28)
+    assert market.shutdown_share(2024, 2, lny, 0) == 0.0
+    assert market.shutdown_share(2025, 2, lny, 10) == 0.0  # no date for the year: no shutdown
+
+
 # ------------------------------------------------------- capacity, reach, Bass
 
 

@@ -477,3 +477,16 @@ def test_sim_run_check_records_a_violation_as_a_failed_run(tmp_path, monkeypatch
     runs = load_results(out).runs
     assert runs["status"].tolist() == ["failed"] and "InvariantError" in runs["error"].iloc[0]
     assert load_results(out).manifest["check"] is True
+
+
+def test_spring_festival_shutdown_cuts_the_output_of_cars_made_in_that_market():
+    # tiny.yaml: LNY 2024-02-10, so a 10-day shutdown costs 10 of February's 29 days; B1 is made
+    # in CN too (made_in defaults to CN). Order books are still measured against full capacity.
+    plain = MarketModel(load_scenario(TINY), seed=1)
+    shut = MarketModel(load_scenario(TINY, {"markets.CN.seasonality.lunar_new_year_shutdown_days": 10}), seed=1)
+    feb = 1
+    b1 = plain.product_names.index("B1")
+    assert shut.capacity_t[feb, b1] == np.floor(plain.capacity_t[feb, b1] * 19 / 29 + 1e-9)
+    others = np.arange(plain.n_months) != feb
+    np.testing.assert_array_equal(shut.capacity_t[others], plain.capacity_t[others])
+    np.testing.assert_array_equal(shut.cap_full_t, plain.cap_full_t)
