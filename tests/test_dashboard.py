@@ -194,7 +194,7 @@ def test_shock_depth_zero_removes_the_shock():
 
 
 def test_bad_lever_values_are_clear_errors(m6):
-    with pytest.raises(InputError, match="M6 list price: must be in 150000..500000, got 10"):
+    with pytest.raises(InputError, match="M6 list price: must be in 150000..1000000, got 10"):
         m6.overrides({"m6_price": 10})
     with pytest.raises(InputError, match="M6 list price: expected a number"):
         m6.overrides({"m6_price": "cheap"})

@@ -132,9 +132,10 @@ def test_page_runs_a_scenario_and_updates_when_the_m6_price_moves(server: str) -
             assert PROBABILITY.match(first_probability), first_probability
             assert "Run 1: m6_launch against baseline, 2 replicates each at scale 2000" in page.inner_text("body")
 
-            # raise the M6 price and run again
+            # raise the M6 price far enough that its order book no longer fills (at RMB 500k the M6 is
+            # still capacity-bound in the baseline, and its effect is below the noise of 2 replicates)
             price = page.get_by_label("M6 list price (RMB)")
-            price.fill("500000")
+            price.fill("900000")
             price.press("Enter")
             page.get_by_text("scenario file: 250,000").wait_for(timeout=10_000)
             page.locator("button.sim-run").click()
@@ -156,7 +157,7 @@ def test_page_runs_a_scenario_and_updates_when_the_m6_price_moves(server: str) -
                 "i => i.complete && i.naturalWidth > 600"
             )  # a new, drawn figure
             page.get_by_text("Reproduce on the command line").click()
-            page.get_by_text("--set 'products.AITO M6.price=500000'").wait_for(timeout=10_000)
+            page.get_by_text("--set 'products.AITO M6.price=900000'").wait_for(timeout=10_000)
 
             # the single-run view: Mesa's controls step the model month by month
             page.get_by_role("tab", name="Single run").click()

@@ -101,7 +101,7 @@ class Lever:
             lo = -float("inf") if self.minimum is None else self.minimum
             hi = float("inf") if self.maximum is None else self.maximum
             if not lo <= v <= hi:
-                raise InputError(f"{self.label}: must be in {lo:g}..{hi:g}, got {v:g}")
+                raise InputError(f"{self.label}: must be in {lo:.12g}..{hi:.12g}, got {v:.12g}")
             return v
         if value not in self.choices:
             raise InputError(f"{self.label}: expected one of {', '.join(self.choices)}, got {value!r}")
@@ -174,7 +174,7 @@ def levers_for(scenario: Scenario, parent: Scenario | None = None) -> LeverSet:
         if m6.launch not in months:
             months = tuple(sorted({*months, m6.launch}))
         levers += [
-            Lever("m6_price", "M6 list price", "number", float(m6.price), 150_000.0, 500_000.0, 5_000.0, unit="RMB",
+            Lever("m6_price", "M6 list price", "number", float(m6.price), 150_000.0, 1_000_000.0, 5_000.0, unit="RMB",
                   help=f"products.{M6}.price"),
             Lever("m6_launch", "M6 launch (orders open)", "month", m6.launch, choices=months,
                   help=f"products.{M6}.launch; deliveries start {gap} month(s) later"),
