@@ -60,17 +60,23 @@ def seasonality_factor(
     """
     m = np.asarray(monthly, float)
     factor = m[month - 1] / m.mean()
-    date = lunar_new_year.get(str(year))
-    if depth > 0 and date:
-        lny = _dt.date.fromisoformat(date)
-        start = lny - _dt.timedelta(days=3)
-        first = _dt.date(year, month, 1)
-        nxt = _dt.date(year + (month == 12), month % 12 + 1, 1)
-        end = start + _dt.timedelta(days=window_days)
-        overlap = (min(end, nxt) - max(start, first)).days
-        if overlap > 0:
-            factor *= 1.0 - depth * overlap / window_days
+    if depth > 0:
+        overlap, _ = _lunar_window_days(year, month, lunar_new_year, window_days)
+        factor *= 1.0 - depth * overlap / window_days
     return float(factor)
+
+
+def _lunar_window_days(year: int, month: int, lunar_new_year: dict[str, str], days: float) -> tuple[float, int]:
+    """Days of a window of ``days`` from 3 days before Lunar New Year that fall in a month, and its length."""
+    first = _dt.datetime(year, month, 1)
+    nxt = _dt.datetime(year + (month == 12), month % 12 + 1, 1)
+    date = lunar_new_year.get(str(year))
+    if not date:
+        return 0.0, (nxt - first).days
+    start = _dt.datetime.fromisoformat(date) - _dt.timedelta(days=3)
+    end = start + _dt.timedelta(days=days)
+    overlap = (min(end, nxt) - max(start, first)).total_seconds() / 86400.0
+    return max(overlap, 0.0), (nxt - first).days
 
 
 def shutdown_share(year: int, month: int, lunar_new_year: dict[str, str], days: float) -> float:
@@ -79,15 +85,10 @@ def shutdown_share(year: int, month: int, lunar_new_year: dict[str, str], days: 
     The shutdown starts 3 days before Lunar New Year's Day (as the demand trough) and lasts
     ``days``; a month loses the days of it that fall inside it over the month's length.
     """
-    date = lunar_new_year.get(str(year))
-    if days <= 0 or not date:
+    if days <= 0:
         return 0.0
-    start = _dt.datetime.fromisoformat(date) - _dt.timedelta(days=3)
-    end = start + _dt.timedelta(days=days)
-    first = _dt.datetime(year, month, 1)
-    nxt = _dt.datetime(year + (month == 12), month % 12 + 1, 1)
-    overlap = (min(end, nxt) - max(start, first)).total_seconds() / 86400.0
-    return max(overlap, 0.0) / ((nxt - first).days)
+    overlap, length = _lunar_window_days(year, month, lunar_new_year, days)
+    return overlap / length
 
 
 def expected_arrivals(
