@@ -1,29 +1,34 @@
-"""Fitting appeals and life cycles to reported volumes (a first, deterministic calibration).
+"""Fitting appeals, brand trends and life cycles to reported volumes (a first, deterministic calibration).
 
-``fit_appeals`` adjusts brand and product mean utilities (``appeal``) and each product's
-life-cycle rate (``ageing``, utils lost a year of age) so that the simulated deliveries
-match the reported monthly, quarterly, annual and cumulative (period-sum) figures through a
-cut-off month (Dec 2024 by default: later volumes are kept out of the fit on purpose).
+``fit_appeals`` adjusts brand and product mean utilities (``appeal``), each brand's appeal trend
+(``appeal_trend``, utils a year up to the cut-off and flat after it, for brands with figures in
+more than one year) and each product's life-cycle rate (``ageing``, utils lost a year of age) so
+that the simulated deliveries match the reported monthly, quarterly, annual and cumulative
+(period-sum) figures through a cut-off month (Dec 2024 by default: later volumes are kept out of
+the fit on purpose).
 
-Method: Levenberg-Marquardt on log volumes. The residual of target ``t`` is
+Method: Levenberg-Marquardt on log volumes, brand by brand. The residual of target ``t`` is
 ``log(simulated_t / reported_t)``, weighted by the confidence of its sources and its
-frequency. Its derivative with respect to an appeal is the nested-logit share derivative,
+frequency (the monthly or quarterly figures of one series in one year share out their weight).
+Its derivative with respect to an appeal is the nested-logit share derivative,
 ``(1 / lambda)`` times the share of the target's demand (orders) that the parameter moves (a
 brand's appeal moves all its products); with respect to an ageing rate, minus that share
-weighted by the product's age. Demand rather than deliveries, so that a product held at its
-capacity still answers to its appeal through its order book. Every product of a brand with
-figures has a free appeal; products first delivered inside the scenario with at least
-``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products only lose
-appeal with age; growth comes from awareness, stores and capacity); the other products first
-delivered inside the scenario (too few months in sample, or launched after the cut-off) age at
-the median of the fitted rates, and a product launched after the cut-off takes its brand's
-typical appeal (the fitted product appeals weighted by their deliveries in sample). A step is kept only when
-it lowers the weighted loss; otherwise the damping grows and a shorter step is tried. Each
+weighted by the product's age; with respect to a brand's trend, minus the brand's share weighted
+by the years before the cut-off (trends carry a prior, ``TREND_PRIOR``). Demand rather than
+deliveries, so that a product held at its capacity still answers to its appeal through its order
+book. Every product of a brand with figures has a free appeal; products first delivered inside
+the scenario with at least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0:
+products only lose appeal with age); the other products first delivered inside the scenario (too
+few months in sample, or launched after the cut-off) age at the median of the fitted rates, and a
+product launched after the cut-off takes its brand's typical appeal (the fitted product appeals
+weighted by their deliveries in sample). The Jacobian is block-diagonal by brand, so each brand
+has its own damping and keeps its step only when its own loss falls (see the loop). Each
 evaluation runs the model with the same seeds (common random numbers), so the fit is
 deterministic. The ensemble calibration of parameter uncertainty is ``sim calibrate``
 (:mod:`sim.ensemble`); this gives the baseline its starting values, and the command that
 produced them is written at the top of the overlay it writes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -52,6 +57,9 @@ FREQUENCY_WEIGHT = {"annual": 1.0, "quarterly": 0.6, "monthly": 0.3, "cumulative
 MAX_DAMPING = 1e3
 #: A product's own ageing rate is fitted only with at least this many months of deliveries in sample.
 AGEING_MIN_MONTHS = 9
+#: Prior weight on a brand's appeal trend: a trend of 1 util a year costs the weighted loss as much
+#: as a log error of sqrt(0.05) = 0.22 (a 25% miss) on one annual figure of high confidence.
+TREND_PRIOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,9 +111,18 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
     sel["w"] = sel["confidence"].map(CONFIDENCE_WEIGHT)
     out = []
     keys = ["brand", sel["model"].fillna(""), "start", "end", "frequency"]
-    for (brand, model, start, end, freq), g in sel.groupby(keys, sort=True):
+    groups = list(sel.groupby(keys, sort=True))
+    # Monthly and quarterly figures of one brand or product in one year share their weight:
+    # each counts 1/sqrt(n) of its frequency's weight when the year has n of them, so that a
+    # series reported every month (Tesla's models, with their export-cycle swings) does not
+    # outweigh the annual totals of every other brand.
+    per_year: dict[tuple[str, str, str, str], int] = {}
+    for (brand, model, start, _, freq), _ in groups:
+        per_year[brand, model, start[:4], freq] = per_year.get((brand, model, start[:4], freq), 0) + 1
+    for (brand, model, start, end, freq), g in groups:
         value = float(np.average(g["value"], weights=g["w"]))
-        weight = float(g["w"].max()) * FREQUENCY_WEIGHT[freq]
+        share = 1.0 / np.sqrt(per_year[brand, model, start[:4], freq]) if freq in ("monthly", "quarterly") else 1.0
+        weight = float(g["w"].max()) * FREQUENCY_WEIGHT[freq] * share
         out.append(VolumeTarget(brand, model or None, start, end, value, weight, ",".join(map(str, g["line"]))))
     return out
 
@@ -166,13 +183,16 @@ def fit_appeals(
     reported: Any = None,
     overrides: dict[str, Any] | None = None,
     fit_ageing: bool = True,
+    fit_trend: bool = True,
     log: Any = sys.stderr,
-) -> tuple[dict[str, float], dict[str, dict[str, float]], pd.DataFrame]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], pd.DataFrame]:
     """Fit brand and product appeals to reported volumes up to ``through``.
 
     Returns:
-        ``(brand_appeal, product_appeal, report)``: fitted values (only for fitted
-        parameters) and a table of targets with reported and simulated units.
+        ``(brand_fit, product_fit, report)``: fitted values by name (only for fitted
+        parameters: a brand's ``appeal`` and, with a trend, ``appeal_trend`` and
+        ``appeal_trend_until``; a product's ``appeal`` and ``ageing``) and a table of targets
+        with reported and simulated units.
     """
     fixed = dict(overrides or {})
     base = load_scenario(path, fixed)
@@ -201,35 +221,47 @@ def fit_appeals(
     ] if fit_ageing else []
     ages = _product_ages(base)
     product_brand = {p.name: p.brand for p in base.products}
-    params = [("brand", b) for b in brands] + [("product", p) for p in prods] + [("ageing", p) for p in aged]
+    # A brand's appeal trend (utils a year up to the cut-off, flat after it) is free when its
+    # figures span more than one calendar year: growth or decline in the data that awareness,
+    # stores and launches do not explain, kept out of the forecast.
+    years = {b: {t.start[:4] for t in targets if t.brand == b} | {t.end[:4] for t in targets if t.brand == b} for b in brands}
+    trended = [b for b in brands if len(years[b]) > 1] if fit_trend else []
+    params = ([("brand", b) for b in brands] + [("trend", b) for b in trended] + [("product", p) for p in prods]
+              + [("ageing", p) for p in aged])
     by_name = {p.name: p for p in base.products}
-    theta = np.array(
-        [next(x.appeal for x in base.brands if x.name == n) if k == "brand"
-         else (by_name[n].appeal if k == "product" else by_name[n].ageing) for k, n in params]
-    )
+    by_brand = {b.name: b for b in base.brands}
+    start_value = {"brand": lambda n: by_brand[n].appeal, "trend": lambda n: by_brand[n].appeal_trend,
+                   "product": lambda n: by_name[n].appeal, "ageing": lambda n: by_name[n].ageing}
+    theta = np.array([start_value[k](n) for k, n in params])
+    cut = f"{fit_end // 12:04d}-{fit_end % 12 + 1:02d}"
     lam = base.buyers.choice.nest_lambda if base.buyers.choice.model == "nested_logit" else 1.0
     weights = np.array([t.weight for t in targets])
     is_ageing = np.array([k == "ageing" for k, _ in params])
+    # The trends' prior: the weighted loss grows by TREND_PRIOR * trend**2 for each brand.
+    prior = np.where([k == "trend" for k, _ in params], TREND_PRIOR, 0.0)
 
     def median_rate(theta: np.ndarray) -> float:
         return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
 
     def evaluate(theta: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
-        over: dict[str, Any] = {**fixed, "end": f"{fit_end // 12:04d}-{fit_end % 12 + 1:02d}"}
+        over: dict[str, Any] = {**fixed, "end": cut}
         for (kind, name), value in zip(params, theta, strict=True):
-            field = "ageing" if kind == "ageing" else "appeal"
-            over[f"{'brands' if kind == 'brand' else 'products'}.{name}.{field}"] = float(value)
+            field = {"brand": "appeal", "trend": "appeal_trend", "product": "appeal", "ageing": "ageing"}[kind]
+            over[f"{'brands' if kind in ('brand', 'trend') else 'products'}.{name}.{field}"] = float(value)
+            if kind == "trend":
+                over[f"brands.{name}.appeal_trend_until"] = cut
         for name in borrowed:
             over[f"products.{name}.ageing"] = median_rate(theta)
         sim = simulate_monthly(load_scenario(path, over), replications, seed, scale)
         sim["age"] = [ages.get(key, 0.0) for key in zip(sim["model"], sim["m"], strict=True)]
         r, got = _residuals(targets, sim)
-        return sim, r, got, float(np.average(r**2, weights=weights))
+        return sim, r, got, float(np.sum(weights * r**2) + np.sum(prior * theta**2)) / float(np.sum(weights))
 
     def jacobian(sim: pd.DataFrame) -> np.ndarray:
         # The logit share derivative: d log(units of a target) / d appeal = (1/lambda) * the
         # share of the target's demand the parameter moves; d / d ageing = -(1/lambda) * that
-        # share weighted by the product's age in years. Shares are of *demand* (orders): a
+        # share weighted by the product's age in years; d / d trend = -(1/lambda) * the brand's
+        # share weighted by the years before the cut-off. Shares are of *demand* (orders): a
         # product held at its capacity still answers through its order book, so the fit does
         # not raise a capacity-bound product's demand without limit (a backlog that later
         # years would then deliver).
@@ -240,6 +272,9 @@ def fit_appeals(
             for k, (kind, name) in enumerate(params):
                 if kind == "brand":
                     jac[i, k] = (1.0 / lam) if name == t.brand else 0.0
+                elif kind == "trend":
+                    if name == t.brand:
+                        jac[i, k] = -float((rows["orders"] * np.maximum(fit_end - rows["m"], 0)).sum()) / 12.0 / demand / lam
                 elif product_brand[name] == t.brand and (t.model is None or t.model == name):
                     own = rows[rows["model"] == name]
                     if kind == "product":
@@ -251,37 +286,82 @@ def fit_appeals(
     def say(it: int, r: np.ndarray, loss: float) -> None:
         print(f"fit iteration {it}: max |log error| {np.max(np.abs(r)):.3f}, weighted RMS {np.sqrt(loss):.3f}", file=log)
 
-    # Levenberg-Marquardt: a Gauss-Newton step damped by ``ridge``; a step is kept only if it
-    # lowers the weighted loss (the runs share their seeds, so the loss is deterministic),
-    # otherwise the damping grows and a shorter step is tried from the same point.
-    sim, r, got, loss = evaluate(theta)
+    # Levenberg-Marquardt, one damping per brand (block Jacobi). The Jacobian is block-diagonal
+    # by brand (a brand's parameters move only its own targets, to first order), so the damped
+    # Gauss-Newton step is solved brand by brand. A candidate is run once; each brand whose own
+    # loss (its targets, plus its trend's prior) fell keeps its part of the step and halves its
+    # damping, the others go back to where they were and quadruple theirs; that mixed point is
+    # run and is the next iterate (the best iterate is returned). Brands interact only through competition, a second-order
+    # effect; judging each brand by the whole loss let the noise of other brands' figures (Tesla's
+    # export-cycle months) reject its good steps and stall the fit.
+    owner = [name if kind in ("brand", "trend") else product_brand[name] for kind, name in params]
+    target_brand = [t.brand for t in targets]
+    blocks = {
+        b: (np.array([k for k, o in enumerate(owner) if o == b]), np.array([i for i, o in enumerate(target_brand) if o == b]))
+        for b in brands
+    }
+    damping = dict.fromkeys(brands, ridge)
+
+    def brand_loss(r: np.ndarray, theta: np.ndarray) -> dict[str, float]:
+        return {b: float(np.sum(weights[ti] * r[ti] ** 2) + np.sum(prior[pi] * theta[pi] ** 2)) for b, (pi, ti) in blocks.items()}
+
+    evaluations = 0
+
+    def run(point: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
+        nonlocal evaluations
+        evaluations += 1
+        return evaluate(point)
+
+    sim, r, got, loss = run(theta)
     say(0, r, loss)
-    evaluations = 1
+    best = (theta, sim, r, got, loss)
     it = 0
-    while it < iterations and np.max(np.abs(r)) >= tolerance and evaluations < 2 * iterations + 1 and ridge < MAX_DAMPING:
+    while it < iterations and np.max(np.abs(r)) >= tolerance and evaluations < 3 * iterations + 1:
+        live = [b for b in brands if damping[b] < MAX_DAMPING]
+        if not live:
+            break
         jac = jacobian(sim)
-        wj = jac * weights[:, None]
-        step = -np.linalg.solve(jac.T @ wj + ridge * np.eye(len(params)), wj.T @ r)
+        step = np.zeros(len(params))
+        for b in live:
+            pi, ti = blocks[b]
+            jb = jac[np.ix_(ti, pi)]
+            wj = jb * weights[ti, None]
+            step[pi] = -np.linalg.solve(jb.T @ wj + np.diag(prior[pi] + damping[b]), wj.T @ r[ti] + prior[pi] * theta[pi])
         cand = theta + np.clip(step, -1.5, 1.5)
         cand = np.where(is_ageing, np.maximum(cand, 0.0), cand)  # products only lose appeal with age
-        c_sim, c_r, c_got, c_loss = evaluate(cand)
-        evaluations += 1
-        if c_loss < loss:
-            it += 1
-            theta, sim, r, got, loss = cand, c_sim, c_r, c_got, c_loss
-            ridge = max(ridge / 2.0, 1e-3)
-            say(it, r, loss)
-        else:
-            ridge *= 4.0
-            print(f"  step rejected (weighted RMS {np.sqrt(c_loss):.3f}); damping raised to {ridge:g}", file=log)
+        c_sim, c_r, c_got, c_loss = run(cand)
+        before, after = brand_loss(r, theta), brand_loss(c_r, cand)
+        gained = [b for b in live if after[b] < before[b]]
+        for b in live:
+            damping[b] = max(damping[b] / 2.0, 1e-3) if b in gained else damping[b] * 4.0
+        if not gained:
+            print(f"  step rejected for every brand (weighted RMS {np.sqrt(c_loss):.3f}); damping raised", file=log)
+            continue
+        if len(gained) < len(live):
+            cand = np.where(np.isin(owner, gained), cand, theta)
+            c_sim, c_r, c_got, c_loss = run(cand)
+        it += 1
+        theta, sim, r, got, loss = cand, c_sim, c_r, c_got, c_loss
+        say(it, r, loss)
+        if loss < best[-1]:
+            best = (theta, sim, r, got, loss)
+    # Block Jacobi need not lower the whole loss at every step: the result is the iterate with
+    # the lowest weighted loss.
+    theta, sim, r, got, loss = best
+    print(f"fit result: weighted RMS {np.sqrt(loss):.3f} after {it} steps and {evaluations} runs", file=log)
     report = pd.DataFrame(
         {"target": [t.key for t in targets], "reported": [t.value for t in targets], "simulated": got,
          "pct_error": 100 * (np.array(got) / np.array([t.value for t in targets]) - 1), "lines": [t.lines for t in targets]}
     )
-    brand_fit = {n: round(float(v), 4) for (k, n), v in zip(params, theta, strict=True) if k == "brand"}
+    brand_fit: dict[str, dict[str, Any]] = {}
+    for (k, n), v in zip(params, theta, strict=True):
+        if k == "brand":
+            brand_fit.setdefault(n, {})["appeal"] = round(float(v), 4)
+        elif k == "trend":
+            brand_fit.setdefault(n, {}).update(appeal_trend=round(float(v), 4), appeal_trend_until=cut)
     prod_fit: dict[str, dict[str, float]] = {}
     for (k, n), v in zip(params, theta, strict=True):
-        if k != "brand":
+        if k in ("product", "ageing"):
             prod_fit.setdefault(n, {})["appeal" if k == "product" else "ageing"] = round(float(v), 4)
     for n in borrowed:
         prod_fit.setdefault(n, {})["ageing"] = median_rate(theta)
@@ -305,7 +385,7 @@ def write_overlay(
     out: str | Path,
     extends: str,
     name: str,
-    brand_fit: dict[str, float],
+    brand_fit: dict[str, dict[str, Any]],
     product_fit: dict[str, dict[str, float]],
     report: pd.DataFrame,
     command: str,
@@ -325,7 +405,7 @@ def write_overlay(
     doc: dict[str, Any] = {"name": name, "extends": extends}
     if description:
         doc["description"] = description
-    doc["brands"] = [{"name": b, "appeal": v} for b, v in brand_fit.items()]
+    doc["brands"] = [{"name": b, **v} for b, v in brand_fit.items()]
     doc["products"] = [{"name": p, **v} for p, v in product_fit.items()]
     text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     Path(out).write_text(text)
@@ -344,6 +424,8 @@ def add_calibrate_commands(sub: Any) -> None:
     p.add_argument("--name", default="baseline")
     p.add_argument("--no-ageing", dest="ageing", action="store_false",
                    help="fit appeals only, not the products' life-cycle (ageing) rates")
+    p.add_argument("--no-trend", dest="trend", action="store_false",
+                   help="no brand appeal trends (utils a year up to the cut-off, flat after it)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
                    help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
     p.set_defaults(func=_cmd_fit)
@@ -366,7 +448,7 @@ def _cmd_fit(args: Any) -> int:
         raise InputError(f"--write: folder {out_dir} does not exist")
     brand_fit, prod_fit, report = fit_appeals(
         args.scenario, through=args.through, replications=args.replications, seed=args.seed,
-        scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing,
+        scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing, fit_trend=args.trend,
         overrides=dict(parse_set_option(s) for s in args.sets),
     )
     out = Path(args.write)

@@ -193,6 +193,12 @@ class MarketModel(mesa.Model):
         cap_factor = np.ones((T, P))
         self.pre_refresh_t = np.zeros((T, P), bool)
         brand_appeal_t = np.tile(self.brand_appeal, (T, 1))
+        # A brand's appeal trend: ``appeal`` from ``appeal_trend_until`` on, ``trend`` utils a
+        # year less for every year before it (more, for a falling brand).
+        for b, brand in enumerate(cfg.brands):
+            if brand.appeal_trend:
+                until = parse_month(str(brand.appeal_trend_until))  # set whenever there is a trend
+                brand_appeal_t[:, b] -= brand.appeal_trend * np.maximum(until - months, 0) / 12.0
         end = self.end.copy()
         self.events_by_month: dict[int, list[Any]] = {}
         for ev in cfg.events:

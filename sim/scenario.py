@@ -285,13 +285,25 @@ class Brand(_Frozen):
     prestige: float = Field(0.0, description="Brand prestige attribute (0 = none, 1 = top luxury).")
     huawei: bool = Field(False, description="Huawei ecosystem / HIMA member.")
     alliance: str | None = None
-    appeal: float = Field(0.0, description="Brand-level mean utility.")
+    appeal: float = Field(0.0, description="Brand-level mean utility (from appeal_trend_until on, when there is a trend).")
+    appeal_trend: float = Field(
+        0.0, ge=-3.0, le=3.0,
+        description="Utils a year the brand's appeal rose (+) or fell (-) before appeal_trend_until; flat from then "
+        "on, so a trend seen in the data is not carried into a forecast. Fitted by sim fit-appeals.",
+    )
+    appeal_trend_until: Month | None = Field(None, description="Month the trend ends (the fit's cut-off); needed with a trend.")
     awareness: dict[str, Share] = Field(
         default_factory=dict, description="Initial awareness per market (0..1), default 0.05."
     )
     advertising: NonNeg = Field(1.0, description="Multiplier on the innovation rate p.")
     pricing: Pricing = Pricing()
     source: str = ""
+
+    @model_validator(mode="after")
+    def _trend(self) -> Brand:
+        if self.appeal_trend and self.appeal_trend_until is None:
+            raise ValueError("appeal_trend needs appeal_trend_until (the month the trend ends)")
+        return self
 
 
 class Capacity(_Frozen):

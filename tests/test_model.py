@@ -490,3 +490,29 @@ def test_spring_festival_shutdown_cuts_the_output_of_cars_made_in_that_market():
     others = np.arange(plain.n_months) != feb
     np.testing.assert_array_equal(shut.capacity_t[others], plain.capacity_t[others])
     np.testing.assert_array_equal(shut.cap_full_t, plain.cap_full_t)
+
+
+def test_brand_appeal_trend_bends_the_past_and_stops_at_its_month():
+    # Brand A rose 0.6 utils a year up to 2024-09: in 2024-01 (8 months before) its appeal is
+    # 0.6 * 8/12 = 0.4 below the scenario's value, from 2024-09 on it is the value itself.
+    plain = MarketModel(load_scenario(TINY), seed=1)
+    over = {"brands.A.appeal_trend": 0.6, "brands.A.appeal_trend_until": "2024-09"}
+    trend = MarketModel(load_scenario(TINY, over), seed=1)
+    a, b = plain.brand_names.index("A"), plain.brand_names.index("B")
+    shift = trend.brand_appeal_t[:, a] - plain.brand_appeal_t[:, a]
+    np.testing.assert_allclose(shift[:8], -0.6 * np.arange(8, 0, -1) / 12)
+    np.testing.assert_array_equal(shift[8:], 0.0)
+    np.testing.assert_array_equal(trend.brand_appeal_t[:, b], plain.brand_appeal_t[:, b])
+    # and it reaches the buyers: A is ordered less in the first months, when it was less appealing
+    early = {}
+    for name, sc in (("plain", load_scenario(TINY)), ("trend", load_scenario(TINY, over))):
+        out = execute(make_specs(sc, 1, seed=5)[0])
+        assert out.run["status"] == "ok", out.run["error"]
+        s = out.sales
+        early[name] = s[(s["brand"] == "A") & (s["month"] <= "2024-04")]["orders"].sum()
+    assert early["trend"] < 0.9 * early["plain"], early
+
+
+def test_a_brand_trend_needs_the_month_it_ends():
+    with pytest.raises(InputError, match=r"brands\[0\].*appeal_trend needs appeal_trend_until"):
+        load_scenario(TINY, {"brands.A.appeal_trend": 0.5})
