@@ -32,6 +32,7 @@ produced them is written at the top of the overlay it writes.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from .batch import BLAS_THREADS, collect
-from .months import parse_month
+from .months import format_month, parse_month
 from .run import execute, make_specs
 from .scenario import Scenario, load_scenario
 
@@ -60,6 +61,9 @@ AGEING_MIN_MONTHS = 9
 #: Prior weight on a brand's appeal trend: a trend of 1 util a year costs the weighted loss as much
 #: as a log error of sqrt(0.05) = 0.22 (a 25% miss) on one annual figure of high confidence.
 TREND_PRIOR = 0.05
+#: Where each kind of fitted parameter lives in a scenario: (section, field).
+PARAM_FIELDS = {"brand": ("brands", "appeal"), "trend": ("brands", "appeal_trend"),
+                "product": ("products", "appeal"), "ageing": ("products", "ageing")}
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,7 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
     # each counts 1/sqrt(n) of its frequency's weight when the year has n of them, so that a
     # series reported every month (Tesla's models, with their export-cycle swings) does not
     # outweigh the annual totals of every other brand.
-    per_year: dict[tuple[str, str, str, str], int] = {}
-    for (brand, model, start, _, freq), _ in groups:
-        per_year[brand, model, start[:4], freq] = per_year.get((brand, model, start[:4], freq), 0) + 1
+    per_year = Counter((brand, model, start[:4], freq) for (brand, model, start, _, freq), _ in groups)
     for (brand, model, start, end, freq), g in groups:
         value = float(np.average(g["value"], weights=g["w"]))
         share = 1.0 / np.sqrt(per_year[brand, model, start[:4], freq]) if freq in ("monthly", "quarterly") else 1.0
@@ -224,16 +226,15 @@ def fit_appeals(
     # A brand's appeal trend (utils a year up to the cut-off, flat after it) is free when its
     # figures span more than one calendar year: growth or decline in the data that awareness,
     # stores and launches do not explain, kept out of the forecast.
-    years = {b: {t.start[:4] for t in targets if t.brand == b} | {t.end[:4] for t in targets if t.brand == b} for b in brands}
+    years: dict[str, set[str]] = {}
+    for t in targets:
+        years.setdefault(t.brand, set()).update((t.start[:4], t.end[:4]))
     trended = [b for b in brands if len(years[b]) > 1] if fit_trend else []
     params = ([("brand", b) for b in brands] + [("trend", b) for b in trended] + [("product", p) for p in prods]
               + [("ageing", p) for p in aged])
-    by_name = {p.name: p for p in base.products}
-    by_brand = {b.name: b for b in base.brands}
-    start_value = {"brand": lambda n: by_brand[n].appeal, "trend": lambda n: by_brand[n].appeal_trend,
-                   "product": lambda n: by_name[n].appeal, "ageing": lambda n: by_name[n].ageing}
-    theta = np.array([start_value[k](n) for k, n in params])
-    cut = f"{fit_end // 12:04d}-{fit_end % 12 + 1:02d}"
+    items: dict[str, dict[str, Any]] = {"brands": {b.name: b for b in base.brands}, "products": {p.name: p for p in base.products}}
+    theta = np.array([getattr(items[PARAM_FIELDS[k][0]][n], PARAM_FIELDS[k][1]) for k, n in params])
+    cut = format_month(fit_end)
     lam = base.buyers.choice.nest_lambda if base.buyers.choice.model == "nested_logit" else 1.0
     weights = np.array([t.weight for t in targets])
     is_ageing = np.array([k == "ageing" for k, _ in params])
@@ -246,8 +247,8 @@ def fit_appeals(
     def evaluate(theta: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
         over: dict[str, Any] = {**fixed, "end": cut}
         for (kind, name), value in zip(params, theta, strict=True):
-            field = {"brand": "appeal", "trend": "appeal_trend", "product": "appeal", "ageing": "ageing"}[kind]
-            over[f"{'brands' if kind in ('brand', 'trend') else 'products'}.{name}.{field}"] = float(value)
+            section, field = PARAM_FIELDS[kind]
+            over[f"{section}.{name}.{field}"] = float(value)
             if kind == "trend":
                 over[f"brands.{name}.appeal_trend_until"] = cut
         for name in borrowed:
@@ -291,9 +292,9 @@ def fit_appeals(
     # Gauss-Newton step is solved brand by brand. A candidate is run once; each brand whose own
     # loss (its targets, plus its trend's prior) fell keeps its part of the step and halves its
     # damping, the others go back to where they were and quadruple theirs; that mixed point is
-    # run and is the next iterate (the best iterate is returned). Brands interact only through competition, a second-order
-    # effect; judging each brand by the whole loss let the noise of other brands' figures (Tesla's
-    # export-cycle months) reject its good steps and stall the fit.
+    # run and is the next iterate (the best iterate is returned). Brands interact only through
+    # competition, a second-order effect; judging each brand by the whole loss let the noise of
+    # other brands' figures (Tesla's export-cycle months) reject its good steps and stall the fit.
     owner = [name if kind in ("brand", "trend") else product_brand[name] for kind, name in params]
     target_brand = [t.brand for t in targets]
     blocks = {
@@ -353,16 +354,13 @@ def fit_appeals(
         {"target": [t.key for t in targets], "reported": [t.value for t in targets], "simulated": got,
          "pct_error": 100 * (np.array(got) / np.array([t.value for t in targets]) - 1), "lines": [t.lines for t in targets]}
     )
-    brand_fit: dict[str, dict[str, Any]] = {}
+    values: dict[str, dict[str, dict[str, Any]]] = {"brands": {}, "products": {}}
     for (k, n), v in zip(params, theta, strict=True):
-        if k == "brand":
-            brand_fit.setdefault(n, {})["appeal"] = round(float(v), 4)
-        elif k == "trend":
-            brand_fit.setdefault(n, {}).update(appeal_trend=round(float(v), 4), appeal_trend_until=cut)
-    prod_fit: dict[str, dict[str, float]] = {}
-    for (k, n), v in zip(params, theta, strict=True):
-        if k in ("product", "ageing"):
-            prod_fit.setdefault(n, {})["appeal" if k == "product" else "ageing"] = round(float(v), 4)
+        section, field = PARAM_FIELDS[k]
+        values[section].setdefault(n, {})[field] = round(float(v), 4)
+        if k == "trend":
+            values[section][n]["appeal_trend_until"] = cut
+    brand_fit, prod_fit = values["brands"], values["products"]
     for n in borrowed:
         prod_fit.setdefault(n, {})["ageing"] = median_rate(theta)
     # A product launched after the cut-off has no data of its own: it is taken to be as appealing
