@@ -212,14 +212,33 @@ class Dealer(mesa.Agent):
         self.channel = config.channel
         self.weight = float(config.weight)
         self.count = float(config.count)
+        # A change spread over months: stores added each month, and months still to go.
+        self._step = 0.0
+        self._left = 0
 
     @property
     def effective_stores(self) -> float:
         return self.count * self.weight
 
-    def open_stores(self, count: float | None = None, add: float | None = None) -> None:
-        """Set the number of stores (a dated event), or add (or close, if negative) some."""
-        if count is not None:
-            self.count = float(count)
+    def open_stores(self, count: float | None = None, add: float | None = None, over_months: int = 1) -> None:
+        """Set the number of stores (a dated event), or add (or close, if negative) some.
+
+        With ``over_months`` > 1 the change comes in equal monthly steps, the first now and the
+        last ``over_months - 1`` months later (:meth:`advance` takes the later ones). A new
+        event replaces a change still under way, starting from the count reached so far.
+        """
+        target = float(count) if count is not None else self.count
         if add is not None:
-            self.count = max(0.0, self.count + float(add))
+            target = max(0.0, target + float(add))
+        if over_months <= 1:
+            self.count, self._left = target, 0
+            return
+        self._step = (target - self.count) / over_months
+        self._left = over_months
+        self.advance()
+
+    def advance(self) -> None:
+        """One month of a spread change (nothing when none is under way)."""
+        if self._left > 0:
+            self._left -= 1
+            self.count = max(0.0, self.count + self._step)

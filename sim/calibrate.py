@@ -16,10 +16,11 @@ brand's appeal moves all its products); with respect to an ageing rate, minus th
 weighted by the product's age; with respect to a brand's trend, minus the brand's share weighted
 by the years before the cut-off (trends carry a prior, ``TREND_PRIOR``). Demand rather than
 deliveries, so that a product held at its capacity still answers to its appeal through its order
-book. Every product of a brand with figures has a free appeal; products first delivered inside
-the scenario with at least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0:
-products only lose appeal with age); the other products first delivered inside the scenario (too
-few months in sample, or launched after the cut-off) age at the median of the fitted rates, and a
+book. Every product of a brand with figures has a free appeal; products whose age the model
+counts (first delivered inside the scenario, or on sale since a given month, ``on_sale_since``)
+with at least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products
+only lose appeal with age); the other such products (too few months in sample, or launched after
+the cut-off) age at the median of the fitted rates, and a
 product launched after the cut-off takes its brand's typical appeal (the fitted product appeals
 weighted by their deliveries in sample). The Jacobian is block-diagonal by brand, so each brand
 has its own damping and keeps its step only when its own loss falls (see the loop). Each
@@ -209,18 +210,19 @@ def fit_appeals(
         p.name for p in base.products
         if p.brand in brands and parse_month(p.delivery_start or p.launch) <= fit_end
     )
-    # A life-cycle rate (utils lost a year of age) is free for products first delivered inside
-    # the scenario with at least AGEING_MIN_MONTHS of deliveries before the cut-off.
+    # A life-cycle rate (utils lost a year of age) is free for products whose age the model
+    # counts (first delivered inside the scenario, or with ``on_sale_since``) with at least
+    # AGEING_MIN_MONTHS of deliveries before the cut-off.
+    def ages_in_model(p: Any) -> bool:
+        return parse_month(p.delivery_start or p.launch) > base.start_index or p.on_sale_since is not None
+
     aged = sorted(
         p.name for p in base.products
-        if p.name in prods and base.start_index < parse_month(p.delivery_start or p.launch) <= fit_end - AGEING_MIN_MONTHS + 1
+        if p.name in prods and ages_in_model(p) and parse_month(p.delivery_start or p.launch) <= fit_end - AGEING_MIN_MONTHS + 1
     ) if fit_ageing else []
-    # Products first delivered inside the scenario but without enough data of their own (too
-    # few months in sample, or launched after the cut-off) age at the median fitted rate.
-    borrowed = [
-        p.name for p in base.products
-        if p.name not in aged and parse_month(p.delivery_start or p.launch) > base.start_index
-    ] if fit_ageing else []
+    # Products whose age is counted but without enough data of their own (too few months in
+    # sample, or launched after the cut-off) age at the median fitted rate.
+    borrowed = [p.name for p in base.products if p.name not in aged and ages_in_model(p)] if fit_ageing else []
     ages = _product_ages(base)
     product_brand = {p.name: p.brand for p in base.products}
     # A brand's appeal trend (utils a year up to the cut-off, flat after it) is free when its

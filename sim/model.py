@@ -238,13 +238,15 @@ class MarketModel(mesa.Model):
         self.end = end
         self.brand_appeal_t = brand_appeal_t
         # Years since launch or last refresh (life-cycle ageing of appeal).
-        renewed = np.tile(self.launch.astype(float), (T, 1))
+        # Lines already delivering at the start count their age from their first deliveries
+        # (on_sale_since) when it is given; without it they are mature and do not age.
+        since = np.array([parse_month(p.on_sale_since) if p.on_sale_since else np.nan for p in prods], float)
+        renewed = np.tile(np.where(np.isnan(since), self.launch, since), (T, 1))
         for ev in cfg.events:
             if ev.type == "refresh" and ev.renew and ev.product in pidx:
                 m0 = parse_month(ev.month)
                 renewed[months >= m0, pidx[ev.product]] = m0
-        # Lines already delivering at the start are mature: their life cycle is not modelled.
-        fresh = self.delivery_start > self.start_index
+        fresh = (self.delivery_start > self.start_index) | ~np.isnan(since)
         self.age_t = np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)
         # Utils lost per year of age: the buyers' common rate plus each product's own (fitted) rate.
         self.ageing = self.config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float)
@@ -397,19 +399,21 @@ class MarketModel(mesa.Model):
 
     def _take_events(self, t: int) -> None:
         """Dated events that change agents' state: store openings and discounts."""
+        for d in self.dealers:
+            d.advance()
         for ev in self.events_by_month.get(self.start_index + t, []):
             if ev.type == "stores":
                 b = self.brand_names.index(ev.brand)
                 m = self.market_names.index(ev.market) if ev.market else 0
                 found = [d for d in self.dealers if d.brand == b and d.market == m and (ev.channel is None or d.channel == ev.channel)]
                 if found:
-                    found[0].open_stores(ev.count, ev.add)
+                    found[0].open_stores(ev.count, ev.add, ev.over_months)
                 else:
                     from .scenario import Stores
 
                     cfg = Stores(brand=ev.brand, market=self.market_names[m], channel=ev.channel or "direct", count=0)
                     d = Dealer(self, cfg, b, m)
-                    d.open_stores(ev.count, ev.add)
+                    d.open_stores(ev.count, ev.add, ev.over_months)
                     self.dealers.append(d)
             elif ev.type == "discount":
                 for name in ([ev.brand] if ev.brand else []) + list(ev.brands or []):

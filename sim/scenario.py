@@ -333,6 +333,10 @@ class Product(_Frozen):
     )
     launch: Month = Field(description="Orders open (pre-sale/launch).")
     delivery_start: Month | None = Field(None, description="First deliveries (default: launch).")
+    on_sale_since: Month | None = Field(
+        None, description="A line already delivering at the scenario start: the month of its first deliveries. Its "
+        "life cycle (age) then counts from that month; without it such a line is mature and does not age."
+    )
     end: Month | None = Field(None, description="Last month on sale (discontinuation).")
     capacity: Capacity
     made_in: str = "CN"
@@ -348,6 +352,8 @@ class Product(_Frozen):
             raise ValueError(f"delivery_start {self.delivery_start} is before launch {self.launch}")
         if self.end is not None and parse_month(self.end) < launch:
             raise ValueError(f"end {self.end} is before launch {self.launch}")
+        if self.on_sale_since is not None and parse_month(self.on_sale_since) > parse_month(self.delivery_start or self.launch):
+            raise ValueError(f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario")
         return self
 
 
@@ -415,7 +421,9 @@ class Event(_Frozen):
     - ``price``: ``product``, ``price`` (new list price) or ``factor``.
     - ``discount``: ``brand`` (or ``brands``), ``discount`` (sets it; also a floor if ``floor: true``).
     - ``capacity``: ``product``, ``factor`` (multiplies capacity) or ``capacity``; ``until`` (inclusive) optional.
-    - ``stores``: ``brand``, ``market``, ``channel``, ``count`` (new total) or ``add``.
+    - ``stores``: ``brand``, ``market``, ``channel``, ``count`` (new total) or ``add``;
+      ``over_months`` spreads the change over that many months (equal monthly steps, the first
+      in the event's month), for a network that grows gradually rather than in one jump.
     - ``refresh``: ``product``, ``appeal`` change and/or ``price``, ``smart``; buyers hold back
       ``announce_months`` before it.
     - ``appeal``: ``product`` or ``brand``, ``appeal`` change.
@@ -440,6 +448,7 @@ class Event(_Frozen):
     smart: Share | None = None
     until: Month | None = None
     announce_months: int = Field(0, ge=0, le=24)
+    over_months: int = Field(1, ge=1, le=60, description="stores: months the change is spread over (1 = at once).")
     renew: bool = Field(True, description="refresh: restart the product's life cycle (age); false for a trim update.")
     note: str = ""
     source: str = ""
@@ -462,6 +471,8 @@ class Event(_Frozen):
             raise ValueError("a 'capacity' event needs 'factor' or 'capacity'")
         if self.type == "stores" and self.count is None and self.add is None:
             raise ValueError("a 'stores' event needs 'count' or 'add'")
+        if self.over_months > 1 and self.type != "stores":
+            raise ValueError(f"over_months is for 'stores' events, not '{self.type}'")
         if self.type == "discount" and (self.discount is None or (self.brand is None and not self.brands)):
             raise ValueError("a 'discount' event needs 'brand' (or 'brands') and 'discount'")
         if self.type == "appeal" and (self.appeal is None or (self.brand is None and self.product is None)):

@@ -141,3 +141,18 @@ def test_fit_recovers_a_brand_trend(tmp_path):
     assert report["pct_error"].abs().median() < 5.0, report
     assert report["pct_error"].abs().max() < 15.0, report
 
+
+
+def test_a_line_on_sale_before_the_start_gets_a_life_cycle_only_when_its_age_is_known(tmp_path):
+    # In tiny.yaml A1 delivers from the first month: mature, no ageing rate to fit. Told it has
+    # been on sale since 2023-06, its age is counted and its rate becomes free.
+    rows = [{"line": 2, "brand": "A", "model": "A1", "frequency": "annual", "start": "2024-01", "end": "2024-12", "value": 20000.0}]
+    since = tmp_path / "since.yaml"
+    since.write_text(f"name: since\nextends: {TINY}\nproducts:\n  - {{name: A1, on_sale_since: 2023-06}}\n")
+    fitted = {}
+    for name, path in (("mature", TINY), ("since", since)):
+        _, products, _ = fit_appeals(path, through="2024-12", replications=1, seed=5, iterations=1,
+                                     reported=_figures(rows), fit_trend=False, log=io.StringIO())
+        fitted[name] = products["A1"]
+    assert "ageing" not in fitted["mature"], fitted
+    assert "ageing" in fitted["since"] and fitted["since"]["ageing"] >= 0.0, fitted

@@ -445,6 +445,43 @@ def test_ageing_counts_from_launch_or_a_renewing_refresh(tmp_path):
     assert m.age_t[months.index("2024-12"), a2] == pytest.approx(3 / 12)
 
 
+def test_a_line_on_sale_before_the_start_ages_from_its_first_deliveries(tmp_path):
+    # A1 delivers from the start; told it has been on sale since 2023-10, it is 3 months old in
+    # 2024-01 and a renewing refresh restarts its clock. B1, with no such month, stays mature.
+    child = tmp_path / "since.yaml"
+    child.write_text(
+        f"name: since\nextends: {TINY}\n"
+        "products:\n  - {name: A1, on_sale_since: 2023-10}\n"
+        "events:\n  append:\n    - {month: 2024-09, type: refresh, product: A1}\n"
+    )
+    m = MarketModel(scenario=str(child), seed=1)
+    a1, b1 = m.product_names.index("A1"), m.product_names.index("B1")
+    months = m.config.months()
+    assert m.age_t[months.index("2024-01"), a1] == pytest.approx(3 / 12)
+    assert m.age_t[months.index("2024-08"), a1] == pytest.approx(10 / 12)
+    assert m.age_t[months.index("2024-09"), a1] == 0
+    assert m.age_t[:, b1].max() == 0
+    with pytest.raises(InputError, match=r"products\[0\].*on_sale_since 2024-03 is after the first deliveries"):
+        load_scenario(TINY, {"products.A1.on_sale_since": "2024-03"})
+
+
+def test_a_store_network_can_grow_over_months():
+    # A's 300 stores go to 500 in 2024-07 at once in tiny.yaml; spread over 4 months they rise
+    # 50 a month, 350 in July to 500 in October, and the reach of A's brand rises with them.
+    at_once = MarketModel(load_scenario(TINY), seed=1)
+    spread = MarketModel(load_scenario(TINY, {"events[1].over_months": 4}), seed=1)
+    counts: dict[str, list[float]] = {"at_once": [], "spread": []}
+    for name, m in (("at_once", at_once), ("spread", spread)):
+        a = m.brand_names.index("A")
+        for _ in range(12):
+            m.step()
+            counts[name].append(float(m.effective_stores[a, 0]))
+    assert counts["at_once"][5:7] == [300.0, 500.0]
+    assert counts["spread"][5:11] == [300.0, 350.0, 400.0, 450.0, 500.0, 500.0]
+    with pytest.raises(InputError, match=r"events\[0\].*over_months is for 'stores' events"):
+        load_scenario(TINY, {"events[0].over_months": 2})
+
+
 def test_check_passes_on_a_sound_model_and_names_the_month_of_a_broken_one(monkeypatch):
     from sim.model import InvariantError
 
