@@ -230,7 +230,7 @@ class Dealer(mesa.Agent):
         target = float(count) if count is not None else self.count
         if add is not None:
             target = max(0.0, target + float(add))
-        if over_months <= 1:
+        if over_months <= 1:  # set exactly: count + (target - count) can miss target in the last bit
             self.count, self._left = target, 0
             return
         self._step = (target - self.count) / over_months
