@@ -10,14 +10,20 @@ the fit on purpose).
 Method: Levenberg-Marquardt on log volumes, brand by brand. The residual of target ``t`` is
 ``log(simulated_t / reported_t)``, weighted by the confidence of its sources and its
 frequency (the monthly or quarterly figures of one series in one year share out their weight).
-Its derivative with respect to an appeal is the nested-logit share derivative,
-``(1 / lambda)`` times the share of the target's demand (orders) that the parameter moves (a
-brand's appeal moves all its products); with respect to an ageing rate, minus that share
-weighted by the product's age; with respect to a brand's trend, minus the brand's share weighted
-by the years before the cut-off (trends carry a prior, ``TREND_PRIOR``). Demand rather than
-deliveries, so that a product held at its capacity still answers to its appeal through its order
-book. Every product of a brand with figures has a free appeal; products whose age the model
-counts (first delivered inside the scenario, or on sale since a given month, ``on_sale_since``)
+Its derivative follows deliveries through the order book: a target's units over months
+``s..e`` are cumulative deliveries to ``e`` less those to ``s-1``, and cumulative deliveries to
+a month move one for one with cumulative orders when the product's order book is empty then, and
+not at all while buyers are still waiting (the plant is full). Orders move with the nested-logit
+share derivative, ``(1 / lambda)`` times the orders the parameter moves (a brand's appeal moves
+all its products); with respect to an ageing rate, minus that weighted by the product's age;
+with respect to a brand's trend, minus that weighted by the years before the cut-off (trends
+carry a prior, ``TREND_PRIOR``). So a launch held at its capacity does not take the fit (raising
+its appeal would only lengthen its order book), and a backlog that clears inside a target's
+months answers with all the orders behind it (see :func:`delivery_response`). The rule is
+one-sided: for a target with too many deliveries, a product held at its capacity answers with its
+orders (its deliveries fall once its demand falls below its capacity).
+
+Every product of a brand with figures has a free appeal; products whose age the model counts (first delivered inside the scenario, or on sale since a given month, ``on_sale_since``)
 with at least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products
 only lose appeal with age); the other such products (too few months in sample, or launched after
 the cut-off) age at the median of the fitted rates, and a
@@ -132,6 +138,14 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
 
 def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: float | None) -> pd.DataFrame:
     """Mean monthly units per brand and product over replicates (China market)."""
+    per = _replicate_monthly(scenario, replications, seed, scale)
+    out = per.groupby(["brand", "model", "month"], observed=True)[["units", "orders"]].mean().reset_index()
+    out["m"] = out["month"].map(parse_month)
+    return out
+
+
+def _replicate_monthly(scenario: Scenario, replications: int, seed: int, scale: float | None) -> pd.DataFrame:
+    """Units, orders and backlog per replicate, brand, product and month (China market)."""
     specs = make_specs(scenario, replications, seed=seed, scale=scale)
     with threadpool_limits(BLAS_THREADS):  # as in batches, so that fits and batches agree bit for bit
         runs, sales = collect([execute(s) for s in specs])
@@ -139,10 +153,42 @@ def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: fl
     if len(failed):
         raise RuntimeError(f"a fitting run failed:\n{failed['error'].iloc[0]}")
     sales = sales[sales["market"] == "CN"]
-    per = sales.groupby(["replicate", "brand", "model", "month"], observed=True)[["units", "orders"]].sum()
-    out = per.groupby(["brand", "model", "month"], observed=True).mean().reset_index()
-    out["m"] = out["month"].map(parse_month)
-    return out
+    cols = ["units", "orders", "backlog"]
+    return sales.groupby(["replicate", "brand", "model", "month"], observed=True)[cols].sum().reset_index()
+
+
+def delivery_response(per: pd.DataFrame, months: range, weights: dict[str, Any]) -> pd.DataFrame:
+    """Mean monthly units and orders, with how cumulative deliveries answer to demand.
+
+    A product's deliveries up to month ``m`` are its orders up to ``m`` less what is still in its
+    order book (and what was cancelled). When its order book is empty at ``m``, every order so
+    far has been delivered, so cumulative deliveries move one for one with cumulative orders;
+    when buyers are still waiting, the product delivers at its capacity, which demand does not
+    move. For each weight ``w`` (a function of a frame with ``model`` and ``m`` columns, giving
+    how a parameter moves the log of each month's orders) the column ``r_<name>`` is the mean
+    over replicates of ``[backlog(m) == 0] * sum of w * orders up to m``: the derivative of
+    cumulative deliveries to ``m``; ``c_<name>`` is the same without the order-book condition
+    (the derivative of cumulative orders). Months in which a product is not on sale (before its launch,
+    after its end) have no orders and no backlog.
+    """
+    per = per.astype({"brand": str, "model": str, "month": str})
+    keys = per[["brand", "model"]].drop_duplicates()
+    grid = pd.MultiIndex.from_product(
+        [sorted(per["replicate"].unique()), keys["model"], [format_month(m) for m in months]],
+        names=["replicate", "model", "month"],
+    )
+    full = (per.drop(columns="brand").set_index(["replicate", "model", "month"])
+            .reindex(grid, fill_value=0).reset_index())
+    full = full.merge(keys, on="model")
+    full["m"] = full["month"].map(parse_month)
+    full = full.sort_values(["replicate", "model", "m"], kind="stable")
+    free = (full["backlog"] <= 0).to_numpy()
+    by = [full["replicate"], full["model"]]
+    for name, w in weights.items():
+        full[f"c_{name}"] = (full["orders"] * w(full)).groupby(by).cumsum()
+        full[f"r_{name}"] = free * full[f"c_{name}"]
+    cols = ["units", "orders"] + [f"{k}_{n}" for n in weights for k in ("r", "c")]
+    return full.groupby(["brand", "model", "month", "m"], observed=True)[cols].mean().reset_index()
 
 
 def _target_rows(sim: pd.DataFrame, t: VolumeTarget) -> pd.DataFrame:
@@ -243,6 +289,15 @@ def fit_appeals(
     # The trends' prior: the weighted loss grows by TREND_PRIOR * trend**2 for each brand.
     prior = np.where([k == "trend" for k, _ in params], TREND_PRIOR, 0.0)
 
+    brand_products = {b: [p.name for p in base.products if p.brand == b] for b in brands}
+    months = range(base.start_index, fit_end + 1)
+    # How a parameter moves the log of a month's orders (see delivery_response).
+    response = {
+        "appeal": lambda f: 1.0,
+        "age": lambda f: np.array([ages.get(key, 0.0) for key in zip(f["model"], f["m"], strict=True)]),
+        "trend": lambda f: np.maximum(fit_end - f["m"], 0) / 12.0,
+    }
+
     def median_rate(theta: np.ndarray) -> float:
         return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
 
@@ -255,35 +310,50 @@ def fit_appeals(
                 over[f"brands.{name}.appeal_trend_until"] = cut
         for name in borrowed:
             over[f"products.{name}.ageing"] = median_rate(theta)
-        sim = simulate_monthly(load_scenario(path, over), replications, seed, scale)
-        sim["age"] = [ages.get(key, 0.0) for key in zip(sim["model"], sim["m"], strict=True)]
+        per = _replicate_monthly(load_scenario(path, over), replications, seed, scale)
+        sim = delivery_response(per, months, response)
         r, got = _residuals(targets, sim)
         return sim, r, got, float(np.sum(weights * r**2) + np.sum(prior * theta**2)) / float(np.sum(weights))
 
-    def jacobian(sim: pd.DataFrame) -> np.ndarray:
-        # The logit share derivative: d log(units of a target) / d appeal = (1/lambda) * the
-        # share of the target's demand the parameter moves; d / d ageing = -(1/lambda) * that
-        # share weighted by the product's age in years; d / d trend = -(1/lambda) * the brand's
-        # share weighted by the years before the cut-off. Shares are of *demand* (orders): a
-        # product held at its capacity still answers through its order book, so the fit does
-        # not raise a capacity-bound product's demand without limit (a backlog that later
-        # years would then deliver).
+    def jacobian(sim: pd.DataFrame, r: np.ndarray) -> np.ndarray:
+        # d log(units of a target) = d(units) / units, and a target's units over months s..e are
+        # cumulative deliveries to e less those to s-1; how those answer to each parameter is
+        # in the columns of delivery_response (the logit derivative of orders, 1/lambda times
+        # the orders a parameter moves, counted only up to months with an empty order book).
+        # A product held at its capacity through a target's months does not answer at all (the
+        # fit does not raise a capacity-bound launch's demand without limit), and a backlog
+        # that clears inside them answers with all the orders behind it.
+        tables = {f"{k}_{col}": sim.pivot_table(index="model", columns="m", values=f"{k}_{col}", aggfunc="sum")
+                  for col in response for k in ("r", "c")}
+        column = {"product": "appeal", "brand": "appeal", "ageing": "age", "trend": "trend"}
+        sign = {"product": 1.0, "brand": 1.0, "ageing": -1.0, "trend": -1.0}
+
+        def moved(table: pd.DataFrame, name: str, t: VolumeTarget) -> float:
+            end, before = parse_month(t.end), parse_month(t.start) - 1
+            if name not in table.index:
+                return 0.0
+            d = float(table.at[name, end]) if end in table.columns else 0.0
+            return d - (float(table.at[name, before]) if before in table.columns else 0.0)
+
         jac = np.zeros((len(targets), len(params)))
         for i, t in enumerate(targets):
-            rows = _target_rows(sim, t)
-            demand = max(float(rows["orders"].sum()), 1.0)
+            units = max(float(_target_rows(sim, t)["units"].sum()), 1.0)
+            lines = [t.model] if t.model else brand_products[t.brand]
             for k, (kind, name) in enumerate(params):
-                if kind == "brand":
-                    jac[i, k] = (1.0 / lam) if name == t.brand else 0.0
-                elif kind == "trend":
-                    if name == t.brand:
-                        jac[i, k] = -float((rows["orders"] * np.maximum(fit_end - rows["m"], 0)).sum()) / 12.0 / demand / lam
-                elif product_brand[name] == t.brand and (t.model is None or t.model == name):
-                    own = rows[rows["model"] == name]
-                    if kind == "product":
-                        jac[i, k] = float(own["orders"].sum()) / demand / lam
-                    else:
-                        jac[i, k] = -float((own["orders"] * own["age"]).sum()) / demand / lam
+                if kind in ("brand", "trend"):
+                    moves = [p for p in lines if name == t.brand]
+                else:
+                    moves = [name] if name in lines else []
+                total = 0.0
+                for p in moves:
+                    d = moved(tables["r_" + column[kind]], p, t)
+                    if r[i] > 0:
+                        # Too many deliveries: a product held at its capacity delivers fewer only
+                        # once its demand falls below that capacity, so lowering its demand is
+                        # the way down (one-sided: more demand would only lengthen its queue).
+                        d = max(d, moved(tables["c_" + column[kind]], p, t), key=abs)
+                    total += d
+                jac[i, k] = sign[kind] * total / units / lam
         return jac
 
     def say(it: int, r: np.ndarray, loss: float) -> None:
@@ -323,7 +393,7 @@ def fit_appeals(
         live = [b for b in brands if damping[b] < MAX_DAMPING]
         if not live:
             break
-        jac = jacobian(sim)
+        jac = jacobian(sim, r)
         step = np.zeros(len(params))
         for b in live:
             pi, ti = blocks[b]
