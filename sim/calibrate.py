@@ -23,8 +23,9 @@ months answers with all the orders behind it (see :func:`delivery_response`). Th
 one-sided: for a target with too many deliveries, a product held at its capacity answers with its
 orders (its deliveries fall once its demand falls below its capacity).
 
-Every product of a brand with figures has a free appeal; products whose age the model counts (first delivered inside the scenario, or on sale since a given month, ``on_sale_since``)
-with at least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products
+Every product of a brand with figures has a free appeal; products whose age the model counts
+(first delivered inside the scenario, or on sale since a given month, ``on_sale_since``) with at
+least ``AGEING_MIN_MONTHS`` in sample also have a free ageing rate (kept >= 0: products
 only lose appeal with age); the other such products (too few months in sample, or launched after
 the cut-off) age at the median of the fitted rates, and a
 product launched after the cut-off takes its brand's typical appeal (the fitted product appeals
@@ -168,8 +169,8 @@ def delivery_response(per: pd.DataFrame, months: range, weights: dict[str, Any])
     how a parameter moves the log of each month's orders) the column ``r_<name>`` is the mean
     over replicates of ``[backlog(m) == 0] * sum of w * orders up to m``: the derivative of
     cumulative deliveries to ``m``; ``c_<name>`` is the same without the order-book condition
-    (the derivative of cumulative orders). Months in which a product is not on sale (before its launch,
-    after its end) have no orders and no backlog.
+    (the derivative of cumulative orders). Months in which a product is not on sale (before its
+    launch, after its end) have no orders and no backlog.
     """
     per = per.astype({"brand": str, "model": str, "month": str})
     keys = per[["brand", "model"]].drop_duplicates()
@@ -322,7 +323,8 @@ def fit_appeals(
         # the orders a parameter moves, counted only up to months with an empty order book).
         # A product held at its capacity through a target's months does not answer at all (the
         # fit does not raise a capacity-bound launch's demand without limit), and a backlog
-        # that clears inside them answers with all the orders behind it.
+        # that clears inside them answers with all the orders behind it. Each line's answer is
+        # worked out once per target; a brand's appeal or trend moves the sum over its lines.
         tables = {f"{k}_{col}": sim.pivot_table(index="model", columns="m", values=f"{k}_{col}", aggfunc="sum")
                   for col in response for k in ("r", "c")}
         column = {"product": "appeal", "brand": "appeal", "ageing": "age", "trend": "trend"}
@@ -335,24 +337,24 @@ def fit_appeals(
             d = float(table.at[name, end]) if end in table.columns else 0.0
             return d - (float(table.at[name, before]) if before in table.columns else 0.0)
 
+        def answer(col: str, name: str, t: VolumeTarget, too_many: bool) -> float:
+            d = moved(tables["r_" + col], name, t)
+            # Too many deliveries: a product held at its capacity delivers fewer only once its
+            # demand falls below that capacity, so lowering its demand is the way down
+            # (one-sided: more demand would only lengthen its queue).
+            return max(d, moved(tables["c_" + col], name, t), key=abs) if too_many else d
+
         jac = np.zeros((len(targets), len(params)))
         for i, t in enumerate(targets):
             units = max(float(_target_rows(sim, t)["units"].sum()), 1.0)
             lines = [t.model] if t.model else brand_products[t.brand]
+            answers = {col: {p: answer(col, p, t, r[i] > 0) for p in lines} for col in response}
             for k, (kind, name) in enumerate(params):
+                by_line = answers[column[kind]]
                 if kind in ("brand", "trend"):
-                    moves = [p for p in lines if name == t.brand]
+                    total = sum(by_line.values()) if name == t.brand else 0.0
                 else:
-                    moves = [name] if name in lines else []
-                total = 0.0
-                for p in moves:
-                    d = moved(tables["r_" + column[kind]], p, t)
-                    if r[i] > 0:
-                        # Too many deliveries: a product held at its capacity delivers fewer only
-                        # once its demand falls below that capacity, so lowering its demand is
-                        # the way down (one-sided: more demand would only lengthen its queue).
-                        d = max(d, moved(tables["c_" + column[kind]], p, t), key=abs)
-                    total += d
+                    total = by_line.get(name, 0.0)
                 jac[i, k] = sign[kind] * total / units / lam
         return jac
 
