@@ -725,7 +725,8 @@ class MarketModel(mesa.Model):
             kernel.bernoulli_threshold(p_consider),
             1.0 + cfg.budget_stretch,
             float(cfg.outside_value),
-            float(cfg.price_expectation * self.expected_rise[m]),
+            # A known rise next month lowers the value of waiting: v0 = u0 - gamma * alpha * rise (ODD 7.7).
+            float(-cfg.price_expectation * self.expected_rise[m]),
             kernel.bernoulli_threshold_of(cfg.defer_share),
             np.minimum(limit_left[prods], rows.size + 1).astype(np.int64),
             prods.astype(np.int64),
@@ -762,7 +763,7 @@ class MarketModel(mesa.Model):
         considers = rng.random((n, self.n_brands), dtype=np.float32) < p_consider.astype(np.float32)[pool.tier[rows]]
         affordable = paid[None, :] <= pool.budget[rows, None] * (1.0 + cfg.budget_stretch)
         available = considers[:, self.product_brand[prods]] & affordable
-        v0 = (cfg.outside_value + cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
+        v0 = (cfg.outside_value - cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
         e = rng.standard_exponential((n, prods.size), dtype=np.float32)
         e0 = rng.standard_exponential((n, lam.size + 1), dtype=np.float32)
         order = rng.permutation(n)

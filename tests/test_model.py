@@ -326,6 +326,29 @@ def test_tariff_raises_the_landed_price_and_lowers_orders():
     assert _orders(taxed, "B1") < _orders(free, "B1")
 
 
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_a_known_price_rise_brings_orders_forward_and_a_cut_holds_them_back(kernel: str):
+    """ODD 7.7: buyers who know that prices rise next month value waiting less (more order now); a
+    known cut makes waiting worth more. tiny.yaml changes B1's price in 2024-06; compare May's orders
+    with buyers who anticipate it against myopic ones, on the same draws."""
+
+    def may_orders(price: int, gamma: float) -> float:
+        total = 0.0
+        for seed in (1, 2):
+            sc = load_scenario(TINY, {"events[0].price": price, "buyers.price_expectation": gamma, "scale": 2})
+            model = MarketModel(scenario=sc, seed=seed, kernel=kernel)
+            for _ in range(5):  # 2024-01..2024-05
+                model.step()
+            assert model.month_label == "2024-05"
+            total += model.last_orders.sum()
+        return total
+
+    myopic = may_orders(480000, 0.0)
+    assert may_orders(480000, 0.0) == may_orders(320000, 0.0)  # myopic buyers do not see next month
+    assert may_orders(480000, 1.0) > 1.03 * myopic
+    assert may_orders(320000, 1.0) < 0.97 * myopic
+
+
 def test_scale_sets_the_number_of_buyer_decisions():
     short = load_scenario(TINY, {"end": "2024-03"})
     decisions = {}
