@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.calibrate import fit_appeals, simulate_monthly, volume_targets, write_overlay
+from sim import calibrate
+from sim.calibrate import block_levenberg_marquardt, fit_appeals, simulate_monthly, volume_targets, write_overlay
 from sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,3 +209,39 @@ def test_a_product_held_at_its_capacity_is_lowered_when_it_delivers_too_many(tmp
                                       reported=_figures(rows), fit_trend=False, fit_ageing=False, log=io.StringIO())
     assert report["pct_error"].abs().max() < 5.0, report
     assert products["A1"]["appeal"] < -0.5, products
+
+
+def _two_brands(revive: float, monkeypatch) -> tuple[np.ndarray, str]:
+    """Brand A's parameter a should be 2; brand B's b should be half of a (B loses buyers to A). B's
+    first steps look bad (its early evaluations are noisy), so B stops taking steps while a is
+    still small, and its loss then rises as A converges."""
+    monkeypatch.setattr(calibrate, "REVIVE", revive)
+    calls = {"n": 0}
+
+    def evaluate(theta):
+        calls["n"] += 1
+        a, b = theta
+        noise = 5.0 if calls["n"] <= 20 and b != 0.0 else 0.0
+        r = np.array([a - 2.0, b - 0.5 * a + noise])
+        return None, r, list(r), float(np.sum(r**2))
+
+    def jacobian(sim, r):
+        return np.eye(2)  # block-diagonal: the cross effect of a on B's target is left out, as in the fit
+
+    log = io.StringIO()
+    blocks = {"A": (np.array([0]), np.array([0])), "B": (np.array([1]), np.array([1]))}
+    best, _, _ = block_levenberg_marquardt(
+        np.zeros(2), evaluate, jacobian, blocks, np.ones(2), np.zeros(2), ridge=0.2, iterations=40,
+        tolerance=0.01, lower=np.full(2, -np.inf), log=log,
+    )
+    return best[2], log.getvalue()
+
+
+def test_a_brand_that_stopped_taking_steps_takes_them_again_when_its_loss_rises(monkeypatch):
+    r, log = _two_brands(calibrate.REVIVE, monkeypatch)
+    assert "B: loss" in log and "steps again" in log
+    assert np.max(np.abs(r)) < 0.05
+    # Without the rule, B stays where it stopped while A converges: no iterate fits both.
+    r_frozen, log_frozen = _two_brands(np.inf, monkeypatch)
+    assert "steps again" not in log_frozen
+    assert np.max(np.abs(r_frozen)) > 0.3
