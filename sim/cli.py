@@ -359,11 +359,20 @@ def print_summary(out: Path) -> None:
 # ------------------------------------------------------------------- main
 
 
+def _check_kernel_environment() -> None:
+    """A bad ``SIM_KERNEL`` is bad input: say so before any run starts (and fails on it)."""
+    if os.environ.get("SIM_KERNEL"):
+        from .model import resolve_kernel
+
+        resolve_kernel()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        _check_kernel_environment()
         return func(args)
     except InputError as exc:
         print(str(exc), file=sys.stderr)

@@ -116,6 +116,13 @@ def test_bad_executor_is_input_error(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_bad_kernel_in_the_environment_is_input_error_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SIM_KERNEL", "fortran")
+    assert main(["run", str(TINY), "-r", "2", "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "SIM_KERNEL" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_in_flight_window_is_bounded(tiny):
     """The parent holds at most `window` chunk results at a time, whatever the number of chunks."""
     submitted = 0
