@@ -1,8 +1,8 @@
 """sim: an agent-based market simulator of China's premium car market, on Mesa.
 
-The public names are imported on first use, so that ``import sim`` (and every ``sim``
-command that does not run the model, such as ``sim --help`` or ``sim compare``) does not
-pay for importing Mesa.
+The public names are imported on first use, so that ``import sim`` and ``import sim.cli``
+do not pay for importing Mesa (the command modules that ``sim.cli`` builds its parser
+from still do).
 """
 
 from __future__ import annotations

@@ -401,7 +401,6 @@ def fit_appeals(
     return brand_fit, prod_fit, report
 
 
-
 #: A brand whose damping passed MAX_DAMPING (its steps kept raising its own loss) is given steps
 #: again while its loss is above this multiple of the lowest it has had: the other brands' moves
 #: have changed its market.

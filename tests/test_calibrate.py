@@ -159,18 +159,26 @@ def test_a_line_on_sale_before_the_start_gets_a_life_cycle_only_when_its_age_is_
     assert "ageing" in fitted["since"] and fitted["since"]["ageing"] >= 0.0, fitted
 
 
+def _capacity_market(tmp_path: Path, *, a1_capacity: int, truth_product: str, truth_appeal: float) -> tuple[Path, Path]:
+    """tiny.yaml with A1's plant at ``a1_capacity`` a month (A2's never full), and the "truth" that
+    generates the reported figures: the same market with one product's appeal changed."""
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"name: base\nextends: {TINY}\n"
+        f"products:\n  - {{name: A1, capacity: {{max: {a1_capacity}, ramp_months: 1}}}}\n"
+        "  - {name: A2, capacity: {max: 100000}}\n"
+    )
+    truth = tmp_path / "truth.yaml"
+    truth.write_text(f"name: truth\nextends: {base}\nproducts:\n  - {{name: {truth_product}, appeal: {truth_appeal}}}\n")
+    return base, truth
+
+
 def test_a_product_held_at_its_capacity_is_not_raised_by_volumes_it_cannot_deliver(tmp_path):
     # A1's plant (200 a month) is full all year, with buyers waiting; A2's is never full. Brand
     # A's reported total comes from the model with A2 0.8 utils more appealing. Raising A1's
     # appeal would only lengthen its order book, so the fit must leave it where it started and
     # reach A's total through the brand and A2 (an order-based derivative raised A1 too).
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\n"
-        "products:\n  - {name: A1, capacity: {max: 200, ramp_months: 1}}\n  - {name: A2, capacity: {max: 100000}}\n"
-    )
-    truth = tmp_path / "truth.yaml"
-    truth.write_text(f"name: truth\nextends: {base}\nproducts:\n  - {{name: A2, appeal: 0.8}}\n")
+    base, truth = _capacity_market(tmp_path, a1_capacity=200, truth_product="A2", truth_appeal=0.8)
     sim = simulate_monthly(load_scenario(truth), 2, seed=5, scale=None)
     a1 = sim[sim["model"] == "A1"]
     assert (a1["orders"] > a1["units"]).sum() >= 6 and a1["units"].max() <= 200  # A1 is held at its capacity
@@ -190,13 +198,7 @@ def test_a_product_held_at_its_capacity_is_lowered_when_it_delivers_too_many(tmp
     # The other side: A1's plant (2,000 a month) is full from the start, but in the "reported" data
     # A1 is 1.5 utils less appealing and its demand stays below it. Lowering A1's appeal changes
     # nothing until its demand falls below its capacity, so the fit must follow its orders down.
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\n"
-        "products:\n  - {name: A1, capacity: {max: 2000, ramp_months: 1}}\n  - {name: A2, capacity: {max: 100000}}\n"
-    )
-    truth = tmp_path / "truth.yaml"
-    truth.write_text(f"name: truth\nextends: {base}\nproducts:\n  - {{name: A1, appeal: -1.5}}\n")
+    base, truth = _capacity_market(tmp_path, a1_capacity=2000, truth_product="A1", truth_appeal=-1.5)
     start = simulate_monthly(load_scenario(base), 2, seed=5, scale=None)
     a1_start = start[start["model"] == "A1"]
     assert (a1_start["orders"] > a1_start["units"]).sum() >= 6  # held at its capacity at the start
