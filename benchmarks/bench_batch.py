@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim import batch, store  # noqa: E402
-from sim.run import make_specs  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.runs import batch, store  # noqa: E402
+from sim.runs.run import make_specs  # noqa: E402
+from sim.scenario.schema import load_scenario  # noqa: E402
 
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 
@@ -52,7 +52,7 @@ def hwm():
     except OSError:
         pass
     return -1
-from sim.cli import main
+from sim.cli.commands import main
 before = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, hwm())
 t0 = time.perf_counter()
 rc = main(sys.argv[1:])

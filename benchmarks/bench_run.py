@@ -55,7 +55,7 @@ def run_process(cmd: list[str]) -> dict[str, float]:
 def month_shapes(scenario: str, end: str, scale: float | None) -> list[tuple[int, int]]:
     """(buyer decisions, options) of each month of the run: options = products on sale + the outside option."""
     sys.path.insert(0, str(ROOT))
-    from sim.model import MarketModel
+    from sim.model.market_model import MarketModel
 
     model = MarketModel(scenario, scale=scale, end=end)
     shapes = []
@@ -95,8 +95,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from sim.months import format_month, parse_month
-    from sim.scenario import load_scenario
+    from sim.scenario.months import format_month, parse_month
+    from sim.scenario.schema import load_scenario
 
     sc = load_scenario(args.scenario)
     end = format_month(parse_month(sc.start) + args.months - 1)

@@ -1,11 +1,11 @@
 """Naive reference of the monthly buyer decision: one Mesa agent per buyer, one Python ``step()`` each.
 
 The yardstick for speed and the oracle for correctness of the choice paths; it is not used
-by the product. The numpy path (:func:`sim.market.serve_in_order`) draws as these agents do
+by the product. The numpy path (:func:`sim.model.market.serve_in_order`) draws as these agents do
 and equals them buyer for buyer on fixed draws; the production path, the compiled kernel
-(:mod:`sim.kernel`), draws the same law differently (inverse CDF, draws again from the
+(:mod:`sim.model.kernel`), draws the same law differently (inverse CDF, draws again from the
 residual law) and agrees with them statistically (``tests/test_bench.py``). It applies the
-rule written the plain Mesa way and independently of ``sim.market`` and ``sim.kernel``:
+rule written the plain Mesa way and independently of ``sim.model.market`` and ``sim.model.kernel``:
 
 * each buyer i draws its own Exp(1) values ``E_ij`` (one per product) and ``E0_ik`` (one
   per nest, and one for the outside option);
@@ -132,7 +132,7 @@ class NaiveBuyer(mesa.Agent):
 class NaiveMarket(mesa.Model):
     """A month of the market with one :class:`NaiveBuyer` agent per buyer.
 
-    Takes the same inputs as :func:`sim.market.serve_in_order`.
+    Takes the same inputs as :func:`sim.model.market.serve_in_order`.
 
     Args:
         v: systematic utilities, buyers x products, float32.

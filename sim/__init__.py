@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import MarketModel
-    from .scenario import Scenario, load_scenario
-    from .store import Results, load_results
+    from sim.model.market_model import MarketModel
+    from sim.runs.store import Results, load_results
+    from sim.scenario.schema import Scenario, load_scenario
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "MarketModel": "model",
-    "Scenario": "scenario",
-    "load_scenario": "scenario",
-    "Results": "store",
-    "load_results": "store",
+    "MarketModel": "sim.model.market_model",
+    "Scenario": "sim.scenario.schema",
+    "load_scenario": "sim.scenario.schema",
+    "Results": "sim.runs.store",
+    "load_results": "sim.runs.store",
 }
 
 __all__ = ["MarketModel", "Results", "Scenario", "__version__", "load_results", "load_scenario"]
@@ -31,7 +31,7 @@ __all__ = ["MarketModel", "Results", "Scenario", "__version__", "load_results", 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m sim``: the command line."""
 
-from .cli import main
+from sim.cli.commands import main
 
 raise SystemExit(main())

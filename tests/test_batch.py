@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from sim import batch, store
 from sim.cli import main
-from sim.run import make_specs
-from sim.scenario import load_scenario
-from sim.yamlio import InputError
+from sim.runs import batch, store
+from sim.runs.run import make_specs
+from sim.scenario.schema import load_scenario
+from sim.scenario.yamlio import InputError
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny.yaml"
@@ -175,16 +175,16 @@ def test_adaptive_chunks_aim_at_seconds_of_work():
 
 
 def test_failed_runs_are_recorded_and_the_batch_goes_on(tmp_path, monkeypatch, capsys):
-    import sim.run
+    import sim.runs.run
 
-    real = sim.run.sales_table
+    real = sim.runs.run.sales_table
 
     def flaky(model, spec):
         if spec.replicate % 3 == 1:
             raise FloatingPointError(f"demand blew up in replicate {spec.replicate}")
         return real(model, spec)
 
-    monkeypatch.setattr(sim.run, "sales_table", flaky)
+    monkeypatch.setattr(sim.runs.run, "sales_table", flaky)
     out = tmp_path / "o"
     assert main(["run", str(TINY), "-r", "7", "--workers", "1", "--chunk-size", "2", "--out", str(out)]) == 1
     res = store.load_results(out)

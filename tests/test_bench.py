@@ -17,9 +17,9 @@ import json
 import numpy as np
 import pytest
 
-from sim import kernel, market
-from sim.bench import Population, load_naive, make_population, serve_month
 from sim.cli import main
+from sim.model import kernel, market
+from sim.runs.bench import Population, load_naive, make_population, serve_month
 
 naive = load_naive()
 

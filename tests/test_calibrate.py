@@ -10,16 +10,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import calibrate
-from sim.calibrate import block_levenberg_marquardt, fit_appeals, simulate_monthly, volume_targets, write_overlay
-from sim.scenario import load_scenario
+from sim.analysis import fit_appeals as calibrate
+from sim.analysis.fit_appeals import (
+    block_levenberg_marquardt,
+    fit_appeals,
+    simulate_monthly,
+    volume_targets,
+    write_overlay,
+)
+from sim.scenario.schema import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 
 
 def _figures(rows: list[dict]) -> SimpleNamespace:
-    """A minimal stand-in for sim.reported.ReportedFigures: only the columns the fit reads."""
+    """A minimal stand-in for sim.analysis.reported.ReportedFigures: only the columns the fit reads."""
     base = {"measure": "deliveries", "basis": "", "confidence": "high", "model": None, "market": "CN"}
     return SimpleNamespace(figures=pd.DataFrame([{**base, **r} for r in rows]))
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sim import load_results, load_scenario
-from sim.run import RUNS_COLUMNS, SALES_COLUMNS
+from sim.runs.run import RUNS_COLUMNS, SALES_COLUMNS
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
 MANIFEST_KEYS = {"scenario", "scenario_hash", "seed", "packages", "code_version", "created"}

@@ -16,9 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import store
-from sim.cli import main
-from sim.compare import (
+from sim.analysis.compare import (
     CONFIDENCE_WEIGHTS,
     FIGURE_COLUMNS,
     all_figures,
@@ -31,9 +29,11 @@ from sim.compare import (
     paired_summary,
     target_summary,
 )
-from sim.months import parse_month
-from sim.run import RUNS_COLUMNS, sales_frame
-from sim.yamlio import InputError
+from sim.cli import main
+from sim.runs import store
+from sim.runs.run import RUNS_COLUMNS, sales_frame
+from sim.scenario.months import parse_month
+from sim.scenario.yamlio import InputError
 
 DATA = Path(__file__).resolve().parent / "data"
 FIGURES_CSV = DATA / "compare" / "figures.csv"
@@ -98,7 +98,7 @@ def figure(line: int, brand: str, model: str | None, frequency: str, start: str,
            measure: str = "deliveries", qualifier: str = "=", confidence: str = "high", basis: str = "",
            market: str | None = "CN", low: float | None = None, high: float | None = None,
            cumulative_of: str | None = None) -> dict:  # fmt: skip
-    """One row of a reported-figures table (the columns of ``sim.reported.load_reported``)."""
+    """One row of a reported-figures table (the columns of ``sim.analysis.reported.load_reported``)."""
     if low is None:
         low = value
     if high is None:
@@ -488,8 +488,8 @@ def test_cli_bad_input_exits_2(folder: Path, tmp_path: Path, capsys: pytest.Capt
 
 
 def test_compare_on_the_real_engine(tiny, tmp_path: Path) -> None:  # noqa: ANN001
-    from sim.batch import run_batch
-    from sim.run import make_specs
+    from sim.runs.batch import run_batch
+    from sim.runs.run import make_specs
 
     out = store.prepare_output(tmp_path / "tiny")
     manifest = {"kind": "run", "scenario_name": tiny.name, "scenario": tiny.model_dump(mode="json"), "seed": 7,

@@ -17,16 +17,16 @@ import pandas as pd
 import pytest
 
 from sim import cli
-from sim.compare import compare_pair, target_table
-from sim.dashboard import levers as lv
-from sim.dashboard.config import DashboardConfig, make_config, scenario_files
-from sim.dashboard.runner import BatchCache, Cancelled, WorkerPool, run_pair
-from sim.dashboard.summary import cumulative_fan, segment_shares, summarize_pair
-from sim.model import MarketModel
-from sim.run import execute, make_specs
-from sim.scenario import Scenario, load_scenario, parse_set_option
-from sim.store import Results
-from sim.yamlio import InputError
+from sim.analysis.compare import compare_pair, target_table
+from sim.model.market_model import MarketModel
+from sim.present.dashboard import levers as lv
+from sim.present.dashboard.config import DashboardConfig, make_config, scenario_files
+from sim.present.dashboard.runner import BatchCache, Cancelled, WorkerPool, run_pair
+from sim.present.dashboard.summary import cumulative_fan, segment_shares, summarize_pair
+from sim.runs.run import execute, make_specs
+from sim.runs.store import Results
+from sim.scenario.schema import Scenario, load_scenario, parse_set_option
+from sim.scenario.yamlio import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -42,7 +42,7 @@ def scenario(name: str) -> Scenario:
 
 @functools.cache
 def levers(name: str) -> lv.LeverSet:
-    """:func:`sim.dashboard.levers.load_levers` of a shipped scenario, from the cached files."""
+    """:func:`sim.present.dashboard.levers.load_levers` of a shipped scenario, from the cached files."""
     sc = scenario(name)
     parent = (Path(name).parent / sc.extends).with_suffix("") if sc.extends else None
     return lv.levers_for(sc, scenario(str(parent)) if parent else None)
@@ -262,7 +262,7 @@ def test_runner_in_worker_processes_equals_serial(tiny_pair):
 
 
 def test_batches_with_failed_runs_are_not_cached(monkeypatch):
-    import sim.dashboard.runner as runner
+    import sim.present.dashboard.runner as runner
 
     real = runner.run_chunk
 
@@ -370,7 +370,7 @@ def test_segment_shares_average_per_run_shares():
 
 def test_cumulative_fan_counts_months_outside_the_results_as_zero():
     res = _results("x", [[10, 20, 30], [20, 20, 20]])
-    from sim.compare import unit_cube
+    from sim.analysis.compare import unit_cube
 
     fan = cumulative_fan(unit_cube(res), "A", "2024-02", "2024-05", 1000.0, "s").set_index("month")
     assert fan.loc["2024-01", "mean"] == 1000  # the month before the window holds the anchor
@@ -382,7 +382,7 @@ def test_cumulative_fan_counts_months_outside_the_results_as_zero():
 
 
 def test_month_table_reads_the_recorded_month():
-    from sim.dashboard import state
+    from sim.present.dashboard import state
 
     model = MarketModel(TINY, seed=2, scale=40)
     assert state.month_table(model).empty
@@ -406,7 +406,7 @@ def test_month_table_reads_the_recorded_month():
 
 
 def test_charts_draw_a_summary(tiny_pair):
-    from sim.dashboard import charts
+    from sim.present.dashboard import charts
 
     s = summarize_pair(tiny_pair[0].scenario, tiny_pair[0].baseline, reported=pd.DataFrame())
     fan = charts.fan_chart(s)
@@ -471,7 +471,7 @@ def test_dashboard_bad_input_exits_2(tmp_path, capsys):
 @pytest.mark.skipif(not HAS_EXTRA, reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
 def test_the_app_imports_without_warnings():
     """The Solara app module imports cleanly with warnings as errors (pytest -W error)."""
-    import sim.dashboard.app as app
+    import sim.present.dashboard.app as app
 
     assert [r.path for r in app.routes] == ["/", "single-run"]
 

@@ -17,10 +17,7 @@ import pytest
 import yaml
 from scipy import integrate
 
-from sim import store
-from sim.calibrate import simulate_monthly, volume_targets
-from sim.cli import main
-from sim.ensemble import (
+from sim.analysis.calibrate import (
     FreeParameter,
     Proposal,
     distances,
@@ -32,9 +29,12 @@ from sim.ensemble import (
     select,
     target_values,
 )
-from sim.run import ensemble_member, execute, make_specs
-from sim.scenario import load_scenario
-from sim.yamlio import InputError
+from sim.analysis.fit_appeals import simulate_monthly, volume_targets
+from sim.cli import main
+from sim.runs import store
+from sim.runs.run import ensemble_member, execute, make_specs
+from sim.scenario.schema import load_scenario
+from sim.scenario.yamlio import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

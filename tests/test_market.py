@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from sim import market
+from sim.model import market
 
 # ------------------------------------------------------------------ helpers
 
@@ -449,7 +449,7 @@ def test_store_reach_and_cancellation_rate():
 # The same law drawn differently: first choices by inverse CDF, then service in a random order
 # where a buyer whose first choice has closed draws again from the residual law.
 
-from sim import kernel  # noqa: E402  (the compiled kernel's tests live with the law they draw)
+from sim.model import kernel  # noqa: E402  (the compiled kernel's tests live with the law they draw)
 
 NO_ORDER = np.empty(0, np.int64)
 NO_UNIFORMS = np.empty((0, 4))

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from pandas.testing import assert_frame_equal
 
-from sim import MarketModel, load_results, load_scenario, store
-from sim.agents import Buyer
-from sim.batch import run_batch
-from sim.months import format_month, parse_month
-from sim.run import RUNS_COLUMNS, SALES_COLUMNS, execute, make_specs
-from sim.yamlio import InputError
+from sim import MarketModel, load_results, load_scenario
+from sim.model.agents import Buyer
+from sim.runs import store
+from sim.runs.batch import run_batch
+from sim.runs.run import RUNS_COLUMNS, SALES_COLUMNS, execute, make_specs
+from sim.scenario.months import format_month, parse_month
+from sim.scenario.yamlio import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
@@ -506,7 +507,7 @@ def test_a_store_network_can_grow_over_months():
 
 
 def test_check_passes_on_a_sound_model_and_names_the_month_of_a_broken_one(monkeypatch):
-    from sim.model import InvariantError
+    from sim.model.market_model import InvariantError
 
     MarketModel(scenario=str(TINY), seed=3, check=True).run()  # no violation on the real model
 

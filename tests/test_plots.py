@@ -1,4 +1,4 @@
-"""Plot functions on synthetic results whose every number is known (sim.plots).
+"""Plot functions on synthetic results whose every number is known (sim.present.plots).
 
 The synthetic market: brands AITO, B and C over 2024-01..2025-12, replicate ``r`` of product
 ``p`` delivering ``base[p] + 10 * r + month`` vehicles in month ``month`` (0, 1, 2...); C1 sells
@@ -22,11 +22,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from sim import plots, store
-from sim.compare import compare_pair
-from sim.months import format_month, parse_month
-from sim.run import RUNS_COLUMNS, sales_frame
-from sim.targets import target_outcomes
+from sim.analysis.compare import compare_pair
+from sim.analysis.targets import target_outcomes
+from sim.present import plots
+from sim.runs import store
+from sim.runs.run import RUNS_COLUMNS, sales_frame
+from sim.scenario.months import format_month, parse_month
 
 MONTHS = plots.months_between("2024-01", "2025-12")
 PRODUCTS = {  # name: (brand, segment, base units a month, first month)

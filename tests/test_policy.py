@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim import MarketModel, policy
+from sim import MarketModel
+from sim.model import policy
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
 

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
-from sim import cli, store
+from sim import cli
+from sim.runs import store
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = DATA / "tiny.yaml"
@@ -241,7 +242,7 @@ class _FullFile(io.FileIO):
 
 
 class _FailingDisk:
-    """``open`` for sim.store whose N-th file fails: full (ENOSPC after half its bytes) or read-only."""
+    """``open`` for sim.runs.store whose N-th file fails: full (ENOSPC after half its bytes) or read-only."""
 
     def __init__(self, fail_at: int, err: int):
         self.fail_at, self.err, self.n = fail_at, err, 0

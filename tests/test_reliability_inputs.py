@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from sim import cli
-from sim.reported import MAX_FILE_BYTES as CSV_LIMIT
-from sim.yamlio import MAX_FILE_BYTES as YAML_LIMIT
-from sim.yamlio import MAX_NODES
+from sim.analysis.reported import MAX_FILE_BYTES as CSV_LIMIT
+from sim.scenario.yamlio import MAX_FILE_BYTES as YAML_LIMIT
+from sim.scenario.yamlio import MAX_NODES
 
 DATA = Path(__file__).resolve().parent / "data"
 TINY = DATA / "tiny.yaml"

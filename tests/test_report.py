@@ -1,4 +1,4 @@
-"""``sim report`` and ``sim plot`` (sim.report) on a small real batch and on synthetic folders.
+"""``sim report`` and ``sim plot`` (sim.present.report) on a small real batch and on synthetic folders.
 
 The real batch: the baseline and the M6 launch, 3 replicates each at scale 2,000 on the same seed,
 made once per test session (:func:`real_batches`) and shared with tests/test_report_browser.py.
@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from test_plots import PRODUCTS, write_synthetic_results
 
+from sim.analysis.targets import summarize, target_outcomes
 from sim.cli import main
-from sim.report import NEEDS_VS, PLOTS, scenario_differences
-from sim.store import load_results
-from sim.targets import summarize, target_outcomes
+from sim.present.report import NEEDS_VS, PLOTS, scenario_differences
+from sim.runs.store import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 IMG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')

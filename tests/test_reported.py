@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.reported import (
+from sim.analysis.reported import (
     APPROX_TOLERANCE,
     BRANDS,
     CONFIDENCE_LEVELS,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from sim import cli
-from sim.scenario import apply_override, load_scenario, parse_set_option, resolve_document
-from sim.yamlio import InputError
+from sim.scenario.schema import apply_override, load_scenario, parse_set_option, resolve_document
+from sim.scenario.yamlio import InputError
 
 HERE = Path(__file__).resolve().parent
 TINY = HERE / "data" / "tiny.yaml"

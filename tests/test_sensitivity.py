@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.analysis.sensitivity import load_study
 from sim.cli import main
-from sim.sensitivity import load_study
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIB_TINY = ROOT / "tests" / "data" / "calib_tiny.yaml"

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from sim import store
 from sim.cli import main
-from sim.months import parse_month
-from sim.sweep import load_sweep, resolve_selectors
-from sim.yamlio import InputError
+from sim.runs import store
+from sim.runs.sweep import load_sweep, resolve_selectors
+from sim.scenario.months import parse_month
+from sim.scenario.yamlio import InputError
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny.yaml"
@@ -128,7 +128,7 @@ def test_list_design(tmp_path):
 
 
 def test_selectors_address_unnamed_list_items():
-    from sim.scenario import load_scenario
+    from sim.scenario.schema import load_scenario
 
     data = load_scenario(TINY).model_dump(mode="json")
     assert resolve_selectors(data, "events[type=stores,brand=A].count") == "events[1].count"

@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.cli import main
-from sim.months import format_month, parse_month
-from sim.scenario import load_scenario
-from sim.validation import (
+from sim.analysis.validate_model import (
     check_discounts,
     check_legacy_decline,
     check_refresh_dip,
@@ -22,6 +19,9 @@ from sim.validation import (
     check_tax_pull_forward,
     elasticity_checks,
 )
+from sim.cli import main
+from sim.scenario.months import format_month, parse_month
+from sim.scenario.schema import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.yaml"

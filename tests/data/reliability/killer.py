@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import sim.batch
-import sim.store
+import sim.runs.batch
+import sim.runs.store
 from sim import cli
-from sim.model import MarketModel
+from sim.model.market_model import MarketModel
 
 
 class Moments:
@@ -73,7 +73,7 @@ def install(moment: Moments) -> None:
         real_replace(src, dst)
         moment("renamed " + Path(dst).name)
 
-    real_execute, real_step = sim.batch.execute, MarketModel.step
+    real_execute, real_step = sim.runs.batch.execute, MarketModel.step
 
     def execute(spec: Any) -> Any:
         moment(f"run-start {spec.run_id}")
@@ -86,9 +86,9 @@ def install(moment: Moments) -> None:
             moment("run-half-way")
         real_step(self)
 
-    sim.store.open = opened  # type: ignore[attr-defined]  # shadows the builtin in sim.store only
-    sim.store.os.fsync, sim.store.os.replace = fsync, replace  # type: ignore[assignment]
-    sim.batch.execute = execute  # type: ignore[assignment]
+    sim.runs.store.open = opened  # type: ignore[attr-defined]  # shadows the builtin in sim.runs.store only
+    sim.runs.store.os.fsync, sim.runs.store.os.replace = fsync, replace  # type: ignore[assignment]
+    sim.runs.batch.execute = execute  # type: ignore[assignment]
     MarketModel.step = step  # type: ignore[method-assign]
 
 
@@ -124,8 +124,8 @@ def serve() -> None:
 
 def warm_up() -> None:
     """Load once what every child would otherwise load again: the command line's modules, the compiled kernels."""
-    from sim.run import execute, make_specs
-    from sim.scenario import load_scenario
+    from sim.runs.run import execute, make_specs
+    from sim.scenario.schema import load_scenario
 
     cli.build_parser()
     tiny = load_scenario(Path(__file__).resolve().parent.parent / "tiny.yaml")

@@ -1,0 +1,314 @@
+"""Output of ``sim compare``: JSON, text tables, CSV, and the command line."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.analysis.compare import (
+    WHAT,
+    Comparison,
+    PairComparison,
+    all_figures,
+    compare,
+    compare_pair,
+    default_figures,
+    read_reported,
+)
+from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
+from sim.analysis.reported import ReportedFigures
+from sim.runs.store import load_results
+from sim.scenario.yamlio import InputError
+
+# --------------------------------------------------------------------------- output
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON data: NaN and infinities become None, numpy and pandas scalars Python ones."""
+    if isinstance(obj, pd.DataFrame):
+        return [jsonable(r) for r in obj.to_dict("records")]
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if obj is None or obj is pd.NA or obj is pd.NaT:
+        return None
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, bool | int | str):
+        return obj
+    return str(obj)
+
+
+def _public(df: pd.DataFrame) -> pd.DataFrame:
+    return df[[c for c in df.columns if not str(c).startswith("_")]]
+
+
+def _with_results(df: pd.DataFrame, label: str | None) -> pd.DataFrame:
+    df = _public(df)
+    return df if label is None else df.assign(results=label)[["results", *df.columns]]
+
+
+def build_document(comps: Sequence[Comparison], pair: PairComparison | None = None) -> dict[str, Any]:
+    """The JSON document of ``sim compare --format json`` (NaN and infinities as null).
+
+    Shape::
+
+        {"figures": [{figure_id, brand, model, measure, frequency, start, end, reported,
+                      qualifier, confidence, source, sim_mean, sim_p5, sim_p95, error,
+                      pct_error, inside_band, note, weight, used}, ...],
+         "series": [{brand, model, frequency, n, periods, weight, mape, bias_pct, mase,
+                     mase_basis, coverage, n_band, note}, ...],
+         "targets": [{name, brand, units, start, by, reported_cumulative_at_start, runs,
+                      probability, probability_low, probability_high, month_reached_p5,
+                      month_reached_median, month_reached_p95, delivered_mean, delivered_p5,
+                      delivered_p95, shortfall_mean, shortfall_p50, shortfall_p95, note}, ...],
+         # two folders only:
+         "paired": [{metric, a_mean, b_mean, mean_diff, diff_p5, diff_p95, ci_low, ci_high,
+                     n, paired, note}, ...],
+         "cannibalisation": {new_products, window_start, window_end, new_units,
+                             units_lost_total, outside_option, outside_option_share,
+                             products: [{model, brand, a_units, b_units, units_lost,
+                                         lost_p5, lost_p95, share_of_new}, ...],
+                             paired, replicates, pairing}}
+
+    With two folders every row of the first three carries ``results`` (the folder's path).
+    """
+    two = len(comps) > 1
+    doc: dict[str, Any] = {
+        "figures": pd.concat([_with_results(c.figures, str(c.path) if two else None) for c in comps], ignore_index=True)
+        if any(len(c.figures) for c in comps) else [],
+        "series": pd.concat([_with_results(c.series, str(c.path) if two else None) for c in comps], ignore_index=True)
+        if any(len(c.series) for c in comps) else [],
+        "targets": [({"results": str(c.path)} if two else {}) | t for c in comps for t in c.targets],
+    }  # fmt: skip
+    if pair is not None:
+        doc["paired"] = pair.paired
+        doc["cannibalisation"] = {**pair.cannibalisation_summary, "products": pair.cannibalisation,
+                                  "paired": pair.is_paired, "replicates": pair.replicates, "pairing": pair.note}  # fmt: skip
+    return jsonable(doc)
+
+
+def _text(x: Any) -> str:
+    """A cell as text; missing values blank."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA else str(x)
+
+
+def _num(x: Any, digits: int = 0) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "-" if x is None else str(x)
+    return "-" if not math.isfinite(v) else f"{v:,.{digits}f}"
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def format_targets(c: Comparison) -> str:
+    """The targets of one folder, probability first."""
+    out = []
+    for t in c.targets:
+        out.append(f"TARGET '{t['name']}': {_num(t['units'])} {t['brand']} deliveries {t['start']}..{t['by']}")
+        out.append(f"  PROBABILITY OF REACHING IT: {_num(t['probability'], 2)}"
+                   f"  (95% CI {_num(t['probability_low'], 2)}-{_num(t['probability_high'], 2)}, {t['runs']} runs)")  # fmt: skip
+        out.append(f"  month reached: median {t['month_reached_median'] or 'not reached'}"
+                   f" [5%: {t['month_reached_p5'] or 'not reached'}, 95%: {t['month_reached_p95'] or 'not reached'}]")  # fmt: skip
+        out.append(
+            f"  delivered in the window: mean {_num(t['delivered_mean'])} [5%: {_num(t['delivered_p5'])}, 95%: {_num(t['delivered_p95'])}]"
+        )
+        out.append(
+            f"  shortfall at {t['by']}: mean {_num(t['shortfall_mean'])}, median {_num(t['shortfall_p50'])}, 95%: {_num(t['shortfall_p95'])}"
+        )
+        if t.get("reported_cumulative_at_start") is not None:
+            out.append(f"  reported cumulative at {t['start']}: {_num(t['reported_cumulative_at_start'])}")
+        if t.get("note"):
+            out.append(f"  note: {t['note']}")
+    return "\n".join(out) if out else "no targets in the scenario"
+
+
+def format_series(series: pd.DataFrame) -> str:
+    if series.empty:
+        return "no reported figures compared"
+    rows = [[str(r.brand), _text(r.model), str(r.frequency), str(r.n), _num(r.mape, 1), _num(r.bias_pct, 1),
+             _num(r.mase, 2), _num(r.coverage, 2), str(r.mase_basis)] for r in series.itertuples()]  # fmt: skip
+    head = ["brand", "model", "frequency", "n", "MAPE %", "bias %", "MASE", "coverage", "MASE scale"]
+    tol = ("tolerances (MISSION.md): monthly MAPE <10% high, 10-20% good; annual within 10%; "
+           "coverage of the 90% band >= 0.80; weights by source confidence (high 1, medium 0.7, low 0.4)")  # fmt: skip
+    return _text_table(head, rows, [False, False, False, True, True, True, True, True, False]) + "\n" + tol
+
+
+def format_figures(figures: pd.DataFrame) -> str:
+    if figures.empty:
+        return "no reported volume figures"
+    shown = figures[figures["sim_mean"].notna()]
+    rows = []
+    for r in shown.itertuples():
+        rep = ("" if r.qualifier in ("=", "range") else r.qualifier) + _num(r.reported)
+        period = r.start if r.start == r.end else f"{r.start}..{r.end}"
+        inside = {True: "yes", False: "NO"}.get(r.inside_band, "-")
+        rows.append([str(r.figure_id), _text(r.model) or str(r.brand), str(r.measure), str(r.frequency), period, rep,
+                     str(r.confidence), _num(r.sim_mean), f"{_num(r.sim_p5)}-{_num(r.sim_p95)}", _num(r.pct_error, 1),
+                     inside, "" if r.used else "no", str(r.note)])  # fmt: skip
+    head = ["line", "brand/model", "measure", "frequency", "period", "reported", "conf", "sim mean", "sim 5-95%",
+            "error %", "in band", "used", "note"]  # fmt: skip
+    text = _text_table(
+        head, rows, [True, False, False, False, False, True, False, True, True, True, False, False, False]
+    )
+    hidden = len(figures) - len(shown)
+    if hidden:
+        text += f"\n{hidden} figure(s) not compared (outside the results, or not simulated): see --format csv"
+    return text
+
+
+def format_pair(pair: PairComparison) -> str:
+    out = [f"PAIRED DIFFERENCES B - A ({pair.note})"]
+    rows = [[str(r.metric), _num(r.a_mean, 2 if "reached" in r.metric else 0), _num(r.b_mean, 2 if "reached" in r.metric else 0),
+             _num(r.mean_diff, 2 if "reached" in r.metric else 0),
+             f"{_num(r.diff_p5, 2 if 'reached' in r.metric else 0)} to {_num(r.diff_p95, 2 if 'reached' in r.metric else 0)}",
+             f"{_num(r.ci_low, 2 if 'reached' in r.metric else 0)} to {_num(r.ci_high, 2 if 'reached' in r.metric else 0)}",
+             str(r.note)] for r in pair.paired.itertuples()]  # fmt: skip
+    out.append(_text_table(["metric", "A mean", "B mean", "B - A", "90% of differences", "95% CI of mean", "note"], rows,
+                           [False, True, True, True, True, True, False]))  # fmt: skip
+    s = pair.cannibalisation_summary
+    out.append("")
+    if pair.cannibalisation.empty:
+        out.append(f"CANNIBALISATION: {s.get('note', 'nothing to show')}")
+        return "\n".join(out)
+    out.append(f"CANNIBALISATION: new in B: {', '.join(s['new_products'])}; {_num(s['new_units'])} units "
+               f"{s['window_start']}..{s['window_end']} came from (units lost = A - B, positive = lost):")  # fmt: skip
+    rows = [[str(r.model), str(r.brand), _num(r.a_units), _num(r.b_units), _num(r.units_lost),
+             f"{_num(r.lost_p5)} to {_num(r.lost_p95)}", _num(100 * r.share_of_new, 1)] for r in pair.cannibalisation.itertuples()]  # fmt: skip
+    rows.append(
+        [
+            "(outside option: would not have bought)",
+            "",
+            "",
+            "",
+            _num(s["outside_option"]),
+            "",
+            _num(100 * s["outside_option_share"], 1),
+        ]
+    )
+    out.append(_text_table(["product", "brand", "A units", "B units", "units lost", "90% of losses", "% of new"], rows,
+                           [False, False, True, True, True, True, True]))  # fmt: skip
+    return "\n".join(out)
+
+
+def format_table(comps: Sequence[Comparison], pair: PairComparison | None = None, what: str | None = None) -> str:
+    """Readable text: targets first, then paired differences, series metrics and figures."""
+    parts = []
+    for label, c in zip("AB", comps, strict=False):
+        name = f"{label}: " if len(comps) > 1 else ""
+        head = f"{name}{c.path} (scenario '{c.scenario_name}', {c.runs} finished runs, {c.period})"
+        sections = {
+            "targets": format_targets(c),
+            "series": "SERIES METRICS\n" + format_series(c.series),
+            "figures": "REPORTED FIGURES (vehicles; sim = mean and 5-95% band over replicates)\n" + format_figures(c.figures),
+        }  # fmt: skip
+        keep = [k for k in ("targets", "series", "figures") if what in (None, k)]
+        if keep:
+            parts.append("\n\n".join([head, *(sections[k] for k in keep)]))
+    if pair is not None and what in (None, "paired", "cannibalisation"):
+        parts.append(format_pair(pair))
+    return "\n\n".join(parts) + "\n"
+
+
+def format_csv(comps: Sequence[Comparison], pair: PairComparison | None, what: str) -> str:
+    """One table as CSV: figures (default), series, targets, paired or cannibalisation."""
+
+    def label(c: Comparison) -> str | None:
+        return str(c.path) if len(comps) > 1 else None
+
+    if what in ("figures", "series"):
+        frames = [_with_results(getattr(c, what), label(c)) for c in comps]
+        df = pd.concat(frames, ignore_index=True) if any(len(f) for f in frames) else frames[0]
+    elif what == "targets":
+        df = pd.DataFrame([({"results": label(c)} if len(comps) > 1 else {}) | t for c in comps for t in c.targets])
+    elif pair is None:
+        raise InputError(f"--what {what} needs two results folders")
+    elif what == "paired":
+        df = pair.paired
+    else:
+        s = pair.cannibalisation_summary
+        outside = {
+            "model": "(outside option)",
+            "units_lost": s["outside_option"],
+            "share_of_new": s["outside_option_share"],
+        }
+        df = pair.cannibalisation
+        if len(df):
+            df = pd.concat([df, pd.DataFrame([outside], columns=df.columns)], ignore_index=True)
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_compare_command(sub: Any) -> None:
+    """Register ``sim compare`` on the command line's sub-parsers."""
+    p = sub.add_parser(
+        "compare",
+        help="compare results with reported figures; the targets; two scenarios on the same seeds",
+        description="Compare a results folder with reported figures and summarize its targets; with a second "
+        "folder (scenario B), the paired differences B - A and where B's new products' buyers came from.",
+    )
+    p.add_argument("results", help="results folder (scenario A)")
+    p.add_argument("results_b", nargs="?", help="second results folder (scenario B), run on the same seed")
+    p.add_argument("--reported", help="reported figures CSV (default: scenarios/reported/figures.csv)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
+    p.add_argument("--what", choices=WHAT, help="only this part (csv: default figures; json: one key)")
+    p.add_argument(
+        "--unpaired", action="store_true", help="compare two folders not run on the same seeds as independent samples"
+    )
+    p.add_argument("--all-figures", action="store_true",
+                   help="use alliance, group, parent, disputed, export, wholesale and production figures in the metrics too")  # fmt: skip
+    p.set_defaults(func=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run ``sim compare``; bad input raises :class:`InputError` (exit 2)."""
+    if args.unpaired and not args.results_b:
+        raise InputError("--unpaired needs two results folders")
+    if args.what in ("paired", "cannibalisation") and not args.results_b:
+        raise InputError(f"--what {args.what} needs two results folders")
+    if args.reported is not None:
+        reported: ReportedFigures | pd.DataFrame = read_reported(args.reported)
+    elif REPORTED_DEFAULT_PATH.is_file():
+        reported = read_reported(None)
+    else:
+        print(f"note: no reported figures ({REPORTED_DEFAULT_PATH} is absent); targets only", file=sys.stderr)
+        reported = pd.DataFrame()
+    flt = all_figures if args.all_figures else default_figures
+    folders = [args.results] + ([args.results_b] if args.results_b else [])
+    loaded = [load_results(f) for f in folders]
+    comps = [compare(r, reported, figures_filter=flt) for r in loaded]
+    pair = compare_pair(loaded[0], loaded[1], unpaired=args.unpaired) if len(loaded) > 1 else None
+    if args.format == "json":
+        doc = build_document(comps, pair)
+        if args.what:
+            doc = {args.what: doc[args.what]}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(format_csv(comps, pair, args.what or "figures"))
+    else:
+        sys.stdout.write(format_table(comps, pair, args.what))
+    return 0

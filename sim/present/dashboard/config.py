@@ -1,0 +1,147 @@
+"""What ``sim dashboard`` passes to the page: the scenarios, the baseline and the default sampling.
+
+The server process runs the Solara app by module name, so the command line hands its choices
+over in environment variables (``SIM_DASHBOARD_*``), read back by :meth:`DashboardConfig.from_env`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sim.scenario.yamlio import InputError
+
+#: Replicates per scenario a page run starts with.
+DEFAULT_REPLICATIONS = 8
+#: Real buyers per buyer agent a page run starts with: coarse, so that a run takes seconds.
+DEFAULT_SCALE = 500.0
+#: The baseline's file name, looked for beside the scenario.
+BASELINE_NAME = "baseline.yaml"
+
+_ENV = {
+    "scenario": "SIM_DASHBOARD_SCENARIO",
+    "baseline": "SIM_DASHBOARD_BASELINE",
+    "replications": "SIM_DASHBOARD_REPLICATIONS",
+    "scale": "SIM_DASHBOARD_SCALE",
+    "seed": "SIM_DASHBOARD_SEED",
+    "workers": "SIM_DASHBOARD_WORKERS",
+}
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The page's starting point.
+
+    Attributes:
+        scenario: the scenario file shown first; the page offers the scenario files beside it
+            (:func:`scenario_files`).
+        baseline: the scenario every run is compared with, on the same seeds.
+        replications: replicates per scenario (the page can change it).
+        scale: real buyers per buyer agent (the page can change it).
+        seed: root seed (None: the baseline's).
+        workers: worker processes per run (None: all cores).
+    """
+
+    scenario: Path
+    baseline: Path
+    replications: int = DEFAULT_REPLICATIONS
+    scale: float = DEFAULT_SCALE
+    seed: int | None = None
+    workers: int | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.scenario.parent
+
+    def to_env(self) -> dict[str, str]:
+        out = {
+            _ENV["scenario"]: str(self.scenario),
+            _ENV["baseline"]: str(self.baseline),
+            _ENV["replications"]: str(self.replications),
+            _ENV["scale"]: repr(float(self.scale)),
+        }
+        if self.seed is not None:
+            out[_ENV["seed"]] = str(self.seed)
+        if self.workers is not None:
+            out[_ENV["workers"]] = str(self.workers)
+        return out
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardConfig:
+        """Read the variables :meth:`to_env` wrote; without them, the default scenario."""
+        env = os.environ if env is None else env
+        scenario = Path(env[_ENV["scenario"]]) if _ENV["scenario"] in env else default_scenario()
+        baseline = Path(env[_ENV["baseline"]]) if _ENV["baseline"] in env else scenario.parent / BASELINE_NAME
+        seed, workers = env.get(_ENV["seed"]), env.get(_ENV["workers"])
+        return cls(
+            scenario=scenario,
+            baseline=baseline,
+            replications=int(env.get(_ENV["replications"], DEFAULT_REPLICATIONS)),
+            scale=float(env.get(_ENV["scale"], DEFAULT_SCALE)),
+            seed=int(seed) if seed else None,
+            workers=int(workers) if workers else None,
+        )
+
+
+def default_scenario() -> Path:
+    """``scenarios/baseline.yaml`` of the working folder, else the one shipped beside the package."""
+    here = Path("scenarios") / BASELINE_NAME
+    if here.is_file():
+        return here.resolve()
+    return Path(__file__).resolve().parents[3] / "scenarios" / BASELINE_NAME
+
+
+def make_config(
+    scenario: str | Path | None,
+    baseline: str | Path | None = None,
+    replications: int = DEFAULT_REPLICATIONS,
+    scale: float = DEFAULT_SCALE,
+    seed: int | None = None,
+    workers: int | None = None,
+) -> DashboardConfig:
+    """Check the files of ``sim dashboard`` and build its config.
+
+    Raises:
+        InputError: when the scenario or the baseline is missing or invalid.
+    """
+    from sim.scenario.schema import load_scenario
+
+    path = Path(scenario).resolve() if scenario is not None else default_scenario()
+    if not path.is_file():
+        raise InputError(f"{scenario or path}: no such scenario file")
+    base = Path(baseline).resolve() if baseline is not None else path.parent / BASELINE_NAME
+    if not base.is_file():
+        hint = "" if baseline is not None else " (the baseline is looked for beside the scenario; give --baseline FILE)"
+        raise InputError(f"{base}: no such baseline scenario file{hint}")
+    load_scenario(path)
+    load_scenario(base)
+    return DashboardConfig(path, base, replications, scale, seed, workers)
+
+
+def scenario_files(folder: Path) -> list[Path]:
+    """The scenario files a page offers: the ``*.yaml`` in ``folder`` that look like scenarios, by name.
+
+    A scenario is a mapping with a ``name`` and ``extends`` or ``products``; other YAML files
+    kept beside them (a calibration or sweep set-up) are left out. Read once per set of files
+    and modification times.
+    """
+    stamps = tuple(sorted((p.name, p.stat().st_mtime) for p in folder.glob("*.yaml") if p.is_file()))
+    return [folder / name for name in _scenario_names(folder, stamps)]
+
+
+@functools.lru_cache(maxsize=16)
+def _scenario_names(folder: Path, stamps: tuple[tuple[str, float], ...]) -> tuple[str, ...]:
+    return tuple(name for name, _ in stamps if _looks_like_scenario(folder / name))
+
+
+def _looks_like_scenario(path: Path) -> bool:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "name" in data and ("extends" in data or "products" in data)

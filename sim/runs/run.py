@@ -1,0 +1,253 @@
+"""One run: a pure, picklable function from a scenario and a seed to tidy tables."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.model.market_model import MarketModel
+from sim.scenario.schema import Scenario
+
+#: Columns of the sales table, in order.
+SALES_COLUMNS = (
+    "run_id",
+    "scenario",
+    "replicate",
+    "month",
+    "market",
+    "brand",
+    "model",
+    "segment",
+    "powertrain",
+    "units",
+    "orders",
+    "backlog",
+    "cancellations",
+    "list_price",
+    "transaction_price",
+    "paid_price",
+    "wait_months",
+)
+#: Columns of the runs table, in order.
+RUNS_COLUMNS = (
+    "run_id",
+    "scenario",
+    "replicate",
+    "seed_entropy",
+    "spawn_key",
+    "status",
+    "error",
+    "seconds",
+    "buyer_decisions",
+    "scale",
+)
+#: Column added to the runs table when the scenario has an ``ensemble``: the member the run used.
+MEMBER_COLUMN = "member"
+#: Spawn-key suffix of the sub-stream from which a run draws its ensemble member; the model's own
+#: stream is untouched, so every member sees the same random numbers (common random numbers).
+MEMBER_STREAM = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs; pickles to a worker process.
+
+    Attributes:
+        run_id: row key of the run in the results.
+        replicate: replicate number within its scenario.
+        entropy: root seed of the batch.
+        spawn_key: this run's position in the seed tree (``SeedSequence.spawn``).
+        scenario: the resolved scenario.
+        scale: real buyers per buyer agent (None: the scenario's).
+        overrides: scenario values by path (for sweeps), applied to ``scenario`` in the worker,
+            after the values of the run's ensemble member if the scenario has an ``ensemble``.
+        point: the sweep's design point (None outside sweeps).
+        check: assert the accounting invariants every month (a violation fails the run).
+    """
+
+    run_id: int
+    replicate: int
+    entropy: int
+    spawn_key: tuple[int, ...]
+    scenario: Scenario
+    scale: float | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    point: int | None = None
+    check: bool = False
+
+    def seed_sequence(self) -> np.random.SeedSequence:
+        return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
+
+
+@dataclass
+class RunOutput:
+    """Tables of one run."""
+
+    run: dict[str, Any]
+    sales: pd.DataFrame
+
+
+def make_specs(
+    scenario: Scenario,
+    replications: int,
+    seed: int | None = None,
+    scale: float | None = None,
+    first_run_id: int = 0,
+    *,
+    overrides: dict[str, Any] | None = None,
+    point: int | None = None,
+    first_stream: int = 0,
+    check: bool = False,
+) -> list[RunSpec]:
+    """One spec per replicate, seeds spawned from the root seed.
+
+    Replicate ``r`` gets ``SeedSequence(seed).spawn(...)[first_stream + r]``, i.e. the
+    seed identity ``(seed, spawn_key=(first_stream + r,))``, whatever the batch size,
+    the chunking or the number of workers. Two scenarios (or two sweep points) run
+    with the same root seed get the same streams: common random numbers, so their
+    paired differences are meaningful. ``first_stream`` > 0 gives a block of fresh,
+    independent streams instead (a sweep without common random numbers).
+
+    Args:
+        overrides: scenario values by path, applied in the worker (sweep points).
+        point: the sweep's design point recorded with each run.
+        first_stream: index of the first child seed used.
+        check: assert the accounting invariants every month in each run.
+    """
+    root = np.random.SeedSequence(scenario.seed if seed is None else seed)
+    entropy = int(root.entropy)  # type: ignore[arg-type]
+    # Child r of root.spawn(n) is SeedSequence(entropy, spawn_key=(r,)); build it directly
+    # so that a block of streams can start anywhere.
+    return [
+        RunSpec(
+            run_id=first_run_id + r,
+            replicate=r,
+            entropy=entropy,
+            spawn_key=(first_stream + r,),
+            scenario=scenario,
+            scale=scale,
+            overrides=dict(overrides or {}),
+            point=point,
+            check=check,
+        )
+        for r in range(replications)
+    ]
+
+
+def ensemble_member(spec: RunSpec) -> int | None:
+    """The ensemble member a run uses (None when its scenario has no ``ensemble``).
+
+    ``assign: draw`` draws a member by weight from a sub-stream of the run's own seed
+    (spawn key + :data:`MEMBER_STREAM`), ``assign: cycle`` takes replicate mod members:
+    either way a function of the run's seed identity only, so ``sim rerun`` picks it again.
+    """
+    ens = spec.scenario.ensemble
+    if ens is None:
+        return None
+    n = len(ens.members)
+    if ens.assign == "cycle":
+        return spec.replicate % n
+    weights = np.array([m.weight for m in ens.members], float)
+    ss = np.random.SeedSequence(spec.entropy, spawn_key=(*spec.spawn_key, MEMBER_STREAM))
+    return int(np.random.Generator(np.random.PCG64(ss)).choice(n, p=weights / weights.sum()))
+
+
+def run_overrides(spec: RunSpec, member: int | None) -> dict[str, Any]:
+    """Scenario values by path a run applies before building its model: its ensemble member's
+    values (and no ensemble: a run uses one parameter set), then the spec's own overrides."""
+    if member is None or spec.scenario.ensemble is None:
+        return dict(spec.overrides)
+    return {**spec.scenario.ensemble.members[member].set, "ensemble": None, **spec.overrides}
+
+
+def execute(spec: RunSpec) -> RunOutput:
+    """Run one model to the scenario's end and return its tables.
+
+    A scenario with an ``ensemble`` runs with one member's values (:func:`ensemble_member`),
+    recorded in the runs row as ``member``. A failure is returned as data (status
+    ``failed`` with the traceback), never raised.
+    """
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {
+        "run_id": spec.run_id,
+        "scenario": spec.scenario.name,
+        "replicate": spec.replicate,
+        "seed_entropy": str(spec.entropy),
+        "spawn_key": ",".join(map(str, spec.spawn_key)),
+        "status": "ok",
+        "error": "",
+        "seconds": 0.0,
+        "buyer_decisions": 0,
+        "scale": float(spec.scale or spec.scenario.scale),
+    }
+    try:
+        member = ensemble_member(spec)
+        if member is not None:
+            row[MEMBER_COLUMN] = member
+        rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
+        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, check=spec.check, **run_overrides(spec, member))
+        row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
+        model.run()
+        sales = sales_table(model, spec)
+        row["buyer_decisions"] = int(model.total_decisions)
+    except Exception:  # a failed run is data; the batch goes on
+        row["status"] = "failed"
+        row["error"] = traceback.format_exc(limit=20)
+        sales = empty_sales()
+    row["seconds"] = time.perf_counter() - t0
+    return RunOutput(row, sales)
+
+
+def empty_sales() -> pd.DataFrame:
+    return sales_frame({c: [] for c in SALES_COLUMNS})
+
+
+def sales_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """Build the sales table with its fixed dtypes."""
+    df = pd.DataFrame(columns)
+    ints = ("run_id", "replicate", "units", "orders", "backlog", "cancellations")
+    floats = ("list_price", "transaction_price", "paid_price", "wait_months")
+    for c in ints:
+        df[c] = df[c].astype("int64")
+    for c in floats:
+        df[c] = df[c].astype("float64")
+    for c in ("scenario", "month", "market", "brand", "model", "segment", "powertrain"):
+        df[c] = df[c].astype("string")
+    return df[list(SALES_COLUMNS)]
+
+
+def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
+    """The model's recorded months as a tidy table: one row per month, market and product offered."""
+    mv = model.datacollector.model_vars
+    units = np.stack(mv["units"])  # T x P x M
+    offered = np.stack(mv["offered"])
+    t_idx, p_idx, m_idx = np.nonzero(offered)
+    trans = np.stack(mv["transaction_price"])[t_idx, p_idx, m_idx]
+    months = np.array(mv["month"])
+    seg_names = np.array(model.segment_names)
+    wait = np.stack(mv["wait"])[t_idx, p_idx]
+    cols = {
+        "run_id": np.full(t_idx.size, spec.run_id),
+        "scenario": np.full(t_idx.size, spec.scenario.name, dtype=object),
+        "replicate": np.full(t_idx.size, spec.replicate),
+        "month": months[t_idx],
+        "market": np.array(model.market_names)[m_idx],
+        "brand": np.array(model.brand_names)[model.product_brand[p_idx]],
+        "model": np.array(model.product_names)[p_idx],
+        "segment": seg_names[model._segment_of(trans)],
+        "powertrain": model.powertrain[p_idx],
+        "units": units[t_idx, p_idx, m_idx],
+        "orders": np.stack(mv["orders"])[t_idx, p_idx, m_idx],
+        "backlog": np.stack(mv["backlog"])[t_idx, p_idx, m_idx],
+        "cancellations": np.stack(mv["cancellations"])[t_idx, p_idx, m_idx],
+        "list_price": np.stack(mv["list_price"])[t_idx, p_idx, m_idx],
+        "transaction_price": trans,
+        "paid_price": np.stack(mv["paid_price"])[t_idx, p_idx, m_idx],
+        "wait_months": wait,
+    }
+    return sales_frame(cols)

@@ -1,0 +1,662 @@
+"""Parameter sweeps: a base scenario, parameters by path, a design, replications per point.
+
+A sweep file (YAML)::
+
+    name: m6_price_by_launch
+    base: ../m6_launch.yaml          # relative to the sweep file
+    replications: 20
+    seed: 42                         # default: the base scenario's
+    design: grid                     # grid | list | lhs | sobol | morris
+    parameters:
+      - {path: products.AITO M6.price, values: [229800, 249800, 269800]}
+      - {path: products.AITO M6.launch, type: month, low: 2026-04, high: 2026-09, steps: 6}
+
+Parameters are addressed by their path in the resolved scenario, as ``sim run
+--set`` does (``products.AITO M6.price``, ``events[2].month``,
+``buyers.price_sensitivity``). ``type`` is ``float``, ``int``, ``month``
+('YYYY-MM', swept as whole months) or ``text``; by default it is inferred
+(``low``/``high`` numbers are floats). A parameter gives either ``values`` or
+``low`` and ``high``:
+
+- ``grid``: every combination; ``values``, or ``low``/``high`` with ``steps``.
+- ``list``: explicit ``points:``, each a mapping path -> value.
+- ``lhs``: ``samples`` points of a Latin hypercube (scipy.stats.qmc).
+- ``sobol``: ``samples`` (a power of 2) points of a scrambled Sobol sequence.
+- ``morris``: ``trajectories`` Morris trajectories on ``levels`` levels (SALib);
+  ``trajectories x (parameters + 1)`` points.
+
+Sampled designs draw a unit coordinate ``u`` per parameter (seeded by
+``design_seed``, default ``seed``) and map it to ``low + u (high - low)``
+(floats), the ``floor`` of that over ``low..high`` inclusive (ints, months) or an
+item of ``values``. The design table (``design.parquet``) keeps both.
+
+Every point's scenario is validated before any run starts. Run ``point x
+replications + r`` is replicate ``r`` of point ``point``; with
+``common_random_numbers: true`` (the default) replicate ``r`` gets the same seed at
+every point, so differences between points are paired, not noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import inspect
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sim.runs.batch import MAX_RUNS
+from sim.runs.run import RunSpec, make_specs
+from sim.scenario.months import format_month, parse_month
+from sim.scenario.schema import PlainName, Scenario, apply_override, load_scenario, validate_document
+from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
+
+DESIGNS = ("grid", "list", "lhs", "sobol", "morris")
+ParamType = Literal["float", "int", "month", "text"]
+#: Most points a sweep may have (a guard against a grid exploding by mistake).
+MAX_POINTS = 100_000
+#: Bad points reported before the rest are summarised.
+MAX_REPORTED = 10
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParameterSpec(_Strict):
+    """One swept parameter as written in the sweep file."""
+
+    path: str = Field(min_length=1, description="Path in the scenario, e.g. 'products.AITO M6.price'.")
+    type: ParamType | None = Field(None, description="float, int, month ('YYYY-MM') or text; default inferred.")
+    values: list[Any] | None = Field(None, min_length=1, description="Values to sweep (grid, or items for sampled designs).")
+    low: int | float | str | None = Field(None, description="Lower bound (inclusive).")
+    high: int | float | str | None = Field(None, description="Upper bound (inclusive).")
+    steps: int | None = Field(None, ge=2, description="grid only: evenly spaced values from low to high.")
+
+
+class SweepFile(_Strict):
+    """A sweep file, validated. Build with :func:`load_sweep`."""
+
+    name: PlainName | None = Field(None, description="Default: the file's stem.")
+    description: str = ""
+    base: str = Field(description="Base scenario file, relative to the sweep file.")
+    replications: int = Field(1, ge=1, description="Runs per design point.")
+    seed: int | None = Field(None, ge=0, description="Root seed of the runs (default: the base scenario's).")
+    design_seed: int | None = Field(None, ge=0, description="Seed of lhs/sobol/morris sampling (default: seed).")
+    scale: float | None = Field(None, gt=0, description="Real buyers per buyer agent (default: the scenario's).")
+    common_random_numbers: bool = Field(True, description="Replicate r gets the same seed at every point.")
+    design: Literal["grid", "list", "lhs", "sobol", "morris"]
+    samples: int | None = Field(None, ge=1, le=MAX_POINTS, description="lhs, sobol: number of points.")
+    trajectories: int | None = Field(None, ge=1, le=MAX_POINTS, description="morris: number of trajectories.")
+    levels: int | None = Field(None, ge=2, description="morris: grid levels (default 4).")
+    scramble: bool = Field(True, description="lhs, sobol: scramble (randomise) the design.")
+    parameters: list[ParameterSpec] = Field(default_factory=list)
+    points: list[dict[str, Any]] | None = Field(None, min_length=1, description="list: the points.")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A swept parameter, resolved: numeric bounds (months as month indices) or values.
+
+    ``path`` is the parameter's name as written (column ``param:<path>``); ``target`` is
+    the same path with list selectors replaced by indices, as applied to the scenario.
+    """
+
+    path: str
+    type: str
+    values: tuple[Any, ...] | None
+    low: float | None = None
+    high: float | None = None
+    target: str = ""
+
+    def from_unit(self, u: float) -> Any:
+        """Map a unit coordinate in [0, 1] to a value of this parameter."""
+        if self.values is not None:
+            n = len(self.values)
+            return self.values[min(int(math.floor(u * n)), n - 1)]
+        assert self.low is not None and self.high is not None
+        if self.type == "float":
+            return float(self.low + u * (self.high - self.low))
+        lo, hi = int(self.low), int(self.high)
+        v = min(lo + int(math.floor(u * (hi - lo + 1))), hi)
+        return format_month(v) if self.type == "month" else v
+
+    def column_dtype(self) -> str:
+        return {"float": "float64", "int": "int64"}.get(self.type, "string")
+
+
+@dataclass
+class Sweep:
+    """A sweep ready to run: base scenario, design points and their runs."""
+
+    file: Path
+    config: SweepFile
+    name: str
+    base_file: Path
+    scenario: Scenario
+    parameters: list[Parameter]
+    points: list[dict[str, Any]]
+    unit: np.ndarray | None
+    seed: int
+
+    @property
+    def replications(self) -> int:
+        return self.config.replications
+
+    @property
+    def runs(self) -> int:
+        return len(self.points) * self.config.replications
+
+    def design_table(self) -> pd.DataFrame:
+        """One row per point: ``point``, ``param:<path>`` values and, for sampled designs, ``u:<path>``."""
+        cols: dict[str, Any] = {"point": np.arange(len(self.points), dtype="int64")}
+        for p in self.parameters:
+            cols[f"param:{p.path}"] = pd.Series([pt[p.path] for pt in self.points], dtype=p.column_dtype())
+        if self.unit is not None:
+            for j, p in enumerate(self.parameters):
+                cols[f"u:{p.path}"] = self.unit[:, j].astype("float64")
+        return pd.DataFrame(cols)
+
+    def design_hash(self) -> str:
+        text = json.dumps({"design": self.config.design, "points": self.points}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def specs(self) -> list[RunSpec]:
+        """Runs of every point; run ``p x replications + r`` is replicate ``r`` of point ``p``."""
+        r = self.config.replications
+        crn = self.config.common_random_numbers
+        out: list[RunSpec] = []
+        targets = {p.path: p.target or p.path for p in self.parameters}
+        for p, point in enumerate(self.points):
+            out += make_specs(
+                self.scenario,
+                r,
+                seed=self.seed,
+                scale=self.config.scale,
+                first_run_id=p * r,
+                overrides={targets[k]: v for k, v in point.items()},
+                point=p,
+                first_stream=0 if crn else p * r,
+            )
+        return out
+
+    def request(self) -> dict[str, Any]:
+        """What identifies this batch (a resumed folder must have asked the same)."""
+        return {
+            "kind": "sweep",
+            "scenario_hash": self.scenario.hash(),
+            "seed": self.seed,
+            "replications": self.config.replications,
+            "scale": self.config.scale,
+            "design": self.config.design,
+            "design_hash": self.design_hash(),
+            "points": len(self.points),
+            "common_random_numbers": self.config.common_random_numbers,
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        """Manifest fields of this sweep (add :func:`sim.runs.store.base_manifest`)."""
+        design: dict[str, Any] = {
+            "type": self.config.design,
+            "points": len(self.points),
+            "hash": self.design_hash(),
+            "file": "design.parquet",
+            "parameters": [
+                {"path": p.path, "target": p.target or p.path, "type": p.type, "values": list(p.values) if p.values is not None else None,
+                 "low": _bound_out(p, p.low), "high": _bound_out(p, p.high)}
+                for p in self.parameters
+            ],
+        }
+        if self.unit is not None:
+            # SALib's problem for the u:<path> columns (e.g. SALib.analyze.morris.analyze).
+            design["salib_problem"] = {
+                "num_vars": len(self.parameters),
+                "names": [f"u:{p.path}" for p in self.parameters],
+                "bounds": [[0.0, 1.0]] * len(self.parameters),
+            }
+        return {
+            "kind": "sweep",
+            "label": self.name,
+            "sweep_name": self.name,
+            "sweep_file": str(self.file),
+            "sweep": self.config.model_dump(mode="json"),
+            "scenario_name": self.scenario.name,
+            "scenario_file": str(self.base_file),
+            "scenario_hash": self.scenario.hash(),
+            "scenario": self.scenario.model_dump(mode="json"),
+            "seed": self.seed,
+            "replications": self.config.replications,
+            "scale": self.config.scale or self.scenario.scale,
+            "common_random_numbers": self.config.common_random_numbers,
+            "design": design,
+            "request": self.request(),
+        }
+
+
+def _bound_out(p: Parameter, v: float | None) -> Any:
+    if v is None:
+        return None
+    return format_month(int(v)) if p.type == "month" else (int(v) if p.type == "int" else v)
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file, build its design and validate every point's scenario.
+
+    Raises:
+        InputError: naming the file, line and field, for any problem.
+    """
+    path = Path(path)
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise InputError(Problem("a sweep file must be a mapping of keys (base, design, parameters, ...)", Location(str(path), 1)))
+    try:
+        cfg = SweepFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise InputError(_problems(exc, doc)) from None
+    base_file = (path.parent / cfg.base).resolve()
+    if not base_file.is_file():
+        raise InputError(Problem(f"base scenario '{cfg.base}' does not exist ({base_file})", doc.where(("base",)), "base"))
+    params = _resolve_parameters(cfg, doc)
+    _check_size(cfg, params, doc)
+    scenario = load_scenario(base_file)
+    params = _resolve_targets(params, scenario, doc)
+    points, unit = _design(cfg, params, doc, scenario.seed if cfg.seed is None else cfg.seed)
+    _check_points(scenario, params, points, cfg, doc)
+    return Sweep(
+        file=path,
+        config=cfg,
+        name=cfg.name or path.stem,
+        base_file=base_file,
+        scenario=scenario,
+        parameters=params,
+        points=points,
+        unit=unit,
+        seed=scenario.seed if cfg.seed is None else cfg.seed,
+    )
+
+
+def _check_size(cfg: SweepFile, params: list[Parameter], doc: Document) -> None:
+    """Refuse a design of more than :data:`MAX_POINTS` points or :data:`MAX_RUNS` runs before building it."""
+    if cfg.design == "grid":
+        points, key = math.prod(len(p.values or ()) for p in params), "parameters"
+    elif cfg.design == "list":
+        points, key = len(cfg.points or ()), "points"
+    elif cfg.design == "morris":
+        points, key = (cfg.trajectories or 0) * (len(params) + 1), "trajectories"
+    else:
+        points, key = cfg.samples or 0, "samples"
+    if points > MAX_POINTS:
+        raise InputError(Problem(f"the design has {points:,} points; the limit is {MAX_POINTS:,}", doc.where((key,)), key))
+    if points * cfg.replications > MAX_RUNS:
+        raise InputError(
+            Problem(
+                f"{points:,} points x {cfg.replications:,} replications = {points * cfg.replications:,} runs; "
+                f"the limit is {MAX_RUNS:,} runs in one batch",
+                doc.where(("replications",)),
+                "replications",
+            )
+        )
+
+
+def _problems(exc: ValidationError, doc: Document) -> list[Problem]:
+    """Pydantic errors as ``file:line: field: message`` problems."""
+    problems = []
+    for err in exc.errors():
+        loc: Path_ = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + _suggest(loc)
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif not isinstance(err.get("input"), (dict, list)) and err["type"] != "value_error":
+            msg += f", got {err.get('input')!r}"
+        problems.append(Problem(msg, doc.where(loc), format_path(loc)))
+    return problems
+
+
+def _suggest(loc: Path_) -> str:
+    key = loc[-1]
+    if not isinstance(key, str):
+        return ""
+    model: type[BaseModel] = ParameterSpec if "parameters" in loc[:-1] else SweepFile
+    fields = list(model.model_fields)
+    close = difflib.get_close_matches(key, fields, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(fields)})"
+
+
+def _is_month(v: Any) -> bool:
+    try:
+        parse_month(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _infer_type(spec: ParameterSpec) -> str:
+    given = [v for v in (*(spec.values or ()), spec.low, spec.high) if v is not None]
+    if given and all(isinstance(v, str) for v in given):
+        return "month" if all(_is_month(v) for v in given) else "text"
+    if spec.values is not None and all(isinstance(v, int) and not isinstance(v, bool) for v in spec.values):
+        return "int"
+    return "float"
+
+
+def _convert(value: Any, kind: str) -> Any:
+    """A value as parameter type ``kind``; raises ValueError with a readable message."""
+    if kind == "month":
+        parse_month(value)
+        return str(value).strip()
+    if kind == "text":
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {value!r}")
+        return value
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"expected a number, got {value!r}")
+    if kind == "int":
+        if float(value) != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _resolve_parameters(cfg: SweepFile, doc: Document) -> list[Parameter]:
+    problems: list[Problem] = []
+    specs = list(cfg.parameters)
+    if cfg.design == "list" and not specs and cfg.points:
+        specs = [ParameterSpec.model_validate({"path": k}) for k in cfg.points[0]]
+        inferred_from_points = True
+    else:
+        inferred_from_points = False
+    if not specs:
+        problems.append(Problem("a sweep needs at least one parameter", doc.where(("parameters",)), "parameters"))
+    out: list[Parameter] = []
+    seen: set[str] = set()
+    for j, sp in enumerate(specs):
+        where = ("parameters", j)
+        loc = doc.where(where) if not inferred_from_points else doc.where(("points", 0))
+
+        def bad(msg: str, sub: str | None = None, loc: Location | None = loc, where: Path_ = where) -> None:
+            full = where + ((sub,) if sub else ())
+            problems.append(Problem(msg, doc.where(full) if sub else loc, format_path(full)))
+
+        if sp.path in seen:
+            bad(f"parameter '{sp.path}' appears twice", "path")
+        seen.add(sp.path)
+        has_range = sp.low is not None or sp.high is not None
+        if cfg.design == "list":
+            if sp.values is not None or has_range or sp.steps is not None:
+                bad("with design 'list' a parameter gives only 'path' (and 'type'); values come from 'points'")
+            values = [pt.get(sp.path) for pt in (cfg.points or []) if sp.path in pt]
+            kind = sp.type or _infer_type(ParameterSpec.model_validate({"path": sp.path, "values": values or None}))
+            out.append(Parameter(sp.path, kind, None))
+            continue
+        if (sp.values is None) == (not has_range):
+            bad("give either 'values' or 'low' and 'high'")
+            continue
+        if has_range and (sp.low is None or sp.high is None):
+            bad("give both 'low' and 'high'", "high" if sp.high is None else "low")
+            continue
+        if sp.steps is not None and (cfg.design != "grid" or not has_range):
+            bad("'steps' is for a grid over 'low'..'high'", "steps")
+        kind = sp.type or _infer_type(sp)
+        if sp.values is not None:
+            vals = []
+            for k, v in enumerate(sp.values):
+                try:
+                    vals.append(_convert(v, kind))
+                except ValueError as exc:
+                    problems.append(Problem(f"{exc} (type {kind})", doc.where(where + ("values", k)), format_path(where + ("values", k))))
+            if len(set(map(str, vals))) != len(vals):
+                bad("values repeat", "values")
+            out.append(Parameter(sp.path, kind, tuple(vals)))
+            continue
+        if kind == "text":
+            bad("a text parameter needs 'values', not 'low' and 'high'")
+            continue
+        try:
+            lo_v, hi_v = _convert(sp.low, kind), _convert(sp.high, kind)
+        except ValueError as exc:
+            bad(f"{exc} (type {kind})")
+            continue
+        lo = float(parse_month(lo_v)) if kind == "month" else float(lo_v)
+        hi = float(parse_month(hi_v)) if kind == "month" else float(hi_v)
+        if not lo < hi:
+            bad(f"low ({sp.low}) must be below high ({sp.high})", "high")
+            continue
+        if cfg.design == "grid":
+            if sp.steps is None:
+                bad("a grid needs 'values', or 'low' and 'high' with 'steps'")
+                continue
+            grid = np.linspace(lo, hi, sp.steps)
+            if kind == "float":
+                vals = [float(x) for x in grid]
+            else:
+                ints = sorted({int(round(x)) for x in grid})
+                vals = [format_month(i) if kind == "month" else i for i in ints]
+            out.append(Parameter(sp.path, kind, tuple(vals)))
+            continue
+        out.append(Parameter(sp.path, kind, None, lo, hi))
+    _check_design_keys(cfg, doc, problems)
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def _check_design_keys(cfg: SweepFile, doc: Document, problems: list[Problem]) -> None:
+    used = {
+        "grid": set(),
+        "list": {"points"},
+        "lhs": {"samples", "scramble"},
+        "sobol": {"samples", "scramble"},
+        "morris": {"trajectories", "levels"},
+    }[cfg.design]
+    data = doc.data
+    for key in ("samples", "trajectories", "levels", "points", "scramble"):
+        if key in data and key not in used:
+            problems.append(Problem(f"not used by design '{cfg.design}'", doc.where((key,)), key))
+    needs = {"lhs": "samples", "sobol": "samples", "morris": "trajectories", "list": "points"}.get(cfg.design)
+    if needs and getattr(cfg, needs) is None:
+        problems.append(Problem(f"design '{cfg.design}' needs '{needs}'", doc.where(("design",)), needs))
+    if cfg.design == "sobol" and cfg.samples is not None and cfg.samples & (cfg.samples - 1):
+        problems.append(Problem(f"must be a power of 2 for a Sobol design, got {cfg.samples}", doc.where(("samples",)), "samples"))
+
+
+# ------------------------------------------------------------------- designs
+
+
+def _qmc_seed(cls: type, seed: int) -> dict[str, Any]:
+    # scipy >= 1.15 takes rng=; older versions seed=.
+    params = inspect.signature(cls).parameters
+    return {"rng": np.random.default_rng(seed)} if "rng" in params else {"seed": seed}
+
+
+def _unit_design(cfg: SweepFile, d: int, seed: int) -> np.ndarray:
+    """The design's points in the unit cube, shape (points, parameters)."""
+    from scipy.stats import qmc
+
+    if cfg.design == "lhs":
+        assert cfg.samples is not None
+        return qmc.LatinHypercube(d, scramble=cfg.scramble, **_qmc_seed(qmc.LatinHypercube, seed)).random(cfg.samples)
+    if cfg.design == "sobol":
+        assert cfg.samples is not None
+        engine = qmc.Sobol(d, scramble=cfg.scramble, **_qmc_seed(qmc.Sobol, seed))
+        return engine.random_base2(int(math.log2(cfg.samples)))
+    try:
+        from SALib.sample import morris
+    except ImportError:
+        raise InputError("design 'morris' needs SALib: pip install 'sim[sweeps]'") from None
+    assert cfg.trajectories is not None
+    problem = {"num_vars": d, "names": [f"x{j}" for j in range(d)], "bounds": [[0.0, 1.0]] * d}
+    return np.asarray(morris.sample(problem, cfg.trajectories, num_levels=cfg.levels or 4, seed=seed), float)
+
+
+def _design(
+    cfg: SweepFile, params: list[Parameter], doc: Document, run_seed: int
+) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    if cfg.design == "grid":
+        combos = itertools.product(*(p.values or () for p in params))
+        return [{p.path: v for p, v in zip(params, combo, strict=True)} for combo in combos], None
+    if cfg.design == "list":
+        return _list_points(cfg, params, doc), None
+    seed = run_seed if cfg.design_seed is None else cfg.design_seed
+    unit = _unit_design(cfg, len(params), seed)
+    points = [{p.path: p.from_unit(float(u)) for p, u in zip(params, row, strict=True)} for row in unit]
+    return points, unit
+
+
+def _list_points(cfg: SweepFile, params: list[Parameter], doc: Document) -> list[dict[str, Any]]:
+    problems: list[Problem] = []
+    paths = [p.path for p in params]
+    out = []
+    for i, pt in enumerate(cfg.points or []):
+        where = ("points", i)
+        if set(pt) != set(paths):
+            missing, extra = sorted(set(paths) - set(pt)), sorted(set(pt) - set(paths))
+            msg = "every point sets the same parameters" + (f"; missing {missing}" if missing else "") + (
+                f"; not a parameter: {extra}" if extra else ""
+            )
+            problems.append(Problem(msg, doc.where(where), format_path(where)))
+            continue
+        row = {}
+        for p in params:
+            try:
+                row[p.path] = _convert(pt[p.path], p.type)
+            except ValueError as exc:
+                problems.append(Problem(f"{exc} (type {p.type})", doc.where(where + (p.path,)), f"{format_path(where)}.{p.path}"))
+        out.append(row)
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def split_path(path: str) -> list[str]:
+    """Split a parameter path on the dots outside brackets: ``a[b=1.5].c`` -> ``["a[b=1.5]", "c"]``."""
+    parts, depth, cur = [], 0, ""
+    for ch in path:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "." and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+def resolve_selectors(data: Any, path: str) -> str:
+    """Replace list selectors by indices: ``events[type=stores,market=EU,month=2027-09].count`` ->
+    ``events[92].count``. A selector must match exactly one item of the list (values compared as text).
+
+    Lists of unnamed items (``events``, ``stores``) can so be addressed by what they are rather than
+    by a position that moves when the base scenario changes. Raises ValueError.
+    """
+    out: list[str] = []
+    node = data
+    for part in split_path(path):
+        head, sel = part, None
+        if part.endswith("]") and "[" in part and "=" in part[part.index("[") :]:
+            head, _, sel = part[:-1].partition("[")
+        if head:
+            if isinstance(node, dict):
+                node = node.get(head)
+            elif isinstance(node, list):
+                named = [it for it in node if isinstance(it, dict) and it.get("name") == head]
+                node = named[0] if named else None
+            else:
+                node = None
+        if sel is None:
+            out.append(part)
+            # Plain [i] indices: follow them so that later selectors see the right node.
+            rest = part[len(head) :]
+            while rest.startswith("[") and "]" in rest:
+                idx, _, rest = rest[1:].partition("]")
+                node = node[int(idx)] if isinstance(node, list) and idx.lstrip("-").isdigit() and -len(node) <= int(idx) < len(node) else None
+            continue
+        if not isinstance(node, list):
+            raise ValueError(f"'{head}' is not a list, so [{sel}] cannot select from it")
+        conds = []
+        for cond in sel.split(","):
+            key, eq, value = cond.partition("=")
+            if not eq or not key.strip():
+                raise ValueError(f"selector [{sel}]: expected key=value pairs separated by commas")
+            conds.append((key.strip(), value.strip()))
+        hits = [
+            i for i, it in enumerate(node)
+            if isinstance(it, dict) and all(k in it and it[k] is not None and str(it[k]) == v for k, v in conds)
+        ]
+        if len(hits) != 1:
+            raise ValueError(f"selector [{sel}] matches {len(hits)} items of '{head}', not exactly one")
+        out.append(f"{head}[{hits[0]}]")
+        node = node[hits[0]]
+    return ".".join(out)
+
+
+def _resolve_targets(params: list[Parameter], scenario: Scenario, doc: Document) -> list[Parameter]:
+    """Resolve each parameter's selectors and check that its path reaches into the base scenario."""
+    data = scenario.model_dump(mode="json")
+    text = json.dumps(data)
+    out, problems = [], []
+    for j, p in enumerate(params):
+        where: Path_ = ("parameters", j, "path") if "parameters" in doc.data else ("points", 0)
+        try:
+            target = resolve_selectors(data, p.path)
+            apply_override(json.loads(text), target, None)  # the path only: its values are checked per point
+        except (ValueError, InputError) as exc:
+            problems.append(Problem(str(exc).removeprefix("--set "), doc.where(where), format_path(where)))
+            continue
+        out.append(dataclasses.replace(p, target=target))
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def point_scenario(base: Scenario, overrides: dict[str, Any], base_json: str | None = None) -> Scenario:
+    """The scenario of one design point, as a worker builds it (see ``MarketModel``).
+
+    Args:
+        overrides: values by resolved path (:func:`resolve_selectors`).
+    """
+    data = json.loads(base_json) if base_json is not None else base.model_dump(mode="json")
+    for path, value in overrides.items():
+        apply_override(data, path, value)
+    return validate_document(Document(data, {}, f"<{base.name}>"))
+
+
+def _check_points(
+    base: Scenario, params: list[Parameter], points: list[dict[str, Any]], cfg: SweepFile, doc: Document
+) -> None:
+    """Validate every point's scenario; a bad point is an error before any run starts."""
+    base_json = json.dumps(base.model_dump(mode="json"))
+    targets = {p.path: p.target or p.path for p in params}
+    bad: list[Problem] = []
+    n_bad = 0
+    for i, pt in enumerate(points):
+        try:
+            point_scenario(base, {targets[k]: v for k, v in pt.items()}, base_json)
+        except InputError as exc:
+            n_bad += 1
+            if len(bad) < MAX_REPORTED:
+                where = ("points", i) if cfg.design == "list" else ("parameters",)
+                values = ", ".join(f"{k}={v!r}" for k, v in pt.items())
+                for p in exc.problems:
+                    text = str(p).removeprefix(f"<{base.name}>: ").replace("--set ", "")
+                    bad.append(Problem(f"point {i} ({values}): {text}", doc.where(where), format_path(where)))
+    if n_bad > MAX_REPORTED:
+        bad.append(Problem(f"... {n_bad - MAX_REPORTED} more bad points of {len(points)}", doc.where(("parameters",))))
+    if bad:
+        raise InputError(bad)
