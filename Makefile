@@ -29,6 +29,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check sim tests benchmarks
 	$(BIN)/mypy sim
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -m benchmark benchmarks
