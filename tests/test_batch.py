@@ -15,22 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, TINY, tiny_scenario
 from pandas.testing import assert_frame_equal
 
 from sim.cli import main
 from sim.runs import batch, store
 from sim.runs.run import make_specs
-from sim.scenario.schema import load_scenario
 from sim.scenario.yamlio import InputError
-
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "tiny.yaml"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_scenario(TINY)
 
 
 def _batch(tmp_path: Path, specs, name: str, **kw) -> store.Results:
@@ -69,13 +60,13 @@ def test_seed_identity_is_recorded(tmp_path, tiny):
 def test_common_random_numbers_across_scenarios(tiny):
     """Same root seed: replicate r of two scenarios draws the same stream, so paired differences
     come from the scenarios and not from noise."""
-    cosmetic = load_scenario(TINY, {"description": "another text"})
+    cosmetic = tiny_scenario({"description": "another text"})
     ra, sa = batch.run_chunk(make_specs(tiny, 3, seed=5))
     rb, sb = batch.run_chunk(make_specs(cosmetic, 3, seed=5))
     assert_frame_equal(sa, sb)
     # B1's price cut moved from 2024-06 to 2024-09: the months before buyers can anticipate it
     # (one month ahead) are the same draws, hence the same sales.
-    later = load_scenario(TINY, {"events[0].month": "2024-09"})
+    later = tiny_scenario({"events[0].month": "2024-09"})
     rc, sc = batch.run_chunk(make_specs(later, 3, seed=5))
     assert (ra[["seed_entropy", "spawn_key"]] == rc[["seed_entropy", "spawn_key"]]).all().all()
     before = sa["month"] < "2024-05"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, TINY, tiny_scenario
 
 from sim import cli
 from sim.analysis.compare import compare_pair, target_table
@@ -28,9 +29,7 @@ from sim.runs.store import Results
 from sim.scenario.schema import Scenario, load_scenario, parse_set_option
 from sim.scenario.yamlio import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
 HAS_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("solara", "solara_assets", "uvicorn"))
 
 
@@ -209,8 +208,8 @@ def test_bad_lever_values_are_clear_errors(m6):
 
 @pytest.fixture(scope="module")
 def tiny_pair():
-    scenario = load_scenario(TINY, {"products.A1.price": 230_000})
-    baseline = load_scenario(TINY)
+    scenario = tiny_scenario({"products.A1.price": 230_000})
+    baseline = tiny_scenario()
     cache = BatchCache()
     seen = []
     pair = run_pair(scenario, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache,
@@ -235,13 +234,12 @@ def test_runner_reuses_cached_batches(tiny_pair):
     again = run_pair(scenario, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache)
     assert (again.runs_done, again.from_cache) == (0, 2)
     assert again.scenario is pair.scenario
-    other = load_scenario(TINY, {"products.A1.price": 260_000})
+    other = tiny_scenario({"products.A1.price": 260_000})
     moved = run_pair(other, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache)
     assert (moved.runs_done, moved.from_cache) == (3, 1)  # only the scenario runs again
 
 
-def test_runner_runs_a_scenario_that_is_its_baseline_once():
-    tiny = load_scenario(TINY)
+def test_runner_runs_a_scenario_that_is_its_baseline_once(tiny):
     pair = run_pair(tiny, tiny, seed=1, replications=2, scale=80, workers=1)
     assert pair.runs_done == 2 and pair.scenario is pair.baseline
 
@@ -261,7 +259,7 @@ def test_runner_in_worker_processes_equals_serial(tiny_pair):
         pd.testing.assert_frame_equal(p.baseline.sales, pair.baseline.sales)
 
 
-def test_batches_with_failed_runs_are_not_cached(monkeypatch):
+def test_batches_with_failed_runs_are_not_cached(tiny, monkeypatch):
     import sim.present.dashboard.runner as runner
 
     real = runner.run_chunk
@@ -271,7 +269,7 @@ def test_batches_with_failed_runs_are_not_cached(monkeypatch):
         return runs.assign(status="failed", error="boom"), sales.iloc[0:0]
 
     monkeypatch.setattr(runner, "run_chunk", failing)
-    tiny, cache = load_scenario(TINY), BatchCache()
+    cache = BatchCache()
     pair = run_pair(tiny, tiny, seed=1, replications=2, scale=80, workers=1, cache=cache)
     assert (pair.scenario.runs["status"] == "failed").all()
     assert cache.get(runner.batch_key(tiny, 1, 2, 80)) is None
@@ -279,8 +277,7 @@ def test_batches_with_failed_runs_are_not_cached(monkeypatch):
         summarize_pair(pair.scenario, pair.baseline, reported=pd.DataFrame())
 
 
-def test_runner_can_be_cancelled():
-    tiny = load_scenario(TINY)
+def test_runner_can_be_cancelled(tiny):
     stop = threading.Event()
 
     def progress(done: int, total: int) -> None:
@@ -288,7 +285,7 @@ def test_runner_can_be_cancelled():
             stop.set()
 
     with pytest.raises(Cancelled):
-        run_pair(tiny, load_scenario(TINY, {"products.A1.price": 240_000}), seed=1, replications=3, scale=80,
+        run_pair(tiny, tiny_scenario({"products.A1.price": 240_000}), seed=1, replications=3, scale=80,
                  workers=1, progress=progress, cancel=stop)  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import CALIB_TINY
 from scipy import integrate
 
 from sim.analysis.calibrate import (
@@ -36,9 +37,6 @@ from sim.runs.run import ensemble_member, execute, make_specs
 from sim.scenario.schema import load_scenario
 from sim.scenario.yamlio import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-CALIB_TINY = DATA / "calib_tiny.yaml"
 #: The parameters that generate the recovery test's "reported" volumes (the base has 1.0, 0, 0).
 TRUTH = {"buyers.outside_value": 1.3, "brands.A.appeal": 0.4, "products.A2.appeal": -0.3}
 #: Stated tolerances of the recovery: |ensemble mean - truth| at most this (utils) ...

@@ -27,15 +27,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import DATA, TINY
 from pandas.testing import assert_frame_equal
 
 from sim import cli
 from sim.runs import store
 
-DATA = Path(__file__).resolve().parent / "data"
-TINY = DATA / "tiny.yaml"
 SWEEP = DATA / "reliability" / "kill_sweep.yaml"
-ROOT = Path(__file__).resolve().parent.parent
 
 #: The killed batch: 6 runs of tiny.yaml, one per chunk, coarse scale, in the batch's own process.
 RUNS = 6

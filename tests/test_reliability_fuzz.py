@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from conftest import TINY, tiny_document
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sim import cli, load_results
 from sim.scenario.schema import load_scenario
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
-BASE: dict[str, Any] = yaml.safe_load(TINY.read_text())
+BASE: dict[str, Any] = tiny_document()
 TEXT = TINY.read_text()
 #: The longest a mutant may take, validation and run together, before it counts as a hang (seconds).
 HANG = 60

@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import BAD, TINY
 
 from sim import cli
 from sim.scenario.schema import apply_override, load_scenario, parse_set_option, resolve_document
 from sim.scenario.yamlio import InputError
-
-HERE = Path(__file__).resolve().parent
-TINY = HERE / "data" / "tiny.yaml"
-BAD = HERE / "data" / "bad"
 
 
 @dataclass(frozen=True)

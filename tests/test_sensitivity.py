@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CALIB_TINY
 
 from sim.analysis.sensitivity import load_study
 from sim.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
-CALIB_TINY = ROOT / "tests" / "data" / "calib_tiny.yaml"
 
 
 @pytest.fixture
