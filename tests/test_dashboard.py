@@ -192,15 +192,18 @@ def test_shock_depth_zero_removes_the_shock():
     assert all(sc.events[i].factor == 1.0 for i in added)
 
 
-def test_bad_lever_values_are_clear_errors(m6):
-    with pytest.raises(InputError, match="M6 list price: must be in 150000..1000000, got 10"):
-        m6.overrides({"m6_price": 10})
-    with pytest.raises(InputError, match="M6 list price: expected a number"):
-        m6.overrides({"m6_price": "cheap"})
-    with pytest.raises(InputError, match="M6 launch .*expected one of"):
-        m6.overrides({"m6_launch": "2031-01"})
-    with pytest.raises(InputError, match="unknown lever 'tariff:3'"):
-        m6.overrides({"tariff:3": 10})
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        pytest.param({"m6_price": 10}, "M6 list price: must be in 150000..1000000, got 10", id="price out of range"),
+        pytest.param({"m6_price": "cheap"}, "M6 list price: expected a number", id="price not a number"),
+        pytest.param({"m6_launch": "2031-01"}, "M6 launch .*expected one of", id="launch not offered"),
+        pytest.param({"tariff:3": 10}, "unknown lever 'tariff:3'", id="unknown lever"),
+    ],
+)
+def test_bad_lever_values_are_clear_errors(m6, values, says):
+    with pytest.raises(InputError, match=says):
+        m6.overrides(values)
 
 
 # ----------------------------------------------------------------------------- runner
