@@ -86,6 +86,7 @@ def test_serial_equals_processes_and_chunking_changes_nothing(tmp_path, tiny):
     assert sorted(p.name for p in (tmp_path / "procs" / "runs").iterdir()) == [f"part-{i:08d}.parquet" for i in range(6)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None,
     reason="dask.distributed is not installed (pip install -e '.[dask]')",
@@ -209,6 +210,7 @@ def test_resume_refuses_a_different_batch(tmp_path):
     assert store.read_manifest(out)["finished"] == 2
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_batch(tmp_path):
     out, ref = tmp_path / "killed", tmp_path / "ref"
     cmd = [sys.executable, "-m", "sim", "run", str(TINY), "-r", "40", "--workers", "1", "--chunk-size", "2", "-q"]
@@ -265,6 +267,7 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
 def test_workers_exit_when_the_batch_is_killed(tmp_path):
     out = tmp_path / "o"

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import TINY, tiny_document
 from hypothesis import HealthCheck, assume, given, settings
@@ -159,6 +160,7 @@ def check_mutant(text: str) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=MUTANTS)
 def test_a_mutated_scenario_never_gives_a_traceback_a_hang_or_half_results(text: str) -> None:
