@@ -8,14 +8,17 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY, tiny_scenario
+from conftest import ROOT, TINY, cli_env, tiny_scenario
 
 from sim import cli
 from sim.analysis.compare import compare_pair, target_table
@@ -474,6 +477,29 @@ def test_the_app_imports_without_warnings():
     import sim.present.dashboard.app as app
 
     assert [r.path for r in app.routes] == ["/", "single-run"]
+
+
+#: Imports every module of sim.present.dashboard in a fresh interpreter, then prints how many child
+#: processes it has: those multiprocessing knows of, and all of them as the kernel lists them.
+_IMPORT_EVERY_DASHBOARD_MODULE = """
+import importlib, multiprocessing, os, pkgutil
+import sim.present.dashboard as dashboard
+for module in pkgutil.iter_modules(dashboard.__path__, dashboard.__name__ + "."):
+    importlib.import_module(module.name)
+tasks = f"/proc/{os.getpid()}/task"
+children = [pid for t in os.listdir(tasks) for pid in open(f"{tasks}/{t}/children").read().split()]
+print(len(multiprocessing.active_children()), len(children))
+"""
+
+
+@pytest.mark.skipif(not HAS_EXTRA, reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
+@pytest.mark.skipif(not Path(f"/proc/self/task/{os.getpid()}/children").exists(), reason="needs /proc's children lists")
+def test_importing_the_dashboard_starts_no_process():
+    """The worker processes shared by the sessions (``session.POOL``) start at the first run, not at import."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_EVERY_DASHBOARD_MODULE], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"]
 
 
 def test_import_sim_stays_light():
