@@ -31,8 +31,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy sim
 	$(BIN)/lint-imports
 
+## bench: the benchmarks of BENCHMARKS.md, their figures printed (several minutes, most of them the batch
+## benchmark's 10,000 runs; `benchmarks/run_all.py --quick` checks in under a minute that they all run)
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -q -m benchmark benchmarks
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,17 @@
-"""Shared paths, fixtures and helpers for the market-engine tests."""
+"""Shared paths, fixtures and helpers for the market-engine tests.
+
+The tiny market, ``tests/data/tiny.yaml`` (three products of two brands, one market, 12 months), is the
+scenario most tests run; it is defined there once. Tests reach it through:
+
+* :data:`TINY`, its path (for the command line and for ``extends:``);
+* the ``tiny`` fixture, the validated :class:`~sim.scenario.schema.Scenario`, read once a session;
+* :func:`tiny_scenario`, a variant by ``--set``-style overrides (``{"products.A1.price": 260000}``);
+* :func:`tiny_child`, a variant as a scenario file that ``extends`` it;
+* :func:`tiny_document`, a fresh copy of it as plain data, to change before writing it out.
+
+Test modules import the constants and helpers (``from conftest import TINY, tiny_scenario``); pytest puts
+this folder on ``sys.path`` (the tests are not a package), so that import finds this module.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +19,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, settings
 
 from sim.scenario.schema import Scenario, load_scenario
@@ -15,6 +30,8 @@ from sim.scenario.schema import Scenario, load_scenario
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 TINY = DATA / "tiny.yaml"
+#: The tiny market with more buyers and plants that never bind, for the calibration and validation tests.
+CALIB_TINY = DATA / "calib_tiny.yaml"
 BAD = DATA / "bad"
 
 # Property tests draw small cases; the model and numpy make timing deadlines meaningless.
@@ -69,3 +86,29 @@ def tiny_path() -> Path:
 def tiny() -> Scenario:
     """The tiny test scenario (three products, two brands, one market, 12 months)."""
     return load_scenario(TINY)
+
+
+def tiny_scenario(overrides: dict[str, Any] | None = None) -> Scenario:
+    """The tiny market, validated, with ``overrides`` applied by path as ``--set`` would.
+
+    Args:
+        overrides: parameter path -> value, e.g. ``{"products.A1.price": 260000, "end": "2024-06"}``.
+    """
+    return load_scenario(TINY, overrides)
+
+
+def tiny_child(folder: Path, name: str, body: str = "") -> Path:
+    """Write ``folder/NAME.yaml``, a scenario named ``name`` that extends the tiny market, and return its path.
+
+    The file starts ``name: NAME`` (line 1) and ``extends: .../tiny.yaml`` (line 2); ``body`` (YAML text,
+    each line ending in a newline) follows from line 3, so that errors in it are located at fixed lines.
+    """
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\nextends: {TINY}\n{body}")
+    return path
+
+
+def tiny_document() -> dict[str, Any]:
+    """The tiny market's file as plain data (mappings and lists), a new copy at each call."""
+    data: dict[str, Any] = yaml.safe_load(TINY.read_text())
+    return data

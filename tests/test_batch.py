@@ -15,22 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, TINY, tiny_scenario
 from pandas.testing import assert_frame_equal
 
 from sim.cli import main
 from sim.runs import batch, store
 from sim.runs.run import make_specs
-from sim.scenario.schema import load_scenario
 from sim.scenario.yamlio import InputError
-
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "tiny.yaml"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_scenario(TINY)
 
 
 def _batch(tmp_path: Path, specs, name: str, **kw) -> store.Results:
@@ -69,13 +60,13 @@ def test_seed_identity_is_recorded(tmp_path, tiny):
 def test_common_random_numbers_across_scenarios(tiny):
     """Same root seed: replicate r of two scenarios draws the same stream, so paired differences
     come from the scenarios and not from noise."""
-    cosmetic = load_scenario(TINY, {"description": "another text"})
+    cosmetic = tiny_scenario({"description": "another text"})
     ra, sa = batch.run_chunk(make_specs(tiny, 3, seed=5))
     rb, sb = batch.run_chunk(make_specs(cosmetic, 3, seed=5))
     assert_frame_equal(sa, sb)
     # B1's price cut moved from 2024-06 to 2024-09: the months before buyers can anticipate it
     # (one month ahead) are the same draws, hence the same sales.
-    later = load_scenario(TINY, {"events[0].month": "2024-09"})
+    later = tiny_scenario({"events[0].month": "2024-09"})
     rc, sc = batch.run_chunk(make_specs(later, 3, seed=5))
     assert (ra[["seed_entropy", "spawn_key"]] == rc[["seed_entropy", "spawn_key"]]).all().all()
     before = sa["month"] < "2024-05"
@@ -95,6 +86,7 @@ def test_serial_equals_processes_and_chunking_changes_nothing(tmp_path, tiny):
     assert sorted(p.name for p in (tmp_path / "procs" / "runs").iterdir()) == [f"part-{i:08d}.parquet" for i in range(6)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None,
     reason="dask.distributed is not installed (pip install -e '.[dask]')",
@@ -218,6 +210,7 @@ def test_resume_refuses_a_different_batch(tmp_path):
     assert store.read_manifest(out)["finished"] == 2
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_batch(tmp_path):
     out, ref = tmp_path / "killed", tmp_path / "ref"
     cmd = [sys.executable, "-m", "sim", "run", str(TINY), "-r", "40", "--workers", "1", "--chunk-size", "2", "-q"]
@@ -274,6 +267,7 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
 def test_workers_exit_when_the_batch_is_killed(tmp_path):
     out = tmp_path / "o"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY, tiny_child, tiny_scenario
 
 from sim.analysis import fit_appeals as calibrate
 from sim.analysis.fit_appeals import (
@@ -20,9 +21,6 @@ from sim.analysis.fit_appeals import (
 )
 from sim.scenario.schema import load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
-
 
 def _figures(rows: list[dict]) -> SimpleNamespace:
     """A minimal stand-in for sim.analysis.reported.ReportedFigures: only the columns the fit reads."""
@@ -31,7 +29,7 @@ def _figures(rows: list[dict]) -> SimpleNamespace:
 
 
 def test_volume_targets_average_conflicting_sources_by_confidence():
-    sc = load_scenario(TINY)
+    sc = tiny_scenario()
     rf = _figures(
         [
             {"line": 2, "brand": "A", "frequency": "annual", "start": "2024-01", "end": "2024-12", "value": 100.0},
@@ -52,11 +50,7 @@ def test_fit_reproduces_volumes_generated_by_the_model(tmp_path):
     # "Reported" volumes are the model's own output with brand A's appeal at +0.6 and B's at -0.4;
     # the fit starts from 0 and must bring the simulated annual totals within 5% of them.
     # Plants large enough that no capacity binds: deliveries then move with appeal.
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\nproducts:\n"
-        "  - {name: A1, capacity: {max: 100000}}\n  - {name: A2, capacity: {max: 100000}}\n"
-    )
+    base = tiny_child(tmp_path, "base", "products:\n  - {name: A1, capacity: {max: 100000}}\n  - {name: A2, capacity: {max: 100000}}\n")
     truth = tmp_path / "truth.yaml"
     truth.write_text(f"name: truth\nextends: {base}\nbrands:\n  - {{name: A, appeal: 0.6}}\n  - {{name: B, appeal: -0.4}}\n")
     sim = simulate_monthly(load_scenario(truth), 2, seed=5, scale=None)
@@ -86,10 +80,8 @@ def test_fit_recovers_a_product_life_cycle(tmp_path):
     # A1 is first delivered after the scenario's start, so its ageing rate is free. The "reported"
     # monthly volumes come from the model with A1 losing 1.5 utils a year; the fit starts at 0 and
     # must find a clearly positive rate near the truth, and reproduce the decline month by month.
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\nstart: 2023-12\n"
-        "products:\n  - {name: A1, capacity: {max: 100000}}\n  - {name: A2, capacity: {max: 100000}}\n"
+    base = tiny_child(
+        tmp_path, "base", "start: 2023-12\nproducts:\n  - {name: A1, capacity: {max: 100000}}\n  - {name: A2, capacity: {max: 100000}}\n"
     )
     truth = tmp_path / "truth.yaml"
     truth.write_text(f"name: truth\nextends: {base}\nproducts:\n  - {{name: A1, ageing: 1.5}}\n")
@@ -117,14 +109,15 @@ def test_fit_recovers_a_brand_trend(tmp_path):
     # in 2023-01). The "reported" quarterly volumes of A come from the model with that trend; the
     # fit starts with no trend and must find a clearly rising brand near the truth. B has one
     # annual figure only, so it gets no trend.
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\nstart: 2023-01\n"
+    base = tiny_child(
+        tmp_path,
+        "base",
+        "start: 2023-01\n"
         "markets:\n  - name: CN\n    reference_month: 2023-01\n"
         "    seasonality: {lunar_new_year: {'2023': '2023-01-22', '2024': '2024-02-10'}}\n"
         "products:\n  - {name: A1, launch: 2023-01, capacity: {max: 100000}}\n"
         "  - {name: A2, capacity: {max: 100000}}\n  - {name: B1, launch: 2023-01}\n"
-        "policies:\n  nev_exemptions:\n    - {start: 2023-01, end: 2025-12, share: 1.0, cap: 30000}\n"
+        "policies:\n  nev_exemptions:\n    - {start: 2023-01, end: 2025-12, share: 1.0, cap: 30000}\n",
     )
     truth = tmp_path / "truth.yaml"
     truth.write_text(f"name: truth\nextends: {base}\nbrands:\n  - {{name: A, appeal_trend: 0.8, appeal_trend_until: 2024-12}}\n")
@@ -154,8 +147,7 @@ def test_a_line_on_sale_before_the_start_gets_a_life_cycle_only_when_its_age_is_
     # In tiny.yaml A1 delivers from the first month: mature, no ageing rate to fit. Told it has
     # been on sale since 2023-06, its age is counted and its rate becomes free.
     rows = [{"line": 2, "brand": "A", "model": "A1", "frequency": "annual", "start": "2024-01", "end": "2024-12", "value": 20000.0}]
-    since = tmp_path / "since.yaml"
-    since.write_text(f"name: since\nextends: {TINY}\nproducts:\n  - {{name: A1, on_sale_since: 2023-06}}\n")
+    since = tiny_child(tmp_path, "since", "products:\n  - {name: A1, on_sale_since: 2023-06}\n")
     fitted = {}
     for name, path in (("mature", TINY), ("since", since)):
         _, products, _ = fit_appeals(path, through="2024-12", replications=1, seed=5, iterations=1,
@@ -168,11 +160,11 @@ def test_a_line_on_sale_before_the_start_gets_a_life_cycle_only_when_its_age_is_
 def _capacity_market(tmp_path: Path, *, a1_capacity: int, truth_product: str, truth_appeal: float) -> tuple[Path, Path]:
     """tiny.yaml with A1's plant at ``a1_capacity`` a month (A2's never full), and the "truth" that
     generates the reported figures: the same market with one product's appeal changed."""
-    base = tmp_path / "base.yaml"
-    base.write_text(
-        f"name: base\nextends: {TINY}\n"
+    base = tiny_child(
+        tmp_path,
+        "base",
         f"products:\n  - {{name: A1, capacity: {{max: {a1_capacity}, ramp_months: 1}}}}\n"
-        "  - {name: A2, capacity: {max: 100000}}\n"
+        "  - {name: A2, capacity: {max: 100000}}\n",
     )
     truth = tmp_path / "truth.yaml"
     truth.write_text(f"name: truth\nextends: {base}\nproducts:\n  - {{name: {truth_product}, appeal: {truth_appeal}}}\n")

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY
 
 from sim import load_results, load_scenario
 from sim.runs.run import RUNS_COLUMNS, SALES_COLUMNS
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
 MANIFEST_KEYS = {"scenario", "scenario_hash", "seed", "packages", "code_version", "created"}
 
 

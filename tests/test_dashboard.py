@@ -8,13 +8,17 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, TINY, cli_env, tiny_scenario
 
 from sim import cli
 from sim.analysis.compare import compare_pair, target_table
@@ -28,9 +32,7 @@ from sim.runs.store import Results
 from sim.scenario.schema import Scenario, load_scenario, parse_set_option
 from sim.scenario.yamlio import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
 HAS_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("solara", "solara_assets", "uvicorn"))
 
 
@@ -193,15 +195,18 @@ def test_shock_depth_zero_removes_the_shock():
     assert all(sc.events[i].factor == 1.0 for i in added)
 
 
-def test_bad_lever_values_are_clear_errors(m6):
-    with pytest.raises(InputError, match="M6 list price: must be in 150000..1000000, got 10"):
-        m6.overrides({"m6_price": 10})
-    with pytest.raises(InputError, match="M6 list price: expected a number"):
-        m6.overrides({"m6_price": "cheap"})
-    with pytest.raises(InputError, match="M6 launch .*expected one of"):
-        m6.overrides({"m6_launch": "2031-01"})
-    with pytest.raises(InputError, match="unknown lever 'tariff:3'"):
-        m6.overrides({"tariff:3": 10})
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        pytest.param({"m6_price": 10}, "M6 list price: must be in 150000..1000000, got 10", id="price out of range"),
+        pytest.param({"m6_price": "cheap"}, "M6 list price: expected a number", id="price not a number"),
+        pytest.param({"m6_launch": "2031-01"}, "M6 launch .*expected one of", id="launch not offered"),
+        pytest.param({"tariff:3": 10}, "unknown lever 'tariff:3'", id="unknown lever"),
+    ],
+)
+def test_bad_lever_values_are_clear_errors(m6, values, says):
+    with pytest.raises(InputError, match=says):
+        m6.overrides(values)
 
 
 # ----------------------------------------------------------------------------- runner
@@ -209,8 +214,8 @@ def test_bad_lever_values_are_clear_errors(m6):
 
 @pytest.fixture(scope="module")
 def tiny_pair():
-    scenario = load_scenario(TINY, {"products.A1.price": 230_000})
-    baseline = load_scenario(TINY)
+    scenario = tiny_scenario({"products.A1.price": 230_000})
+    baseline = tiny_scenario()
     cache = BatchCache()
     seen = []
     pair = run_pair(scenario, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache,
@@ -235,13 +240,12 @@ def test_runner_reuses_cached_batches(tiny_pair):
     again = run_pair(scenario, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache)
     assert (again.runs_done, again.from_cache) == (0, 2)
     assert again.scenario is pair.scenario
-    other = load_scenario(TINY, {"products.A1.price": 260_000})
+    other = tiny_scenario({"products.A1.price": 260_000})
     moved = run_pair(other, baseline, seed=3, replications=3, scale=40, workers=1, cache=cache)
     assert (moved.runs_done, moved.from_cache) == (3, 1)  # only the scenario runs again
 
 
-def test_runner_runs_a_scenario_that_is_its_baseline_once():
-    tiny = load_scenario(TINY)
+def test_runner_runs_a_scenario_that_is_its_baseline_once(tiny):
     pair = run_pair(tiny, tiny, seed=1, replications=2, scale=80, workers=1)
     assert pair.runs_done == 2 and pair.scenario is pair.baseline
 
@@ -261,7 +265,7 @@ def test_runner_in_worker_processes_equals_serial(tiny_pair):
         pd.testing.assert_frame_equal(p.baseline.sales, pair.baseline.sales)
 
 
-def test_batches_with_failed_runs_are_not_cached(monkeypatch):
+def test_batches_with_failed_runs_are_not_cached(tiny, monkeypatch):
     import sim.present.dashboard.runner as runner
 
     real = runner.run_chunk
@@ -271,7 +275,7 @@ def test_batches_with_failed_runs_are_not_cached(monkeypatch):
         return runs.assign(status="failed", error="boom"), sales.iloc[0:0]
 
     monkeypatch.setattr(runner, "run_chunk", failing)
-    tiny, cache = load_scenario(TINY), BatchCache()
+    cache = BatchCache()
     pair = run_pair(tiny, tiny, seed=1, replications=2, scale=80, workers=1, cache=cache)
     assert (pair.scenario.runs["status"] == "failed").all()
     assert cache.get(runner.batch_key(tiny, 1, 2, 80)) is None
@@ -279,8 +283,7 @@ def test_batches_with_failed_runs_are_not_cached(monkeypatch):
         summarize_pair(pair.scenario, pair.baseline, reported=pd.DataFrame())
 
 
-def test_runner_can_be_cancelled():
-    tiny = load_scenario(TINY)
+def test_runner_can_be_cancelled(tiny):
     stop = threading.Event()
 
     def progress(done: int, total: int) -> None:
@@ -288,7 +291,7 @@ def test_runner_can_be_cancelled():
             stop.set()
 
     with pytest.raises(Cancelled):
-        run_pair(tiny, load_scenario(TINY, {"products.A1.price": 240_000}), seed=1, replications=3, scale=80,
+        run_pair(tiny, tiny_scenario({"products.A1.price": 240_000}), seed=1, replications=3, scale=80,
                  workers=1, progress=progress, cancel=stop)  # fmt: skip
 
 
@@ -474,6 +477,29 @@ def test_the_app_imports_without_warnings():
     import sim.present.dashboard.app as app
 
     assert [r.path for r in app.routes] == ["/", "single-run"]
+
+
+#: Imports every module of sim.present.dashboard in a fresh interpreter, then prints how many child
+#: processes it has: those multiprocessing knows of, and all of them as the kernel lists them.
+_IMPORT_EVERY_DASHBOARD_MODULE = """
+import importlib, multiprocessing, os, pkgutil
+import sim.present.dashboard as dashboard
+for module in pkgutil.iter_modules(dashboard.__path__, dashboard.__name__ + "."):
+    importlib.import_module(module.name)
+tasks = f"/proc/{os.getpid()}/task"
+children = [pid for t in os.listdir(tasks) for pid in open(f"{tasks}/{t}/children").read().split()]
+print(len(multiprocessing.active_children()), len(children))
+"""
+
+
+@pytest.mark.skipif(not HAS_EXTRA, reason="the dashboard extra is not installed (pip install -e '.[dashboard]')")
+@pytest.mark.skipif(not Path(f"/proc/self/task/{os.getpid()}/children").exists(), reason="needs /proc's children lists")
+def test_importing_the_dashboard_starts_no_process():
+    """The worker processes shared by the sessions (``session.POOL``) start at the first run, not at import."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_EVERY_DASHBOARD_MODULE], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"]
 
 
 def test_import_sim_stays_light():

@@ -102,6 +102,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     assert "Traceback" not in text and "Error" not in text, text
 
 
+@pytest.mark.slow
 def test_page_runs_a_scenario_and_updates_when_the_m6_price_moves(server: str) -> None:
     from playwright.sync_api import sync_playwright
 

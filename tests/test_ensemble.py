@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import CALIB_TINY
 from scipy import integrate
 
 from sim.analysis.calibrate import (
@@ -36,9 +37,6 @@ from sim.runs.run import ensemble_member, execute, make_specs
 from sim.scenario.schema import load_scenario
 from sim.scenario.yamlio import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
-CALIB_TINY = DATA / "calib_tiny.yaml"
 #: The parameters that generate the recovery test's "reported" volumes (the base has 1.0, 0, 0).
 TRUTH = {"buyers.outside_value": 1.3, "brands.A.appeal": 0.4, "products.A2.appeal": -0.3}
 #: Stated tolerances of the recovery: |ensemble mean - truth| at most this (utils) ...
@@ -297,21 +295,32 @@ def test_bad_ensembles_name_file_line_and_field(tmp_path):
 # ------------------------------------------------------------------ the file
 
 
-def test_bad_calibration_files_exit_2_with_file_line_and_field(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("good", "broken", "expected"),
+    [
+        pytest.param("buyers.outside_value, low", "buyers.outside_valu, low", "parameters[0].path: not in the base scenario",
+                     id="path not in the base"),
+        pytest.param("low: 0.5, high: 2.5", "low: 2.5, high: 0.5", "parameters[0].high: low (2.5) must be below high",
+                     id="low above high"),
+        pytest.param("low: 0.5, high: 2.5", "low: -5, high: 2.5, prior: loguniform",
+                     "parameters[0].low: a log-uniform prior needs low > 0", id="log-uniform below zero"),
+        pytest.param("scale: 100", "scale: 100\nbudgte: 3", "budgte: unknown key", id="unknown key"),
+        pytest.param("quantile: 0.25", "quantile: 1.5", "method.quantile: Input should be less than 1",
+                     id="quantile above 1"),
+    ],
+)  # fmt: skip
+def test_bad_calibration_files_exit_2_with_file_line_and_field(tmp_path, capsys, good, broken, expected):
+    write_targets(tmp_path / "targets.csv", {}, seed=5)
+    text = write_calibration(tmp_path).read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace(good, broken))
+    assert main(["calibrate", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:" in err and expected in err, err
+
+
+def test_calibrate_with_too_small_a_budget_exits_2(tmp_path, capsys):
     write_targets(tmp_path / "targets.csv", {}, seed=5)
     calib = write_calibration(tmp_path)
-    text = calib.read_text()
-    bad = tmp_path / "bad.yaml"
-    for broken, expected in [
-        (text.replace("buyers.outside_value, low", "buyers.outside_valu, low"), "parameters[0].path: not in the base scenario"),
-        (text.replace("low: 0.5, high: 2.5", "low: 2.5, high: 0.5"), "parameters[0].high: low (2.5) must be below high"),
-        (text.replace("low: 0.5, high: 2.5", "low: -5, high: 2.5, prior: loguniform"), "parameters[0].low: a log-uniform prior needs low > 0"),
-        (text.replace("scale: 100", "scale: 100\nbudgte: 3"), "budgte: unknown key"),
-        (text.replace("quantile: 0.25", "quantile: 1.5"), "method.quantile: Input should be less than 1"),
-    ]:
-        bad.write_text(broken)
-        assert main(["calibrate", str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
-        err = capsys.readouterr().err
-        assert f"{bad}:" in err and expected in err, err
     assert main(["calibrate", str(calib), "--budget", "5", "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "--budget" in capsys.readouterr().err

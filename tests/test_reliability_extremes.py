@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import tiny_document
 
 from sim import cli, load_results
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
-BASE: dict[str, Any] = yaml.safe_load(TINY.read_text())
+BASE: dict[str, Any] = tiny_document()
 COUNTS = ["units", "orders", "backlog", "cancellations"]
 PRICES = ["list_price", "transaction_price", "paid_price"]
 

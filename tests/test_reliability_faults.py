@@ -27,15 +27,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import DATA, TINY
 from pandas.testing import assert_frame_equal
 
 from sim import cli
 from sim.runs import store
 
-DATA = Path(__file__).resolve().parent / "data"
-TINY = DATA / "tiny.yaml"
 SWEEP = DATA / "reliability" / "kill_sweep.yaml"
-ROOT = Path(__file__).resolve().parent.parent
 
 #: The killed batch: 6 runs of tiny.yaml, one per chunk, coarse scale, in the batch's own process.
 RUNS = 6
@@ -135,6 +133,7 @@ def moments(tmp_path_factory: pytest.TempPathFactory, killer: Killer) -> list[st
 KILL_POINTS = [1, 2, 4, 6, 7, 8, 13, 15, 17, 18, 20, 23, 26, 56, 90, 115, -1]
 
 
+@pytest.mark.slow
 def test_the_kill_points_cover_every_kind_of_moment(moments: list[str]) -> None:
     hit = {moments[k - 1 if k > 0 else k].split(" ")[0] for k in KILL_POINTS}
     kinds = {m.split(" ")[0] for m in moments}
@@ -142,6 +141,7 @@ def test_the_kill_points_cover_every_kind_of_moment(moments: list[str]) -> None:
     assert hit == kinds == {"opened", "half-written", "synced", "renamed", "run-start", "run-half-way", "run-end"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_sigkill_then_resume_equals_an_uninterrupted_batch(
     kill_at: int, tmp_path: Path, reference: Path, moments: list[str], killer: Killer
@@ -156,6 +156,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_batch(
     assert_same_results(out, reference, RUNS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("first, second", [(8, 3), (40, 20)])
 def test_a_resume_killed_in_turn_still_ends_identical(
     first: int, second: int, tmp_path: Path, reference: Path, killer: Killer
@@ -168,6 +169,7 @@ def test_a_resume_killed_in_turn_still_ends_identical(
     assert_same_results(out, reference, RUNS)
 
 
+@pytest.mark.slow
 def test_a_killed_batch_is_not_overwritten_without_resume_or_force(
     tmp_path: Path, killer: Killer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +192,7 @@ def sweep_reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", [1, 4, 11, 23, 36])
 def test_sweep_killed_then_resumed_equals_an_uninterrupted_sweep(
     kill_at: int, tmp_path: Path, sweep_reference: Path, killer: Killer
@@ -205,6 +208,7 @@ def test_sweep_killed_then_resumed_equals_an_uninterrupted_sweep(
 # ------------------------------------------------- real processes, real workers
 
 
+@pytest.mark.slow
 def test_real_sim_run_with_two_workers_killed_by_the_clock(tmp_path: Path, sim_start: Callable[..., Any]) -> None:
     """``python -m sim run -w 2`` killed when its fourth part appears, then resumed."""
     args = ["-r", "8", "--seed", "3", "--scale", "20", "--chunk-size", "1", "-q"]

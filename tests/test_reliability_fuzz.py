@@ -19,15 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from conftest import TINY, tiny_document
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sim import cli, load_results
 from sim.scenario.schema import load_scenario
 
-TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
-BASE: dict[str, Any] = yaml.safe_load(TINY.read_text())
+BASE: dict[str, Any] = tiny_document()
 TEXT = TINY.read_text()
 #: The longest a mutant may take, validation and run together, before it counts as a hang (seconds).
 HANG = 60
@@ -159,6 +160,7 @@ def check_mutant(text: str) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=MUTANTS)
 def test_a_mutated_scenario_never_gives_a_traceback_a_hang_or_half_results(text: str) -> None:

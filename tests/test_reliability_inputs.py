@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import DATA, TINY
 
 from sim import cli
 from sim.analysis.reported import MAX_FILE_BYTES as CSV_LIMIT
 from sim.scenario.yamlio import MAX_FILE_BYTES as YAML_LIMIT
 from sim.scenario.yamlio import MAX_NODES
 
-DATA = Path(__file__).resolve().parent / "data"
-TINY = DATA / "tiny.yaml"
 REL = DATA / "reliability"
 
 

@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import BAD, TINY
 
 from sim import cli
 from sim.scenario.schema import apply_override, load_scenario, parse_set_option, resolve_document
 from sim.scenario.yamlio import InputError
-
-HERE = Path(__file__).resolve().parent
-TINY = HERE / "data" / "tiny.yaml"
-BAD = HERE / "data" / "bad"
 
 
 @dataclass(frozen=True)
@@ -131,9 +128,9 @@ def test_non_utf8_text_is_refused_with_its_line(tmp_path: Path):
 @pytest.mark.parametrize(
     "value",
     [
-        '!!python/object/apply:os.system ["touch {marker}"]',
-        '!!python/object/apply:os.system "touch {marker}"',
-        "!!python/name:os.system ''",
+        pytest.param('!!python/object/apply:os.system ["touch {marker}"]', id="apply, arguments as a list"),
+        pytest.param('!!python/object/apply:os.system "touch {marker}"', id="apply, argument as text"),
+        pytest.param("!!python/name:os.system ''", id="name"),
     ],
 )
 def test_unsafe_tags_never_run(tmp_path: Path, value: str):
@@ -152,32 +149,20 @@ def test_unsafe_tags_never_run(tmp_path: Path, value: str):
     assert not marker.exists()
 
 
-def test_python_tag_on_a_list_or_mapping_is_refused(tmp_path: Path):
-    path = write(
-        tmp_path,
-        "tagged.yaml",
-        f"""\
-        extends: {TINY}
-        name: tagged
-        events: !!python/object/apply:os.system []
-        buyers: !!python/object/new:dict {{price_sensitivity: 2}}
-        """,
-    )
-    with pytest.raises(InputError, match=re.escape(f"{path}:3: events: not allowed")):
-        load_scenario(path)
-
-
-def test_refused_tag_names_the_field(tmp_path: Path):
-    path = write(
-        tmp_path,
-        "tagged.yaml",
-        f"""\
-        extends: {TINY}
-        name: tagged
-        description: !!python/name:os.system ''
-        """,
-    )
-    with pytest.raises(InputError, match=re.escape(f"{path}:3: description: not allowed")):
+@pytest.mark.parametrize(
+    ("tagged", "says"),
+    [
+        pytest.param(
+            ["events: !!python/object/apply:os.system []", "buyers: !!python/object/new:dict {price_sensitivity: 2}"],
+            "events: not allowed",
+            id="on a list or a mapping",
+        ),
+        pytest.param(["description: !!python/name:os.system ''"], "description: not allowed", id="on a value"),
+    ],
+)
+def test_a_python_tag_is_refused_naming_the_field(tmp_path: Path, tagged: list[str], says: str):
+    path = write(tmp_path, "tagged.yaml", "\n".join([f"extends: {TINY}", "name: tagged", *tagged, ""]))
+    with pytest.raises(InputError, match=re.escape(f"{path}:3: {says}")):
         load_scenario(path)
 
 
@@ -347,11 +332,20 @@ def test_override_of_a_list_item_by_index():
     assert sc.products[2].capacity.max == 500
 
 
-def test_override_values_are_validated():
-    with pytest.raises(InputError, match=r"products\[0\]\.price: Input should be greater than 0, got -1"):
-        load_scenario(TINY, {"products.A1.price": -1})
-    with pytest.raises(InputError, match=r"unknown key \(did you mean 'price_sensitivity'\?\)"):
-        load_scenario(TINY, {"buyers.price_sensitivty": 2})
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        pytest.param(
+            {"products.A1.price": -1}, r"products\[0\]\.price: Input should be greater than 0, got -1", id="bad value"
+        ),
+        pytest.param(
+            {"buyers.price_sensitivty": 2}, r"unknown key \(did you mean 'price_sensitivity'\?\)", id="misspelt key"
+        ),
+    ],
+)
+def test_override_values_are_validated(override: dict[str, int], says: str):
+    with pytest.raises(InputError, match=says):
+        load_scenario(TINY, override)
 
 
 def test_bad_override_value_is_not_blamed_on_the_file():

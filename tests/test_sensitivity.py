@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CALIB_TINY
 
 from sim.analysis.sensitivity import load_study
 from sim.cli import main
-
-ROOT = Path(__file__).resolve().parent.parent
-CALIB_TINY = ROOT / "tests" / "data" / "calib_tiny.yaml"
 
 
 @pytest.fixture
@@ -54,16 +52,24 @@ def test_indices_with_intervals_and_an_inert_factor_at_exactly_zero(calibration,
     assert "Sobol indices (95% intervals), N = 8" in text and "brands.A.appeal" in text
 
 
-def test_design_and_bad_options(calibration, capsys):
+def test_design_and_its_dry_run(calibration, capsys):
     study = load_study(calibration, n=4, levers=False, extra_levers=["buyers.price_sensitivity=0.5:1.5"])
     assert [f.path for f in study.factors] == ["buyers.outside_value", "brands.A.appeal", "buyers.price_sensitivity"]
     assert study.points == 4 * 5 and study.unit.min() >= 0 and study.unit.max() <= 1
     over = study.overrides(0)
     assert 0.5 <= over["buyers.outside_value"] <= 1.5 and -1.0 <= over["brands.A.appeal"] <= 1.0  # base appeal of A is 0
-    assert main(["sensitivity", str(calibration), "--n", "6", "--dry-run"]) == 2
-    assert "power of 2" in capsys.readouterr().err
-    assert main(["sensitivity", str(calibration), "--lever", "buyers.nope=1:2", "--dry-run"]) == 2
-    assert "not in the base scenario" in capsys.readouterr().err
-    assert main(["sensitivity", str(calibration), "--lever", "buyers.price_sensitivity", "--dry-run"]) == 2
     assert main(["sensitivity", str(calibration), "--dry-run"]) == 0
     assert "3 factors, N = 8: 40 points" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        pytest.param(["--n", "6"], "power of 2", id="N not a power of 2"),
+        pytest.param(["--lever", "buyers.nope=1:2"], "not in the base scenario", id="lever not in the base"),
+        pytest.param(["--lever", "buyers.price_sensitivity"], "", id="lever without a range"),  # any message
+    ],
+)
+def test_bad_options_exit_2(calibration, capsys, options, says):
+    assert main(["sensitivity", str(calibration), *options, "--dry-run"]) == 2
+    assert says in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA, ROOT, TINY
 from pandas.testing import assert_frame_equal
 
 from sim.cli import main
@@ -17,10 +18,7 @@ from sim.runs.sweep import load_sweep, resolve_selectors
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
-DATA = Path(__file__).parent / "data"
-TINY = DATA / "tiny.yaml"
 SWEEP = DATA / "sweep_tiny.yaml"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path: Path, body: str, name: str = "s.yaml") -> Path:

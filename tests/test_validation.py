@@ -7,9 +7,9 @@ passes, the same table with the pattern removed fails), the command on a small r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
+from conftest import CALIB_TINY, TINY
 
 from sim.analysis.validate_model import (
     check_discounts,
@@ -22,10 +22,6 @@ from sim.analysis.validate_model import (
 from sim.cli import main
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import load_scenario
-
-ROOT = Path(__file__).resolve().parent.parent
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
-CALIB_TINY = ROOT / "tests" / "data" / "calib_tiny.yaml"
 
 
 def sales_table(rows: list[dict]) -> pd.DataFrame:
