@@ -52,7 +52,7 @@ def hwm():
     except OSError:
         pass
     return -1
-from sim.cli.commands import main
+from sim.cli.app import main
 before = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, hwm())
 t0 = time.perf_counter()
 rc = main(sys.argv[1:])
