@@ -140,7 +140,7 @@ def _sensitivity_arguments(p: argparse.ArgumentParser) -> None:
                       resume="continue a killed study in --out", force="replace the results in a non-empty --out",
                       dry_run="print the design's size and write nothing")
     p.add_argument("--json", action="store_true", help="print the indices as JSON")
-    add_batch_options(p, "quiet", quiet="no progress")  # fmt: skip
+    add_batch_options(p, "quiet", quiet="no progress")
 
 
 @command("sensitivity", _sensitivity_arguments,
@@ -192,7 +192,7 @@ def _validate_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", help="keep the shock runs in this folder (default: a temporary one)")
     add_out_option(p, "write the Markdown report here (default: print it)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_batch_options(p, "quiet", quiet="no progress")  # fmt: skip
+    add_batch_options(p, "quiet", quiet="no progress")
 
 
 @command("validate-model", _validate_model_arguments,

@@ -109,7 +109,7 @@ def _plot_arguments(p: argparse.ArgumentParser) -> None:
     add_out_option(p, "image file: .png, .svg or .pdf", required=True)
     p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed")
     p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
-    _reported_options(p)  # fmt: skip
+    _reported_options(p)
 
 
 def _reported_options(p: argparse.ArgumentParser) -> None:
@@ -165,7 +165,7 @@ def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=positive_float, default=DEFAULT_SCALE,
                    help=f"real buyers per buyer agent the page starts with (default {DEFAULT_SCALE:g}: coarse, seconds per run)")
     p.add_argument("--seed", type=nonneg_int, help="root seed the page starts with (default: the baseline's)")
-    add_batch_options(p, "workers", workers="worker processes per run (default: all cores)")  # fmt: skip
+    add_batch_options(p, "workers", workers="worker processes per run (default: all cores)")
 
 
 @command("dashboard", _dashboard_arguments,

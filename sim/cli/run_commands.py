@@ -40,7 +40,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a scenario value, e.g. --set 'products.AITO M6.price=260000'")
     p.add_argument("--check", action="store_true",
                    help="assert the accounting invariants every month; a violation fails the run with the month and product")
-    add_batch_options(p)  # fmt: skip
+    add_batch_options(p)
 
 
 @command("run", _run_arguments, help="run a scenario (with replications) and write tidy tables")
@@ -265,7 +265,7 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nests", type=positive_int, default=1, metavar="K", help="nests (default 1, as the baseline)")
     p.add_argument("--nest-lambda", type=positive_float, default=0.8, metavar="L",
                    help="nesting parameter (default 0.8, the schema default; the baseline uses 0.5; 1 with one nest = plain logit)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 @command("bench", _bench_arguments, help="microseconds per buyer-decision: naive Mesa reference, production path, floor")
