@@ -1,5 +1,5 @@
 """``python -m sim``: the command line."""
 
-from sim.cli.commands import main
+from sim.cli.app import main
 
 raise SystemExit(main())

@@ -50,7 +50,6 @@ before the file's ``through``, out-of-sample metrics per series).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
@@ -72,6 +71,7 @@ from scipy.special import expit, logit, logsumexp
 
 from sim.analysis.fit_appeals import CONFIDENCE_WEIGHT, FREQUENCY_WEIGHT, VolumeTarget, volume_targets
 from sim.runs import store
+from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.sweep import point_scenario
 from sim.scenario.months import format_month, parse_month
@@ -86,6 +86,8 @@ KERNEL_RIDGE = 1e-4
 MIN_ACCEPTED = 3
 #: Band of the reported-value coverage check (5% and 95% of the ensemble's weighted values).
 BAND = (0.05, 0.95)
+#: What a calibration writes in its folder (what ``--force`` replaces): the rounds, its state and outputs.
+OUTPUTS = ("round-*", "calibration.json", "calibrated.yaml", "fit.json")
 
 
 # ----------------------------------------------------------------- the file
@@ -757,14 +759,14 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
-def _round_specs(cal: Calibration, k: int, values: np.ndarray, per_round: int) -> list[RunSpec]:
+def _round_specs(cal: Calibration, k: int, values: np.ndarray, per_round: int, kernel: str) -> list[RunSpec]:
     r = cal.config.method.replications
     specs: list[RunSpec] = []
     for i, row in enumerate(values):
         over = {p.path: p.applied(v) for p, v in zip(cal.parameters, row, strict=True)}
         stream = 0 if cal.config.common_random_numbers else (k * per_round + i) * r
         specs += make_specs(cal.scenario, r, seed=cal.config.seed, scale=cal.config.scale, first_run_id=i * r,
-                            overrides=over, point=i, first_stream=stream)
+                            overrides=over, point=i, first_stream=stream, kernel=kernel)
     return specs
 
 
@@ -776,27 +778,26 @@ def _design(cal: Calibration, values: np.ndarray) -> pd.DataFrame:
 
 
 def _run_round(cal: Calibration, out: Path, k: int, values: np.ndarray, per_round: int, *, workers: int | None,
-               executor: str, progress: bool, common: dict[str, Any]) -> np.ndarray:
+               executor: str, kernel: str, progress: bool) -> np.ndarray:
     """Run (or finish) round ``k``'s batch; returns the target values per set (sets x targets)."""
     from sim.runs.batch import run_batch
 
     rd = _round_dir(out, k)
     resume = (rd / store.MANIFEST).is_file()
     store.prepare_output(rd, resume=True)
-    specs = _round_specs(cal, k, values, per_round)
-    manifest = dict(common)
-    manifest.update({
-        "kind": "calibration-round",
-        "label": f"{cal.name} round {k}",
-        "scenario_name": cal.scenario.name,
-        "scenario_hash": cal.scenario.hash(),
-        "scenario": cal.scenario.model_dump(mode="json"),
-        "seed": cal.config.seed,
-        "scale": cal.config.scale,
-        "replications": cal.config.method.replications,
-        "request": {**cal.request(), "kind": "calibration-round", "round": k,
-                    "proposals_hash": hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]},
-    })
+    specs = _round_specs(cal, k, values, per_round, kernel)
+    manifest = new_manifest(
+        "calibration-round",
+        label=f"{cal.name} round {k}",
+        scenario_name=cal.scenario.name,
+        scenario_hash=cal.scenario.hash(),
+        scenario=cal.scenario.model_dump(mode="json"),
+        seed=cal.config.seed,
+        scale=cal.config.scale,
+        replications=cal.config.method.replications,
+        request={**cal.request(), "kind": "calibration-round", "round": k,
+                 "proposals_hash": hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]},
+    )  # fmt: skip
     design = _design(cal, values)
     store.write_design(rd, design)
     run_batch(specs, rd, manifest, workers=workers, executor=executor, resume=resume, progress=progress, design=design)
@@ -831,10 +832,12 @@ class Outcome:
 
 
 def calibrate(
-    cal: Calibration, out: Path, *, workers: int | None = None, executor: str = "processes",
+    cal: Calibration, out: Path, *, workers: int | None = None, executor: str = "processes", kernel: str = "numba",
     resume: bool = False, progress: bool = True, log: Any = sys.stderr,
 ) -> Outcome:
     """Run ABC-SMC round by round into ``out``, resuming finished and half-finished rounds.
+
+    ``kernel`` is the runs' choice kernel (:class:`sim.runs.run.RunSpec`).
 
     Returns:
         The accepted sets of all rounds (within the last tolerance) and the record of every round.
@@ -859,7 +862,6 @@ def calibrate(
     counts: list[int] = []
     records: list[dict[str, Any]] = []
     pop: Population | None = None
-    common = store.base_manifest()  # versions and command line, the same for every round
     for k in range(rounds):
         rd = _round_dir(out, k)
         rd.mkdir(parents=True, exist_ok=True)
@@ -887,8 +889,8 @@ def calibrate(
                 _write_json(prop_file, {"round": k, "paths": [p.path for p in cal.parameters], "values": values,
                                         "proposal": proposal.as_json()})
             t_round = time.perf_counter()
-            tv = _run_round(cal, out, k, values, per_round, workers=workers, executor=executor, progress=progress,
-                            common=common)
+            tv = _run_round(cal, out, k, values, per_round, workers=workers, executor=executor, kernel=kernel,
+                            progress=progress)
             dist = np.full(values.shape[0], np.inf)
             ok = ~np.isnan(tv).any(axis=1)
             if not ok.any():
@@ -1201,77 +1203,12 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------- command line
-
-
-def add_ensemble_commands(sub: Any) -> None:
-    """Register ``sim calibrate``."""
-    p = sub.add_parser("calibrate", help="ensemble calibration (ABC-SMC) of a calibration file's free parameters")
-    p.add_argument("calibration", help="calibration YAML file (e.g. scenarios/calibration.yaml)")
-    p.add_argument("--budget", type=int, help="model runs in total (default: the file's)")
-    p.add_argument("--out", "-o", help="folder for the rounds, calibrated.yaml and fit.json (default: results/calibration/<name>/<time>)")
-    p.add_argument("--through", help="fit to data through this month only; later figures (to the file's 'through') are scored out of sample")
-    p.add_argument("--base", help="base scenario instead of the file's (e.g. appeals fitted through the same --through)")
-    p.add_argument("--workers", "-w", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--executor", default="processes", metavar="KIND",
-                   help="serial, processes (default), dask or dask://HOST:PORT")
-    p.add_argument("--resume", action="store_true", help="continue a killed calibration in --out")
-    p.add_argument("--force", action="store_true", help="replace what --out holds")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress")
-    p.set_defaults(func=_cmd_calibrate)
-
-
-def _cmd_calibrate(args: Any) -> int:
-    import shutil
-
-    from sim.runs.batch import check_executor
-
-    check_executor(args.executor)
-    if args.budget is not None and args.budget < 8:
-        raise InputError(f"--budget: must be at least 8, got {args.budget}")
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers: must be at least 1, got {args.workers}")
-    if args.resume and args.force:
-        raise InputError("--resume and --force contradict each other")
-    if args.resume and not args.out:
-        raise InputError("--resume needs --out: the folder of the calibration to continue")
-    cal = load_calibration(args.calibration, through=args.through, budget=args.budget, base=args.base)
-    out = Path(args.out) if args.out else Path("results") / "calibration" / cal.name / store.now_utc().replace(":", "").replace("+0000", "Z")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (args.resume or args.force):
-        raise InputError(f"{out}: folder is not empty; use --resume to continue the calibration or --force to replace it")
-    if args.force and out.is_dir():
-        for child in out.iterdir():
-            if child.is_dir() and child.name.startswith("round-"):
-                shutil.rmtree(child)
-            elif child.name in ("calibration.json", "calibrated.yaml", "fit.json"):
-                child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    rounds, per_round = cal.plan()
-    command = " ".join(["sim calibrate", str(args.calibration), f"--budget {cal.budget}", f"--out {out}"]
-                       + ([f"--through {args.through}"] if args.through else []) + ([f"--base {args.base}"] if args.base else []))
-    with contextlib.ExitStack() as stack:
-        log = stack.enter_context(open(os.devnull, "w")) if args.quiet else sys.stderr
-        print(f"{cal.name}: {len(cal.parameters)} free parameters, {len(cal.fit_targets)} figures through {cal.fit_through} "
-              f"({len(cal.holdout_targets)} held out); {rounds} rounds x {per_round} sets x "
-              f"{cal.config.method.replications} run(s) at scale {cal.config.scale:g} -> {out}", file=log)
-        outcome = calibrate(cal, out, workers=args.workers, executor=args.executor, resume=args.resume,
-                            progress=not args.quiet, log=log)
-    report = write_outputs(cal, outcome, out, command)
-    if not args.quiet:
-        print(format_report(report))
-        print(f"wrote {out / 'calibrated.yaml'} and {out / 'fit.json'}")
-    return 0
-
-
 __all__ = [
     "Calibration",
     "CalibrationFile",
     "FreeParameter",
     "Population",
     "select",
-    "add_ensemble_commands",
     "calibrate",
     "distances",
     "fit_report",

@@ -147,9 +147,11 @@ def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: fl
     return out
 
 
-def _replicate_monthly(scenario: Scenario, replications: int, seed: int, scale: float | None) -> pd.DataFrame:
+def _replicate_monthly(
+    scenario: Scenario, replications: int, seed: int, scale: float | None, kernel: str = "numba"
+) -> pd.DataFrame:
     """Units, orders and backlog per replicate, brand, product and month (China market)."""
-    specs = make_specs(scenario, replications, seed=seed, scale=scale)
+    specs = make_specs(scenario, replications, seed=seed, scale=scale, kernel=kernel)
     with threadpool_limits(BLAS_THREADS):  # as in batches, so that fits and batches agree bit for bit
         runs, sales = collect([execute(s) for s in specs])
     failed = runs[runs["status"] != "ok"]
@@ -236,9 +238,10 @@ def fit_appeals(
     overrides: dict[str, Any] | None = None,
     fit_ageing: bool = True,
     fit_trend: bool = True,
+    kernel: str = "numba",
     log: Any = sys.stderr,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], pd.DataFrame]:
-    """Fit brand and product appeals to reported volumes up to ``through``.
+    """Fit brand and product appeals to reported volumes up to ``through`` (runs on the choice ``kernel``).
 
     Returns:
         ``(brand_fit, product_fit, report)``: fitted values by name (only for fitted
@@ -313,7 +316,7 @@ def fit_appeals(
                 over[f"brands.{name}.appeal_trend_until"] = cut
         for name in borrowed:
             over[f"products.{name}.ageing"] = median_rate(theta)
-        per = _replicate_monthly(load_scenario(path, over), replications, seed, scale)
+        per = _replicate_monthly(load_scenario(path, over), replications, seed, scale, kernel)
         sim = delivery_response(per, months, response)
         r, got = _residuals(targets, sim)
         return sim, r, got, float(np.sum(weights * r**2) + np.sum(prior * theta**2)) / float(np.sum(weights))
@@ -537,54 +540,3 @@ def write_overlay(
     doc["products"] = [{"name": p, **v} for p, v in product_fit.items()]
     text = "\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     Path(out).write_text(text)
-
-
-def add_calibrate_commands(sub: Any) -> None:
-    """Register ``sim fit-appeals``."""
-    p = sub.add_parser("fit-appeals", help="fit brand/product appeals to reported volumes (writes an overlay scenario)")
-    p.add_argument("scenario", help="the scenario to fit (e.g. scenarios/base/market.yaml)")
-    p.add_argument("--through", default="2024-12", help="last month of data used (default 2024-12)")
-    p.add_argument("--replications", type=int, default=2)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--scale", type=float)
-    p.add_argument("--iterations", type=int, default=12)
-    p.add_argument("--write", required=True, help="overlay scenario to write (e.g. scenarios/baseline.yaml)")
-    p.add_argument("--name", default="baseline")
-    p.add_argument("--no-ageing", dest="ageing", action="store_false",
-                   help="fit appeals only, not the products' life-cycle (ageing) rates")
-    p.add_argument("--no-trend", dest="trend", action="store_false",
-                   help="no brand appeal trends (utils a year up to the cut-off, flat after it)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
-    p.set_defaults(func=_cmd_fit)
-
-
-def _cmd_fit(args: Any) -> int:
-    import os
-
-    from sim.scenario.schema import parse_set_option
-    from sim.scenario.yamlio import InputError
-
-    try:
-        parse_month(args.through)
-    except ValueError as exc:
-        raise InputError(f"--through: {exc}") from None
-    if args.iterations < 0 or args.replications < 1:
-        raise InputError("--iterations must be >= 0 and --replications >= 1")
-    out_dir = Path(args.write).resolve().parent
-    if not out_dir.is_dir():
-        raise InputError(f"--write: folder {out_dir} does not exist")
-    brand_fit, prod_fit, report = fit_appeals(
-        args.scenario, through=args.through, replications=args.replications, seed=args.seed,
-        scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing, fit_trend=args.trend,
-        overrides=dict(parse_set_option(s) for s in args.sets),
-    )
-    out = Path(args.write)
-    extends = os.path.relpath(Path(args.scenario).resolve(), out.resolve().parent)
-    # The command as typed (``sim ...`` or ``python -m sim ...``), for the overlay's header.
-    typed = sys.argv and sys.argv[0].endswith(("sim", "__main__.py"))
-    command = "sim " + " ".join(sys.argv[1:]) if typed else "sim fit-appeals ..."
-    write_overlay(out, extends, args.name, brand_fit, prod_fit, report, command)
-    print(report.to_string(index=False))
-    print(f"wrote {out}")
-    return 0

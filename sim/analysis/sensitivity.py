@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import pandas as pd
 from sim.analysis.calibrate import FreeParameter, ParameterPrior, read_calibration_file, resolve_parameters
 from sim.analysis.targets import target_outcomes
 from sim.runs import store
+from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.scenario.months import parse_month
 from sim.scenario.schema import Scenario, load_scenario
@@ -87,12 +86,13 @@ class Study:
     def overrides(self, i: int) -> dict[str, Any]:
         return {f.path: f.value(float(u)) for f, u in zip(self.factors, self.unit[i], strict=True)}
 
-    def specs(self) -> list[RunSpec]:
-        """Run ``point x replications + r`` is replicate ``r`` of the point, on the same seed at every point."""
+    def specs(self, kernel: str = "numba") -> list[RunSpec]:
+        """Run ``point x replications + r`` is replicate ``r`` of the point, on the same seed at every point
+        (``kernel``: the runs' choice kernel)."""
         out: list[RunSpec] = []
         for i in range(self.points):
             out += make_specs(self.scenario, self.replications, seed=self.seed, scale=self.scale,
-                              first_run_id=i * self.replications, overrides=self.overrides(i), point=i)
+                              first_run_id=i * self.replications, overrides=self.overrides(i), point=i, kernel=kernel)
         return out
 
     def design_table(self) -> pd.DataFrame:
@@ -231,33 +231,33 @@ def sobol_indices(study: Study, outputs: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def run_study(study: Study, out: Path, *, workers: int | None, executor: str, resume: bool, progress: bool) -> dict[str, Any]:
+def run_study(study: Study, out: Path, *, workers: int | None, executor: str, resume: bool, progress: bool,
+              kernel: str = "numba") -> dict[str, Any]:
     """Run the study's points into ``out`` and return the indices (also written to ``sensitivity.json``)."""
     from sim.runs.batch import run_batch
 
-    manifest = store.base_manifest()
-    manifest.update({
-        "kind": "sensitivity",
-        "label": f"sensitivity of {study.scenario.name}",
-        "calibration_file": str(study.calibration),
-        "scenario_name": study.scenario.name,
-        "scenario_file": str(study.scenario_file),
-        "scenario_hash": study.scenario.hash(),
-        "scenario": study.scenario.model_dump(mode="json"),
-        "seed": study.seed,
-        "replications": study.replications,
-        "scale": study.scale,
-        "design": {"type": "saltelli", "n": study.n, "points": study.points, "file": store.DESIGN,
-                   "parameters": [{"path": f.path, "kind": f.kind} for f in study.factors]},
-        "request": study.request(),
-    })
+    manifest = new_manifest(
+        "sensitivity",
+        label=f"sensitivity of {study.scenario.name}",
+        calibration_file=str(study.calibration),
+        scenario_name=study.scenario.name,
+        scenario_file=str(study.scenario_file),
+        scenario_hash=study.scenario.hash(),
+        scenario=study.scenario.model_dump(mode="json"),
+        seed=study.seed,
+        replications=study.replications,
+        scale=study.scale,
+        design={"type": "saltelli", "n": study.n, "points": study.points, "file": store.DESIGN,
+                "parameters": [{"path": f.path, "kind": f.kind} for f in study.factors]},
+        request=study.request(),
+    )  # fmt: skip
     design = study.design_table()
     if resume:
         from sim.runs.batch import check_resumable
 
         check_resumable(out, manifest)
     store.write_design(out, design)
-    report = run_batch(study.specs(), out, manifest, workers=workers, executor=executor, resume=resume,
+    report = run_batch(study.specs(kernel), out, manifest, workers=workers, executor=executor, resume=resume,
                        progress=progress, design=design)
     res = store.load_results(out)
     outputs = headline_outputs(res.sales, res.runs, study.scenario)
@@ -295,58 +295,3 @@ def format_table(result: dict[str, Any]) -> str:
         for f in sorted(o["factors"], key=lambda f: -f["ST"]):
             lines.append(f"  {f['factor']:<48} {f['kind']:<9} {f['S1']:>7.3f} {f['S1_conf']:>6.3f} {f['ST']:>7.3f} {f['ST_conf']:>6.3f}")
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------- command line
-
-
-def add_sensitivity_commands(sub: Any) -> None:
-    """Register ``sim sensitivity``."""
-    p = sub.add_parser("sensitivity", help="Sobol indices (SALib) of the headline outputs to the calibration's parameters and levers")
-    p.add_argument("calibration", help="calibration file whose parameters and levers are the factors (e.g. scenarios/calibration.yaml)")
-    p.add_argument("--scenario", help="scenario the points vary (default: the calibration's base, to its end)")
-    p.add_argument("--n", type=int, default=8, help="Saltelli base sample, a power of 2 (default 8); points = N x (factors + 2)")
-    p.add_argument("--replications", "-r", type=int, default=1, help="runs per point (default 1)")
-    p.add_argument("--scale", type=float, default=200.0, help="real buyers per buyer agent (default 200: coarse)")
-    p.add_argument("--seed", type=int, help="seed of the runs and the design (default: the calibration's)")
-    p.add_argument("--lever", dest="levers", action="append", default=[], metavar="PATH=LOW:HIGH", help="another lever")
-    p.add_argument("--no-parameters", dest="parameters", action="store_false", help="levers only")
-    p.add_argument("--no-levers", dest="use_levers", action="store_false", help="the file's parameters only (and --lever ones)")
-    p.add_argument("--out", "-o", help="results folder (default: results/sensitivity/<time>)")
-    p.add_argument("--workers", "-w", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--executor", default="processes", metavar="KIND", help="serial, processes (default), dask or dask://HOST:PORT")
-    p.add_argument("--resume", action="store_true", help="continue a killed study in --out")
-    p.add_argument("--force", action="store_true", help="replace the results in a non-empty --out")
-    p.add_argument("--dry-run", action="store_true", help="print the design's size and write nothing")
-    p.add_argument("--json", action="store_true", help="print the indices as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress")
-    p.set_defaults(func=_cmd_sensitivity)
-
-
-def _cmd_sensitivity(args: Any) -> int:
-    from sim.runs.batch import check_executor
-
-    check_executor(args.executor)
-    for name, v, lo in (("--replications", args.replications, 1), ("--workers", args.workers, 1)):
-        if v is not None and v < lo:
-            raise InputError(f"{name}: must be at least {lo}, got {v}")
-    if not (args.scale > 0 and math.isfinite(args.scale)):
-        raise InputError(f"--scale: must be > 0, got {args.scale}")
-    if args.resume and args.force:
-        raise InputError("--resume and --force contradict each other")
-    if args.resume and not args.out:
-        raise InputError("--resume needs --out: the folder of the study to continue")
-    study = load_study(args.calibration, scenario=args.scenario, n=args.n, replications=args.replications, scale=args.scale,
-                       seed=args.seed, parameters=args.parameters, levers=args.use_levers, extra_levers=args.levers)
-    what = (f"{len(study.factors)} factors, N = {study.n}: {study.points} points x {study.replications} replicate(s) "
-            f"= {study.points * study.replications} runs of {study.scenario.name} at scale {study.scale:g}")
-    if args.dry_run:
-        print(f"sensitivity: {what}; nothing written")
-        return 0
-    default = Path("results") / "sensitivity" / store.now_utc().replace(":", "").replace("+0000", "Z")
-    out = store.prepare_output(Path(args.out) if args.out else default, force=args.force, resume=args.resume)
-    if not args.quiet:
-        print(f"sensitivity: {what} -> {out}", file=sys.stderr)
-    result = run_study(study, out, workers=args.workers, executor=args.executor, resume=args.resume, progress=not args.quiet)
-    print(json.dumps(result, indent=1) if args.json else format_table(result))
-    return 0 if result["failed"] == 0 else 1

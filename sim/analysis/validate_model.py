@@ -33,9 +33,7 @@ batch executors, in a temporary folder (or ``--keep DIR``).
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from sim.runs import store
+from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
@@ -354,8 +353,9 @@ class ElasticityPlan:
 
 
 def plan_elasticities(sc: Scenario, sales: pd.DataFrame, *, month: str, products: int | None, replications: int,
-                      seed: int, scale: float) -> ElasticityPlan:
-    """Shock runs: the ``products`` largest products by orders in the window (all if None), then the market."""
+                      seed: int, scale: float, kernel: str = "numba") -> ElasticityPlan:
+    """Shock runs: the ``products`` largest products by orders in the window (all if None), then the market
+    (``kernel``: the runs' choice kernel)."""
     m = parse_month(month)
     if not (sc.start_index + 1 <= m and m + 2 <= sc.end_index):
         raise InputError(f"--month {month}: must leave a month before it and two after inside {sc.start}..{sc.end}")
@@ -375,7 +375,7 @@ def plan_elasticities(sc: Scenario, sales: pd.DataFrame, *, month: str, products
             point = len(labels)
             labels.append((group[0] if len(group) == 1 else "market", factor))
             specs += make_specs(shocked(sc, group, factor, month, end), replications, seed=seed, scale=scale,
-                                first_run_id=point * replications, point=point)
+                                first_run_id=point * replications, point=point, kernel=kernel)
     return ElasticityPlan(sc, month, chosen, window, specs, labels)
 
 
@@ -437,10 +437,9 @@ def run_elasticities(plan: ElasticityPlan, keep: Path | None, *, workers: int | 
 
     with tempfile.TemporaryDirectory() as tmp:
         out = store.prepare_output(keep if keep is not None else Path(tmp) / "elasticity", force=True)
-        manifest = store.base_manifest()
-        manifest.update({"kind": "elasticity", "label": "price shocks", "scenario_name": plan.scenario.name,
-                         "month": plan.month, "shock": SHOCK, "labels": plan.labels,
-                         "scenario": plan.specs[0].scenario.model_dump(mode="json")})
+        manifest = new_manifest("elasticity", label="price shocks", scenario_name=plan.scenario.name,
+                                month=plan.month, shock=SHOCK, labels=plan.labels,
+                                scenario=plan.specs[0].scenario.model_dump(mode="json"))  # fmt: skip
         run_batch(plan.specs, out, manifest, workers=workers, executor=executor, progress=progress)
         res = store.load_results(out)
     failed = res.runs[res.runs["status"] != "ok"]
@@ -454,8 +453,10 @@ def run_elasticities(plan: ElasticityPlan, keep: Path | None, *, workers: int | 
 
 def validation_report(results: str | Path, *, counterfactual: str | Path | None = None, elasticity: bool = False, month: str = "2024-06", products: int | None = 12,
                       replications: int = 2, scale: float = 100.0, workers: int | None = None,
-                      executor: str = "processes", keep: Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Pattern checks (and, optionally, elasticities) of a results folder, as a dict."""
+                      executor: str = "processes", keep: Path | None = None, progress: bool = True,
+                      kernel: str = "numba") -> dict[str, Any]:
+    """Pattern checks (and, optionally, elasticities) of a results folder, as a dict (``kernel``: the
+    choice kernel of the shock runs)."""
     res = store.load_results(results)
     if res.sales.empty:
         raise InputError(f"{results}: no sales stored")
@@ -471,7 +472,8 @@ def validation_report(results: str | Path, *, counterfactual: str | Path | None 
         out["counterfactual"] = str(counterfactual)
     if elasticity:
         seed = int(res.manifest.get("seed", sc.seed))
-        plan = plan_elasticities(sc, sales, month=month, products=products, replications=replications, seed=seed, scale=scale)
+        plan = plan_elasticities(sc, sales, month=month, products=products, replications=replications, seed=seed, scale=scale,
+                                 kernel=kernel)
         table = run_elasticities(plan, keep, workers=workers, executor=executor, progress=progress)
         out["elasticities"] = {
             "month": month, "shock": SHOCK, "replications": replications, "scale": scale, "seed": seed,
@@ -521,48 +523,3 @@ def format_markdown(rep: dict[str, Any]) -> str:
             lines.append(f"| {r['product']} | {price} | {r['orders_up']:,.0f} | {r['orders_down']:,.0f} | {el} | {r.get('note', '')} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def add_validation_commands(sub: Any) -> None:
-    """Register ``sim validate-model``."""
-    p = sub.add_parser("validate-model", help="pattern checks (and price elasticities) of a results folder, as a report")
-    p.add_argument("results", help="results folder of 'sim run' (e.g. the baseline to 2027-12)")
-    p.add_argument("--counterfactual", help="results of the scenario without the 2026 tax change on the same seeds "
-                   "(e.g. no_tax_change): the pull-forward check then compares paired runs")
-    p.add_argument("--elasticities", action="store_true", help="also run +-5%% price shocks and report the elasticities")
-    p.add_argument("--month", default="2024-06", help="month the price shocks start (default 2024-06)")
-    p.add_argument("--products", type=int, default=12, help="shock the N products with most orders (default 12; 0 = all)")
-    p.add_argument("--replications", "-r", type=int, default=2, help="runs per shock (default 2)")
-    p.add_argument("--scale", type=float, default=100.0, help="scale of the shock runs (default 100)")
-    p.add_argument("--workers", "-w", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--executor", default="processes", metavar="KIND", help="serial, processes (default), dask or dask://HOST:PORT")
-    p.add_argument("--keep", help="keep the shock runs in this folder (default: a temporary one)")
-    p.add_argument("--out", "-o", help="write the Markdown report here (default: print it)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress")
-    p.set_defaults(func=_cmd_validate_model)
-
-
-def _cmd_validate_model(args: Any) -> int:
-    from sim.runs.batch import check_executor
-
-    check_executor(args.executor)
-    for name, v in (("--products", args.products), ("--replications", args.replications), ("--workers", args.workers)):
-        if v is not None and v < (0 if name == "--products" else 1):
-            raise InputError(f"{name}: must be positive, got {v}")
-    if not (args.scale > 0 and math.isfinite(args.scale)):
-        raise InputError(f"--scale: must be > 0, got {args.scale}")
-    try:
-        parse_month(args.month)
-    except ValueError as exc:
-        raise InputError(f"--month: {exc}") from None
-    rep = validation_report(args.results, counterfactual=args.counterfactual, elasticity=args.elasticities, month=args.month, products=args.products or None,
-                            replications=args.replications, scale=args.scale, workers=args.workers, executor=args.executor,
-                            keep=Path(args.keep) if args.keep else None, progress=not args.quiet)
-    text = json.dumps(rep, indent=1) if args.json else format_markdown(rep)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-        print(f"wrote {args.out}", file=sys.stderr)
-    else:
-        print(text)
-    return 0

@@ -1,12 +1,9 @@
-"""Output of ``sim compare``: JSON, text tables, CSV, and the command line."""
+"""Output of ``sim compare``: JSON, text tables and CSV."""
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,18 +11,9 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.compare import (
-    WHAT,
     Comparison,
     PairComparison,
-    all_figures,
-    compare,
-    compare_pair,
-    default_figures,
-    read_reported,
 )
-from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
-from sim.analysis.reported import ReportedFigures
-from sim.runs.store import load_results
 from sim.scenario.yamlio import InputError
 
 # --------------------------------------------------------------------------- output
@@ -258,57 +246,3 @@ def format_csv(comps: Sequence[Comparison], pair: PairComparison | None, what: s
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     return buf.getvalue()
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_compare_command(sub: Any) -> None:
-    """Register ``sim compare`` on the command line's sub-parsers."""
-    p = sub.add_parser(
-        "compare",
-        help="compare results with reported figures; the targets; two scenarios on the same seeds",
-        description="Compare a results folder with reported figures and summarize its targets; with a second "
-        "folder (scenario B), the paired differences B - A and where B's new products' buyers came from.",
-    )
-    p.add_argument("results", help="results folder (scenario A)")
-    p.add_argument("results_b", nargs="?", help="second results folder (scenario B), run on the same seed")
-    p.add_argument("--reported", help="reported figures CSV (default: scenarios/reported/figures.csv)")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
-    p.add_argument("--what", choices=WHAT, help="only this part (csv: default figures; json: one key)")
-    p.add_argument(
-        "--unpaired", action="store_true", help="compare two folders not run on the same seeds as independent samples"
-    )
-    p.add_argument("--all-figures", action="store_true",
-                   help="use alliance, group, parent, disputed, export, wholesale and production figures in the metrics too")  # fmt: skip
-    p.set_defaults(func=cmd_compare)
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Run ``sim compare``; bad input raises :class:`InputError` (exit 2)."""
-    if args.unpaired and not args.results_b:
-        raise InputError("--unpaired needs two results folders")
-    if args.what in ("paired", "cannibalisation") and not args.results_b:
-        raise InputError(f"--what {args.what} needs two results folders")
-    if args.reported is not None:
-        reported: ReportedFigures | pd.DataFrame = read_reported(args.reported)
-    elif REPORTED_DEFAULT_PATH.is_file():
-        reported = read_reported(None)
-    else:
-        print(f"note: no reported figures ({REPORTED_DEFAULT_PATH} is absent); targets only", file=sys.stderr)
-        reported = pd.DataFrame()
-    flt = all_figures if args.all_figures else default_figures
-    folders = [args.results] + ([args.results_b] if args.results_b else [])
-    loaded = [load_results(f) for f in folders]
-    comps = [compare(r, reported, figures_filter=flt) for r in loaded]
-    pair = compare_pair(loaded[0], loaded[1], unpaired=args.unpaired) if len(loaded) > 1 else None
-    if args.format == "json":
-        doc = build_document(comps, pair)
-        if args.what:
-            doc = {args.what: doc[args.what]}
-        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    elif args.format == "csv":
-        sys.stdout.write(format_csv(comps, pair, args.what or "figures"))
-    else:
-        sys.stdout.write(format_table(comps, pair, args.what))
-    return 0

@@ -24,7 +24,6 @@ reference (A): differences are ``DIR - DIR2`` and the new products are those of 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as _dt
 import html
@@ -46,10 +45,8 @@ from sim.analysis.compare import (
     compare,
     compare_pair,
     default_figures,
-    read_reported,
     target_table,
 )
-from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
 from sim.analysis.targets import target_outcomes
 from sim.runs.store import Results, load_results
 from sim.scenario.months import parse_month
@@ -865,68 +862,3 @@ def write_plot(results: str | Path, what: str, out: str | Path, vs: str | Path |
     plots.save(fig, buf, fmt, dpi)
     _write_bytes(path, buf.getvalue())
     return path
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _reported_arg(path: str | None) -> Any:
-    """Reported figures for the comparison: a CSV path, the project's file, or none (empty table)."""
-    if path is not None:
-        return read_reported(path)
-    return read_reported(None) if REPORTED_DEFAULT_PATH.is_file() else pd.DataFrame()
-
-
-def add_report_commands(sub: Any) -> None:
-    """Register ``sim report`` and ``sim plot`` on the command line's sub-parsers."""
-    r = sub.add_parser(
-        "report", help="write a self-contained HTML report of a batch (with --vs: against another batch)",
-        description="Write one HTML file (figures embedded, opens offline, prints on A4 landscape) with the target's "
-        "probability, the figures, the scenario's assumptions, the comparison with reported figures and the manifest. "
-        "With --vs DIR2: paired differences DIR - DIR2 (same seeds), cannibalisation and both fan charts.",
-    )  # fmt: skip
-    r.add_argument("results", help="results folder of the scenario in focus")
-    r.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed; differences are DIR - DIR2")
-    r.add_argument("--out", "-o", help="HTML file to write (default: DIR/report.html)")
-    _common(r)
-    r.set_defaults(func=cmd_report)
-    p = sub.add_parser("plot", help="draw one figure of a batch as PNG, SVG or PDF",
-                       description="Draw one figure of the report (the report's figures, one at a time).")  # fmt: skip
-    p.add_argument("results", help="results folder of the scenario in focus")
-    p.add_argument("--what", required=True, choices=PLOTS, metavar="WHAT",
-                   help="fan (cumulative deliveries and the target), target (probability and month reached), brands "
-                   "(monthly deliveries per brand), segments (segment shares), segment-brands (brand shares inside "
-                   "each segment); with --vs: fans (both fans on one axis), paired (paired differences), "
-                   "cannibalisation (where the new products' buyers came from)")  # fmt: skip
-    p.add_argument("--out", "-o", required=True, help="image file: .png, .svg or .pdf")
-    p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed")
-    p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
-    _common(p)
-    p.set_defaults(func=cmd_plot)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reported", help="reported figures CSV (default: scenarios/reported/figures.csv)")
-    p.add_argument("--unpaired", action="store_true", help="with --vs: folders not run on the same seeds, as independent samples")
-
-
-def _check_vs(args: argparse.Namespace) -> None:
-    if args.unpaired and not args.vs:
-        raise InputError("--unpaired needs a second results folder (--vs DIR2)")
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    _check_vs(args)
-    path = write_report(args.results, args.out, args.vs, reported=_reported_arg(args.reported), unpaired=args.unpaired)
-    print(path)
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    _check_vs(args)
-    if args.dpi < 20 or args.dpi > 1200:
-        raise InputError(f"--dpi: must be in 20..1200, got {args.dpi}")
-    path = write_plot(args.results, args.what, args.out, args.vs, reported=_reported_arg(args.reported),
-                      unpaired=args.unpaired, dpi=args.dpi)  # fmt: skip
-    print(path)
-    return 0

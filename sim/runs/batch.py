@@ -37,7 +37,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from sim.runs import store
+from sim.runs.manifest import new_manifest
 from sim.runs.run import RunOutput, RunSpec, execute, sales_frame
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
@@ -339,7 +340,8 @@ def check_resumable(out: Path, new: dict[str, Any]) -> dict[str, Any] | None:
     """Refuse to resume a folder that holds a different batch; returns its manifest (None if it has none).
 
     Compares the manifests' ``request`` entries (scenario hash, seed, replications,
-    scale, design...); executor, workers and chunking may change between sessions.
+    scale, design...) and the choice kernel; executor, workers and chunking may change between
+    sessions.
     """
     if not (out / store.MANIFEST).is_file():
         return None
@@ -350,6 +352,8 @@ def check_resumable(out: Path, new: dict[str, Any]) -> dict[str, Any] | None:
         raise InputError(f"{out}: the manifest does not say what was asked (written by an older sim); cannot resume")
     keys = sorted(set(old_req) | set(new_req))
     diffs = [f"{k}: stored {old_req.get(k)!r}, asked {new_req.get(k)!r}" for k in keys if old_req.get(k) != new_req.get(k)]
+    if old.get("kernel") and new.get("kernel") and old["kernel"] != new["kernel"]:  # older folders do not say
+        diffs.append(f"kernel: stored {old['kernel']!r}, asked {new['kernel']!r}")
     if diffs:
         raise InputError(
             f"{out}: cannot resume: the folder holds a different batch "
@@ -400,7 +404,8 @@ def run_batch(
     Args:
         specs: the runs asked for (run ids unique).
         out: a results folder from :func:`sim.runs.store.prepare_output`.
-        manifest: what was asked; its ``request`` entry identifies the batch for ``resume``.
+        manifest: what was asked (:func:`sim.runs.manifest.new_manifest`); its ``request`` entry
+            identifies the batch for ``resume``. The batch adds its runs' choice kernel and how it ran.
         workers: worker processes (default: all cores).
         chunk_size: runs per task (default: adaptive, see :class:`ChunkSizer`).
         executor: see :data:`EXECUTORS`.
@@ -412,7 +417,7 @@ def run_batch(
         Counts over the whole batch (including runs finished before a resume).
     """
     t0 = time.perf_counter()
-    manifest = dict(manifest)
+    manifest = {**manifest, "kernel": batch_kernel(specs)}
     st = _State(asked=len(specs))
     todo: Sequence[RunSpec] = specs
     seconds_before = 0.0
@@ -568,6 +573,14 @@ def format_seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def batch_kernel(specs: Sequence[RunSpec]) -> str | None:
+    """The choice kernel of a batch's runs (None without runs): a batch runs one kernel."""
+    kernels = sorted({s.kernel for s in specs})
+    if len(kernels) > 1:
+        raise ValueError(f"a batch runs one choice kernel, got {kernels}")
+    return kernels[0] if kernels else None
+
+
 # ---------------------------------------------------------------------- rerun
 
 
@@ -581,8 +594,8 @@ class RerunReport:
 
 
 def rebuild_spec(manifest: dict[str, Any], row: dict[str, Any]) -> RunSpec:
-    """The spec of one stored run, from the manifest (resolved scenario) and its runs row (seed identity,
-    scale, sweep point and parameters)."""
+    """The spec of one stored run, from the manifest (resolved scenario, choice kernel) and its runs row
+    (seed identity, scale, sweep point and parameters)."""
     try:
         scenario = Scenario.model_validate(manifest["scenario"])
     except Exception as exc:
@@ -593,7 +606,7 @@ def rebuild_spec(manifest: dict[str, Any], row: dict[str, Any]) -> RunSpec:
         targets.get(k[len("param:") :], k[len("param:") :]): _plain(v) for k, v in row.items() if k.startswith("param:")
     }
     point = row.get("point")
-    return RunSpec(
+    spec = RunSpec(
         run_id=int(row["run_id"]),
         replicate=int(row["replicate"]),
         entropy=int(row["seed_entropy"]),
@@ -603,6 +616,8 @@ def rebuild_spec(manifest: dict[str, Any], row: dict[str, Any]) -> RunSpec:
         overrides=overrides,
         point=None if point is None or pd.isna(point) else int(point),
     )
+    # Manifests written before the kernel was recorded do not say: the default then.
+    return replace(spec, kernel=manifest["kernel"]) if manifest.get("kernel") else spec
 
 
 def _plain(v: Any) -> Any:
@@ -612,7 +627,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def rerun(out: str | Path, run_id: int, dest: str | Path | None = None) -> RerunReport:
+def rerun(out: str | Path, run_id: int, dest: str | Path | None = None, kernel: str | None = None) -> RerunReport:
     """Re-run one stored run alone and compare its tables with the stored ones, exactly.
 
     The rerun's tables go through the same Parquet round trip as the stored ones; the
@@ -622,6 +637,8 @@ def rerun(out: str | Path, run_id: int, dest: str | Path | None = None) -> Rerun
         out: the results folder.
         run_id: the run to reproduce.
         dest: write the rerun's tables as a results folder here (default: not kept).
+        kernel: the choice kernel to rerun with (default: the batch's, as its manifest records it).
+            Another kernel draws other random numbers: the notes then say why the tables differ.
     """
     import tempfile
 
@@ -640,6 +657,20 @@ def rerun(out: str | Path, run_id: int, dest: str | Path | None = None) -> Rerun
         )
     if manifest.get("code_version") and manifest["code_version"] != store.code_version():
         notes.append(f"code version {store.code_version()} differs from the batch's {manifest['code_version']}")
+    stored_kernel = manifest.get("kernel")
+    if kernel is not None:
+        spec = replace(spec, kernel=kernel)
+    if not stored_kernel:
+        notes.append(
+            f"the manifest does not record the choice kernel (written before sim recorded it); rerun with the "
+            f"{spec.kernel} kernel: a batch run with the other one draws other random numbers, and its tables differ"
+        )
+    elif spec.kernel != stored_kernel:
+        notes.append(
+            f"the batch ran with the {stored_kernel} kernel, this rerun with the {spec.kernel} kernel: the two draw "
+            f"the same law from other random numbers, so the tables differ (to reproduce the batch, rerun with the "
+            f"{stored_kernel} kernel: from the command line, without SIM_KERNEL)"
+        )
     t0 = time.perf_counter()
     new_runs, new_sales = run_chunk([spec])
     new_runs = with_design(new_runs, store.read_design(out))
@@ -652,9 +683,8 @@ def rerun(out: str | Path, run_id: int, dest: str | Path | None = None) -> Rerun
         store.write_part(target, "sales", name, new_sales)
         store.write_part(target, "runs", name, new_runs)
         if dest is not None:
-            m = store.base_manifest()
-            m.update({k: manifest.get(k) for k in ("scenario_name", "scenario_hash", "scenario", "seed", "scale")})
-            m.update({"kind": "rerun", "source": str(out), "source_run_id": run_id, "status": "complete", "asked": 1, "finished": 1})
+            m = new_manifest("rerun", **{k: manifest.get(k) for k in ("scenario_name", "scenario_hash", "scenario", "seed", "scale")},
+                             kernel=spec.kernel, source=str(out), source_run_id=run_id, status="complete", asked=1, finished=1)  # fmt: skip
             store.write_manifest(target, m)
         got_runs = store.read_table(target, "runs")
         got_sales = store.read_table(target, "sales")

@@ -26,9 +26,7 @@ command and the machine.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -264,103 +262,3 @@ def format_table(sizes: list[dict[str, Any]]) -> str:
             f"| {s['products_closed']} |"
         )
     return "\n".join(rows)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    sizes = []
-    for n in args.buyers:
-        if not args.json:
-            print(f"measuring {n:,} buyers x {args.products} products ...", file=sys.stderr, flush=True)
-        sizes.append(
-            bench_size(n, args.products, args.repeat, args.naive_max, nests=args.nests, nest_lambda=args.nest_lambda)
-        )
-    last = sizes[-1]
-    if args.json:
-        out = {k: last[k] for k in ("naive_us", "fast_us", "floor_us", "n_buyers", "n_products", "numpy_us")}
-        out.update(
-            {
-                "repeat": args.repeat,
-                "nests": args.nests,
-                "nest_lambda": args.nest_lambda,
-                "naive_max": args.naive_max,
-                "sizes": sizes,
-                "machine": machine(),
-            }
-        )
-        print(json.dumps(out, indent=2))
-        return 0
-    m = machine()
-    print(
-        f"microseconds per buyer-decision, {args.products} products, {args.nests} nest(s), lambda {args.nest_lambda:g}; "
-        f"median of {args.repeat}"
-    )
-    load = "" if m["load_average"] is None else f", load average {m['load_average']:.2f}"
-    print(
-        f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
-        f"{m['platform']}{load}"
-    )
-    print()
-    print(format_table(sizes))
-    if any(s["naive_buyers"] < s["n_buyers"] for s in sizes):
-        print(
-            f"\nnaive: timed on the first {args.naive_max:,} buyers (limits scaled in proportion); its cost per "
-            "decision does not depend on the number of buyers"
-        )
-    return 0
-
-
-def _positive(kind: type) -> Any:
-    """An argparse type: a number of ``kind`` above zero."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _positive(int)
-_positive_float = _positive(float)
-
-
-def add_bench_command(sub: Any) -> None:
-    """Register ``sim bench``."""
-    b = sub.add_parser("bench", help="microseconds per buyer-decision: naive Mesa reference, production path, floor")
-    b.add_argument(
-        "--buyers",
-        type=_positive_int,
-        nargs="+",
-        default=list(DEFAULT_BUYERS),
-        metavar="N",
-        help="population sizes (default: 10000 100000 500000)",
-    )
-    b.add_argument("--products", type=_positive_int, default=60, metavar="J", help="products offered (default 60)")
-    b.add_argument(
-        "--repeat",
-        type=_positive_int,
-        default=3,
-        metavar="R",
-        help="timings per figure; the median is kept (default 3)",
-    )
-    b.add_argument(
-        "--naive-max",
-        type=_positive_int,
-        default=20_000,
-        metavar="N",
-        help="time the naive reference on at most this many buyers (default 20000)",
-    )
-    b.add_argument("--nests", type=_positive_int, default=1, metavar="K", help="nests (default 1, as the baseline)")
-    b.add_argument(
-        "--nest-lambda",
-        type=_positive_float,
-        default=0.8,
-        metavar="L",
-        help="nesting parameter (default 0.8, the schema default; the baseline uses 0.5; 1 with one nest = plain logit)",
-    )
-    b.add_argument("--json", action="store_true", help="print the figures as JSON")
-    b.set_defaults(func=cmd_bench)

@@ -17,14 +17,11 @@ pickled.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
-import subprocess
-import sys
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sim.runs.manifest import code_version, now_utc  # noqa: F401 (re-exported: batch, rerun and benchmarks use them)
 from sim.scenario.yamlio import InputError
 
 TABLES = ("runs", "sales")
@@ -39,64 +37,51 @@ MANIFEST = "manifest.json"
 DESIGN = "design.parquet"
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages a run depends on."""
-    out = {"python": platform.python_version()}
-    for name in ("sim", "mesa", "numpy", "numba", "pandas", "pyarrow", "pydantic", "scipy", "pyyaml"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def code_version() -> str:
-    """The git commit of the code (with ``+dirty`` for local changes), or the package version."""
-    here = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        if head.returncode == 0:
-            dirty = subprocess.run(
-                # --no-optional-locks: a status must not rewrite the repository's index (write nothing
-                # outside the results folder).
-                ["git", "--no-optional-locks", "-C", str(here), "status", "--porcelain", "--untracked-files=no", "--", "sim"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            )
-            return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    from sim import __version__
-
-    return __version__
-
-
-def now_utc() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+#: What ``--force`` deletes in a results folder: the parts, the manifest and the design.
+RESULTS_OWNED = tuple(f"{table}/part-*.parquet" for table in TABLES) + (MANIFEST, DESIGN)
 
 
 def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create ``out`` or check it may be written: a non-empty folder needs ``force`` or ``resume``."""
+    """Create a results folder or check it may be written: a non-empty folder needs ``force`` or ``resume``."""
+    path = prepare_folder(out, force=force, resume=resume, owned=RESULTS_OWNED,
+                          hint="use --force to replace its results or --resume to continue a batch")  # fmt: skip
+    try:
+        for table in TABLES:
+            (path / table).mkdir(parents=True, exist_ok=True)
+        clean_temporary(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot prepare the results folder: {exc.strerror or exc}") from None
+    return path
+
+
+def prepare_folder(out: str | Path, *, force: bool, resume: bool, owned: Sequence[str], hint: str) -> Path:
+    """Create an output folder or check it may be written (the one check of every command that writes one).
+
+    Args:
+        out: the folder.
+        force: replace what a former command wrote: delete what matches ``owned``, nothing else.
+        resume: keep what the folder holds (a killed batch to continue).
+        owned: globs, relative to ``out``, of what the command writes there (files or folders).
+        hint: what to do about a non-empty folder, for the message.
+
+    Raises:
+        InputError: ``out`` is a file, or a non-empty folder without ``force`` or ``resume``, or
+            the file system refuses.
+    """
     path = Path(out)
     try:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder")
         if path.is_dir() and _has_content(path) and not (force or resume):
-            raise InputError(
-                f"{path}: folder is not empty; use --force to replace its results or --resume to continue a batch"
-            )
+            raise InputError(f"{path}: folder is not empty; {hint}")
         if force and path.is_dir() and not resume:
-            for table in TABLES:
-                for part in (path / table).glob("part-*.parquet"):
-                    part.unlink()
-            (path / MANIFEST).unlink(missing_ok=True)
-            (path / DESIGN).unlink(missing_ok=True)
-        for table in TABLES:
-            (path / table).mkdir(parents=True, exist_ok=True)
-        clean_temporary(path)
+            for pattern in owned:
+                for p in sorted(path.glob(pattern)):
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{path}: cannot prepare the results folder: {exc.strerror or exc}") from None
     return path
@@ -292,15 +277,3 @@ def export_csv(out: str | Path, dest: str | Path | None = None) -> list[Path]:
         os.replace(tmp, p)
         written.append(p)
     return written
-
-
-def base_manifest(argv: list[str] | None = None) -> dict[str, Any]:
-    """Fields every manifest carries: code and package versions, time, command line."""
-    return {
-        "format": 1,
-        "code_version": code_version(),
-        "packages": package_versions(),
-        "created": now_utc(),
-        "command": argv if argv is not None else sys.argv,
-        "platform": platform.platform(),
-    }

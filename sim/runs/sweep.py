@@ -169,8 +169,9 @@ class Sweep:
         text = json.dumps({"design": self.config.design, "points": self.points}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def specs(self) -> list[RunSpec]:
-        """Runs of every point; run ``p x replications + r`` is replicate ``r`` of point ``p``."""
+    def specs(self, kernel: str = "numba") -> list[RunSpec]:
+        """Runs of every point; run ``p x replications + r`` is replicate ``r`` of point ``p`` (``kernel``: the
+        runs' choice kernel)."""
         r = self.config.replications
         crn = self.config.common_random_numbers
         out: list[RunSpec] = []
@@ -185,6 +186,7 @@ class Sweep:
                 overrides={targets[k]: v for k, v in point.items()},
                 point=p,
                 first_stream=0 if crn else p * r,
+                kernel=kernel,
             )
         return out
 
@@ -203,7 +205,7 @@ class Sweep:
         }
 
     def manifest(self) -> dict[str, Any]:
-        """Manifest fields of this sweep (add :func:`sim.runs.store.base_manifest`)."""
+        """Manifest fields of this sweep (for :func:`sim.runs.manifest.new_manifest`)."""
         design: dict[str, Any] = {
             "type": self.config.design,
             "points": len(self.points),

@@ -14,5 +14,5 @@ Solara (and Mesa's visualization), so the rest imports and tests without the ext
 - :mod:`~sim.present.dashboard.session`: the page's shared state (Solara reactive variables per session).
 - :mod:`~sim.present.dashboard.scenario_page`, :mod:`~sim.present.dashboard.single_page`: the two pages.
 - :mod:`~sim.present.dashboard.app`: the Solara app (layout and routes) the server loads.
-- :mod:`~sim.present.dashboard.command`: the ``sim dashboard`` command (starts the server).
+- :mod:`~sim.present.dashboard.server`: the server ``sim dashboard`` starts (after checking the extra).
 """

@@ -1,7 +1,7 @@
 """The Solara app of ``sim dashboard``: the Scenarios page and the Single run page, as tabs.
 
 Solara serves it by module name (``SOLARA_APP=sim.present.dashboard.app``, see
-:mod:`sim.present.dashboard.command`). The pages are :mod:`sim.present.dashboard.scenario_page` and
+:mod:`sim.present.dashboard.server`). The pages are :mod:`sim.present.dashboard.scenario_page` and
 :mod:`sim.present.dashboard.single_page`; the state they share is :mod:`sim.present.dashboard.session`.
 """
 

@@ -30,6 +30,7 @@ _ENV = {
     "scale": "SIM_DASHBOARD_SCALE",
     "seed": "SIM_DASHBOARD_SEED",
     "workers": "SIM_DASHBOARD_WORKERS",
+    "kernel": "SIM_DASHBOARD_KERNEL",
 }
 
 
@@ -45,6 +46,7 @@ class DashboardConfig:
         scale: real buyers per buyer agent (the page can change it).
         seed: root seed (None: the baseline's).
         workers: worker processes per run (None: all cores).
+        kernel: the runs' choice kernel (``sim dashboard`` takes it from ``SIM_KERNEL``).
     """
 
     scenario: Path
@@ -53,6 +55,7 @@ class DashboardConfig:
     scale: float = DEFAULT_SCALE
     seed: int | None = None
     workers: int | None = None
+    kernel: str = "numba"
 
     @property
     def folder(self) -> Path:
@@ -64,6 +67,7 @@ class DashboardConfig:
             _ENV["baseline"]: str(self.baseline),
             _ENV["replications"]: str(self.replications),
             _ENV["scale"]: repr(float(self.scale)),
+            _ENV["kernel"]: self.kernel,
         }
         if self.seed is not None:
             out[_ENV["seed"]] = str(self.seed)
@@ -85,6 +89,7 @@ class DashboardConfig:
             scale=float(env.get(_ENV["scale"], DEFAULT_SCALE)),
             seed=int(seed) if seed else None,
             workers=int(workers) if workers else None,
+            kernel=env.get(_ENV["kernel"], cls.kernel),
         )
 
 
@@ -103,6 +108,7 @@ def make_config(
     scale: float = DEFAULT_SCALE,
     seed: int | None = None,
     workers: int | None = None,
+    kernel: str = "numba",
 ) -> DashboardConfig:
     """Check the files of ``sim dashboard`` and build its config.
 
@@ -120,7 +126,7 @@ def make_config(
         raise InputError(f"{base}: no such baseline scenario file{hint}")
     load_scenario(path)
     load_scenario(base)
-    return DashboardConfig(path, base, replications, scale, seed, workers)
+    return DashboardConfig(path, base, replications, scale, seed, workers, kernel)
 
 
 def scenario_files(folder: Path) -> list[Path]:

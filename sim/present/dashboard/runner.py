@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.runs import store
 from sim.runs.batch import SerialExecutor, make_executor, run_chunk
+from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.store import Results
 from sim.scenario.schema import Scenario
@@ -124,21 +124,21 @@ def batch_key(scenario: Scenario, seed: int, replications: int, scale: float) ->
 
 
 def results_in_memory(
-    scenario: Scenario, runs: pd.DataFrame, sales: pd.DataFrame, seed: int, scale: float, overrides: dict[str, Any]
+    scenario: Scenario, runs: pd.DataFrame, sales: pd.DataFrame, seed: int, scale: float, overrides: dict[str, Any],
+    kernel: str = "numba",
 ) -> Results:
     """Wrap a batch's tables as :class:`Results`, with the manifest fields :mod:`sim.analysis.compare` reads."""
-    manifest = store.base_manifest(["sim", "dashboard"])
-    manifest.update(
-        {
-            "kind": "run",
-            "scenario_name": scenario.name,
-            "scenario_hash": scenario.hash(),
-            "scenario": scenario.model_dump(mode="json"),
-            "overrides": dict(overrides),
-            "seed": int(seed),
-            "replications": int(runs["replicate"].nunique()) if len(runs) else 0,
-            "scale": float(scale),
-        }
+    manifest = new_manifest(
+        "run",
+        command=["sim", "dashboard"],
+        scenario_name=scenario.name,
+        scenario_hash=scenario.hash(),
+        scenario=scenario.model_dump(mode="json"),
+        overrides=dict(overrides),
+        seed=int(seed),
+        replications=int(runs["replicate"].nunique()) if len(runs) else 0,
+        scale=float(scale),
+        kernel=kernel,
     )
     runs = runs.sort_values("run_id", kind="stable").reset_index(drop=True)
     key = [c for c in ("run_id", "month", "market", "model") if c in sales.columns]
@@ -159,6 +159,7 @@ def run_pair(
     cache: BatchCache | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    kernel: str = "numba",
 ) -> Pair:
     """Run ``scenario`` and ``baseline`` with ``replications`` replicates each on the root ``seed``.
 
@@ -178,6 +179,7 @@ def run_pair(
         progress: called with (runs finished, runs to do) after every run.
         cancel: set it to stop: runs not started are dropped, the results of runs in flight
             are ignored.
+        kernel: the runs' choice kernel (one per page: the cache does not tell kernels apart).
 
     Raises:
         Cancelled: when ``cancel`` was set before the batch finished.
@@ -197,7 +199,7 @@ def run_pair(
     if todo_roles == ["scenario", "baseline"] and keys["scenario"] == keys["baseline"]:
         todo_roles = ["scenario"]  # the scenario is the baseline: run it once
     specs: dict[str, list[RunSpec]] = {
-        r: make_specs(configs[r][0], replications, seed=seed, scale=scale) for r in todo_roles
+        r: make_specs(configs[r][0], replications, seed=seed, scale=scale, kernel=kernel) for r in todo_roles
     }
     own = pool is None
     pool = pool or WorkerPool(workers)
@@ -209,7 +211,7 @@ def run_pair(
     for role in todo_roles:
         runs, sales = tables[role]
         sc, ov = configs[role]
-        found[role] = results_in_memory(sc, runs, sales, seed, scale, ov)
+        found[role] = results_in_memory(sc, runs, sales, seed, scale, ov, kernel)
         if cache is not None and (runs["status"] == "ok").all():  # a failed run is not kept: Run tries again
             cache.put(keys[role], found[role])
     if "baseline" not in found:

@@ -85,7 +85,7 @@ def run_task(req: Request) -> Outcome:
 
     pair = run_pair(scenario, baseline, seed=req.seed, replications=req.replications, scale=req.scale,
                     overrides=req.overrides, pool=POOL, cache=CACHE, progress=report,
-                    cancel=cancel_event.value)  # fmt: skip
+                    cancel=cancel_event.value, kernel=CONFIG.kernel)  # fmt: skip
     for res in (pair.scenario, pair.baseline):
         runs = res.runs
         if len(runs) and not (runs["status"] == "ok").any():

@@ -1,4 +1,4 @@
-"""The ``sim dashboard`` command: check the extra and the files, then serve the Solara app.
+"""The dashboard's server: check the extra, then serve the Solara app (``sim dashboard`` starts it).
 
 The server is uvicorn running Solara's Starlette app with ``SOLARA_APP=sim.present.dashboard.app``, as
 ``solara run`` does, without its version check or browser opening. The page's front-end
@@ -8,7 +8,6 @@ asset proxy: nothing is fetched from a CDN, and Solara's usage telemetry is swit
 
 from __future__ import annotations
 
-import argparse
 import errno
 import importlib.util
 import os
@@ -19,62 +18,13 @@ import warnings
 from importlib import metadata
 from typing import Any
 
-from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE, make_config
+from sim.present.dashboard.config import DashboardConfig
 from sim.scenario.yamlio import InputError
 
 #: Modules the dashboard extra provides (``pip install 'sim[dashboard]'``).
 EXTRA_MODULES = ("solara", "solara_assets", "solara.server.starlette", "uvicorn", "ipyvuetify", "altair", "networkx")
 INSTALL_HINT = "pip install 'sim[dashboard]' (in a checkout: .venv/bin/pip install -e '.[dashboard]')"
 APP = "sim.present.dashboard.app"
-
-
-def _number(kind: type, minimum: float) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {v}")
-        return v
-
-    return parse
-
-
-def _port(text: str) -> int:
-    v = _number(int, 0)(text)
-    if v > 65535:
-        raise argparse.ArgumentTypeError(f"must be at most 65535, got {v}")
-    return int(v)
-
-
-def _scale(text: str) -> float:
-    v = _number(float, 0.0)(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
-    return float(v)
-
-
-def add_dashboard_commands(sub: Any) -> None:
-    """Register ``sim dashboard`` (works without the extra: it then says how to install it)."""
-    d = sub.add_parser(
-        "dashboard", help="serve an interactive page: pick a scenario, move its levers, run against the baseline"
-    )
-    d.add_argument("scenario", nargs="?",
-                   help="scenario shown first (default scenarios/baseline.yaml); the page offers the scenario files beside it")  # fmt: skip
-    d.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    d.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 = any free port)")
-    d.add_argument(
-        "--baseline",
-        help="scenario every run is compared with on the same seeds (default: baseline.yaml beside SCENARIO)",
-    )
-    d.add_argument("--replications", "-r", type=_number(int, 1), default=DEFAULT_REPLICATIONS,
-                   help=f"replicates per scenario the page starts with (default {DEFAULT_REPLICATIONS})")  # fmt: skip
-    d.add_argument("--scale", type=_scale, default=DEFAULT_SCALE,
-                   help=f"real buyers per buyer agent the page starts with (default {DEFAULT_SCALE:g}: coarse, seconds per run)")  # fmt: skip
-    d.add_argument("--seed", type=_number(int, 0), help="root seed the page starts with (default: the baseline's)")
-    d.add_argument("--workers", "-w", type=_number(int, 1), help="worker processes per run (default: all cores)")
-    d.set_defaults(func=cmd_dashboard)
 
 
 def check_extra() -> None:
@@ -116,10 +66,11 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    check_extra()
-    config = make_config(args.scenario, args.baseline, args.replications, args.scale, args.seed, args.workers)
-    port = free_port(args.host, args.port)
+def serve(config: DashboardConfig, host: str, port: int) -> int:
+    """Serve the page for ``config`` on ``host``:``port`` until stopped; returns the exit status.
+
+    Call :func:`check_extra` first, and take ``port`` from :func:`free_port` (which says when it is taken).
+    """
     os.environ.update(config.to_env())
     os.environ["SOLARA_APP"] = APP
     os.environ["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] = "False"  # no usage reports: the page works offline
@@ -133,12 +84,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from solara.server import settings
 
     settings.main.mode = "production"
-    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{port}/"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     print(f"sim dashboard: {config.scenario.name} against {config.baseline.name} on {url} (Ctrl-C to stop)", flush=True)
     # the sans-I/O websockets protocol: the default one is built on websockets.legacy, deprecated
     ws = "websockets-sansio" if "websockets-sansio" in uvicorn.config.WS_PROTOCOLS else "auto"
     server = uvicorn.Server(
-        uvicorn.Config("solara.server.starlette:app", host=args.host, port=port, log_level="warning", ws=ws)
+        uvicorn.Config("solara.server.starlette:app", host=host, port=port, log_level="warning", ws=ws)
     )
     # uvicorn stops on SIGTERM and then raises the signal again; exit through Python instead, so
     # that the worker processes are stopped below
@@ -152,4 +103,4 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_dashboard_commands", "check_extra", "cmd_dashboard"]
+__all__ = ["check_extra", "free_port", "serve"]

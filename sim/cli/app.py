@@ -1,0 +1,83 @@
+"""The ``sim`` program: builds the parser from the command table, runs a command, maps errors to exit statuses.
+
+Bad input exits with status 2 and a message naming the file, line and field;
+no traceback is printed (set ``SIM_DEBUG=1`` to see one for internal errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from typing import NoReturn
+
+from sim.cli.options import kernel_from_environment
+from sim.cli.registry import COMMANDS, EXIT_INPUT, Handler
+from sim.scenario.yamlio import InputError
+
+#: The modules that declare commands, in the order ``sim --help`` lists their commands.
+COMMAND_MODULES = (
+    "sim.cli.run_commands",
+    "sim.cli.scenario_commands",
+    "sim.cli.analysis_commands",
+    "sim.cli.present_commands",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # exit 2 with usage, as argparse does, but no traceback
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``sim`` and every command of :data:`sim.cli.registry.COMMANDS`."""
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
+    p = _Parser(prog="sim", description="Agent-based simulator of China's premium car market.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for c in COMMANDS:
+        cp = sub.add_parser(c.name, help=c.help, description=c.description)
+        c.arguments(cp)
+        cp.set_defaults(func=c.run)
+    return p
+
+
+def _version() -> str:
+    from sim import __version__
+
+    return f"sim {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``sim`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    from sim.runs.manifest import COMMAND_LINE
+
+    args = build_parser().parse_args(argv)
+    token = COMMAND_LINE.set(list(sys.argv))  # recorded in the manifests the command writes
+    try:
+        args.kernel = kernel_from_environment()
+        handler: Handler = args.func
+        return handler(args)
+    except InputError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # the file system, not the code: disk full, read-only folder, permissions
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # last resort: say what happened without a traceback
+        if os.environ.get("SIM_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (set SIM_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+    finally:
+        COMMAND_LINE.reset(token)

@@ -1,0 +1,181 @@
+"""Commands of the presentation layer: ``sim compare``, ``report``, ``plot`` and ``dashboard``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sim.analysis.compare import WHAT
+from sim.cli.options import (
+    add_batch_options,
+    add_out_option,
+    nonneg_int,
+    port,
+    positive_float,
+    positive_int,
+    run_kernel,
+)
+from sim.cli.registry import command
+from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE
+from sim.present.report import PLOTS
+from sim.scenario.yamlio import InputError
+
+REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
+
+# --------------------------------------------------------------------------- compare
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results folder (scenario A)")
+    p.add_argument("results_b", nargs="?", help="second results folder (scenario B), run on the same seed")
+    p.add_argument("--reported", help=REPORTED_HELP)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default table)")
+    p.add_argument("--what", choices=WHAT, help="only this part (csv: default figures; json: one key)")
+    p.add_argument("--unpaired", action="store_true", help="compare two folders not run on the same seeds as independent samples")
+    p.add_argument("--all-figures", action="store_true",
+                   help="use alliance, group, parent, disputed, export, wholesale and production figures in the metrics too")  # fmt: skip
+
+
+@command("compare", _compare_arguments,
+         help="compare results with reported figures; the targets; two scenarios on the same seeds",
+         description="Compare a results folder with reported figures and summarize its targets; with a second "
+         "folder (scenario B), the paired differences B - A and where B's new products' buyers came from.")  # fmt: skip
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Run ``sim compare``; bad input raises :class:`InputError` (exit 2)."""
+    import pandas as pd
+
+    from sim.analysis.compare import all_figures, compare, compare_pair, default_figures
+    from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
+    from sim.present.comparison import build_document, format_csv, format_table
+    from sim.runs.store import load_results
+
+    if args.unpaired and not args.results_b:
+        raise InputError("--unpaired needs two results folders")
+    if args.what in ("paired", "cannibalisation") and not args.results_b:
+        raise InputError(f"--what {args.what} needs two results folders")
+    if args.reported is None and not REPORTED_DEFAULT_PATH.is_file():
+        print(f"note: no reported figures ({REPORTED_DEFAULT_PATH} is absent); targets only", file=sys.stderr)
+        reported: Any = pd.DataFrame()
+    else:
+        reported = _reported(args.reported)
+    flt = all_figures if args.all_figures else default_figures
+    folders = [args.results] + ([args.results_b] if args.results_b else [])
+    loaded = [load_results(f) for f in folders]
+    comps = [compare(r, reported, figures_filter=flt) for r in loaded]
+    pair = compare_pair(loaded[0], loaded[1], unpaired=args.unpaired) if len(loaded) > 1 else None
+    if args.format == "json":
+        doc = build_document(comps, pair)
+        if args.what:
+            doc = {args.what: doc[args.what]}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    elif args.format == "csv":
+        sys.stdout.write(format_csv(comps, pair, args.what or "figures"))
+    else:
+        sys.stdout.write(format_table(comps, pair, args.what))
+    return 0
+
+
+def _reported(path: str | None) -> Any:
+    """Reported figures for a comparison: ``--reported``'s CSV, else the project's file, else none (an empty table)."""
+    import pandas as pd
+
+    from sim.analysis.compare import read_reported
+    from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
+
+    if path is not None:
+        return read_reported(path)
+    return read_reported(None) if REPORTED_DEFAULT_PATH.is_file() else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------- report, plot
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results folder of the scenario in focus")
+    p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed; differences are DIR - DIR2")
+    add_out_option(p, "HTML file to write (default: DIR/report.html)")
+    _reported_options(p)
+
+
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results folder of the scenario in focus")
+    p.add_argument("--what", required=True, choices=PLOTS, metavar="WHAT",
+                   help="fan (cumulative deliveries and the target), target (probability and month reached), brands "
+                   "(monthly deliveries per brand), segments (segment shares), segment-brands (brand shares inside "
+                   "each segment); with --vs: fans (both fans on one axis), paired (paired differences), "
+                   "cannibalisation (where the new products' buyers came from)")
+    add_out_option(p, "image file: .png, .svg or .pdf", required=True)
+    p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
+    _reported_options(p)
+
+
+def _reported_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reported", help=REPORTED_HELP)
+    p.add_argument("--unpaired", action="store_true", help="with --vs: folders not run on the same seeds, as independent samples")
+
+
+def _check_vs(args: argparse.Namespace) -> None:
+    if args.unpaired and not args.vs:
+        raise InputError("--unpaired needs a second results folder (--vs DIR2)")
+
+
+@command("report", _report_arguments,
+         help="write a self-contained HTML report of a batch (with --vs: against another batch)",
+         description="Write one HTML file (figures embedded, opens offline, prints on A4 landscape) with the target's "
+         "probability, the figures, the scenario's assumptions, the comparison with reported figures and the manifest. "
+         "With --vs DIR2: paired differences DIR - DIR2 (same seeds), cannibalisation and both fan charts.")  # fmt: skip
+def cmd_report(args: argparse.Namespace) -> int:
+    from sim.present.report import write_report
+
+    _check_vs(args)
+    path = write_report(args.results, args.out, args.vs, reported=_reported(args.reported), unpaired=args.unpaired)
+    print(path)
+    return 0
+
+
+@command("plot", _plot_arguments, help="draw one figure of a batch as PNG, SVG or PDF",
+         description="Draw one figure of the report (the report's figures, one at a time).")  # fmt: skip
+def cmd_plot(args: argparse.Namespace) -> int:
+    from sim.present.report import write_plot
+
+    _check_vs(args)
+    if args.dpi < 20 or args.dpi > 1200:
+        raise InputError(f"--dpi: must be in 20..1200, got {args.dpi}")
+    path = write_plot(args.results, args.what, args.out, args.vs, reported=_reported(args.reported),
+                      unpaired=args.unpaired, dpi=args.dpi)  # fmt: skip
+    print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", nargs="?",
+                   help="scenario shown first (default scenarios/baseline.yaml); the page offers the scenario files beside it")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port, default=8765, help="port (default 8765; 0 = any free port)")
+    p.add_argument("--baseline",
+                   help="scenario every run is compared with on the same seeds (default: baseline.yaml beside SCENARIO)")
+    p.add_argument("--replications", "-r", type=positive_int, default=DEFAULT_REPLICATIONS,
+                   help=f"replicates per scenario the page starts with (default {DEFAULT_REPLICATIONS})")
+    p.add_argument("--scale", type=positive_float, default=DEFAULT_SCALE,
+                   help=f"real buyers per buyer agent the page starts with (default {DEFAULT_SCALE:g}: coarse, seconds per run)")
+    p.add_argument("--seed", type=nonneg_int, help="root seed the page starts with (default: the baseline's)")
+    add_batch_options(p, "workers", workers="worker processes per run (default: all cores)")
+
+
+@command("dashboard", _dashboard_arguments,
+         help="serve an interactive page: pick a scenario, move its levers, run against the baseline")  # fmt: skip
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    # The extra is checked before anything imports Solara: without it, the command says how to install it.
+    from sim.present.dashboard.config import make_config
+    from sim.present.dashboard.server import check_extra, free_port, serve
+
+    check_extra()
+    config = make_config(args.scenario, args.baseline, args.replications, args.scale, args.seed, args.workers,
+                         run_kernel(args))
+    return serve(config, args.host, free_port(args.host, args.port))
