@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.load import load_scenario
+from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

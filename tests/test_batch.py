@@ -20,7 +20,7 @@ from pandas.testing import assert_frame_equal
 from sim.cli import main
 from sim.runs import batch, store
 from sim.runs.run import make_specs
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
 
 DATA = Path(__file__).parent / "data"

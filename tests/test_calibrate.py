@@ -18,7 +18,7 @@ from sim.analysis.fit_appeals import (
     volume_targets,
     write_overlay,
 )
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.yaml"

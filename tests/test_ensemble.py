@@ -33,7 +33,7 @@ from sim.analysis.fit_appeals import simulate_monthly, volume_targets
 from sim.cli import main
 from sim.runs import store
 from sim.runs.run import ensemble_member, execute, make_specs
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sim import cli, load_results
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
 BASE: dict[str, Any] = yaml.safe_load(TINY.read_text())

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from sim import cli
-from sim.scenario.schema import apply_override, load_scenario, parse_set_option, resolve_document
+from sim.scenario.compose import resolve_document
+from sim.scenario.load import load_scenario
+from sim.scenario.paths import apply_override, parse_set_option
 from sim.scenario.yamlio import InputError
 
 HERE = Path(__file__).resolve().parent

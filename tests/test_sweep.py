@@ -128,7 +128,7 @@ def test_list_design(tmp_path):
 
 
 def test_selectors_address_unnamed_list_items():
-    from sim.scenario.schema import load_scenario
+    from sim.scenario.load import load_scenario
 
     data = load_scenario(TINY).model_dump(mode="json")
     assert resolve_selectors(data, "events[type=stores,brand=A].count") == "events[1].count"

@@ -74,8 +74,9 @@ from sim.analysis.fit_appeals import CONFIDENCE_WEIGHT, FREQUENCY_WEIGHT, Volume
 from sim.runs import store
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.sweep import point_scenario
+from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 #: A value this close to a bound is moved inside it before the logit.

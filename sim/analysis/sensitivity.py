@@ -37,8 +37,9 @@ from sim.analysis.calibrate import FreeParameter, ParameterPrior, read_calibrati
 from sim.analysis.targets import target_outcomes
 from sim.runs import store
 from sim.runs.run import RunSpec, make_specs
+from sim.scenario.load import load_scenario
 from sim.scenario.months import parse_month
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
 
 #: Confidence level of the bootstrap intervals.

@@ -139,7 +139,7 @@ def _version() -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sim.scenario.schema import load_scenario
+    from sim.scenario.load import load_scenario
 
     bad = 0
     for f in args.files:
@@ -154,7 +154,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from sim.scenario.schema import scenario_schema
+    from sim.scenario.load import scenario_schema
 
     print(json.dumps(scenario_schema(), indent=2))
     return 0
@@ -196,7 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.runs import store
     from sim.runs.batch import MAX_RUNS, check_executor, run_batch
     from sim.runs.run import make_specs
-    from sim.scenario.schema import load_scenario, parse_set_option
+    from sim.scenario.load import load_scenario
+    from sim.scenario.paths import parse_set_option
 
     check_executor(args.executor)
     if args.replications > MAX_RUNS:

@@ -55,8 +55,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.runs.batch import MAX_RUNS
 from sim.runs.run import RunSpec, make_specs
+from sim.scenario.fields import PlainName
+from sim.scenario.load import load_scenario, validate_document
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import PlainName, Scenario, apply_override, load_scenario, validate_document
+from sim.scenario.paths import apply_override
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 DESIGNS = ("grid", "list", "lhs", "sobol", "morris")
