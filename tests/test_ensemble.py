@@ -306,7 +306,7 @@ def test_bad_calibration_files_exit_2_with_file_line_and_field(tmp_path, capsys)
         (text.replace("buyers.outside_value, low", "buyers.outside_valu, low"), "parameters[0].path: not in the base scenario"),
         (text.replace("low: 0.5, high: 2.5", "low: 2.5, high: 0.5"), "parameters[0].high: low (2.5) must be below high"),
         (text.replace("low: 0.5, high: 2.5", "low: -5, high: 2.5, prior: loguniform"), "parameters[0].low: a log-uniform prior needs low > 0"),
-        (text.replace("scale: 100", "scale: 100\nbudgte: 3"), "budgte: unknown key"),
+        (text.replace("scale: 100", "scale: 100\nbudgte: 3"), "budgte: unknown key (did you mean 'budget'?)"),
         (text.replace("quantile: 0.25", "quantile: 1.5"), "method.quantile: Input should be less than 1"),
     ]:
         bad.write_text(broken)
