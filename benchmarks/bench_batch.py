@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sim.runs import batch, store  # noqa: E402
 from sim.runs.run import make_specs  # noqa: E402
-from sim.scenario.schema import load_scenario  # noqa: E402
+from sim.scenario.load import load_scenario  # noqa: E402
 
 TINY = ROOT / "tests" / "data" / "tiny.yaml"
 

@@ -95,8 +95,8 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    from sim.scenario.load import load_scenario
     from sim.scenario.months import format_month, parse_month
-    from sim.scenario.schema import load_scenario
 
     sc = load_scenario(args.scenario)
     end = format_month(parse_month(sc.start) + args.months - 1)

@@ -15,13 +15,14 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # pragma: no cover
     from sim.model.market_model import MarketModel
     from sim.runs.store import Results, load_results
-    from sim.scenario.schema import Scenario, load_scenario
+    from sim.scenario.load import load_scenario
+    from sim.scenario.schema import Scenario
 
 #: Public name -> the module that defines it.
 _LAZY = {
     "MarketModel": "sim.model.market_model",
     "Scenario": "sim.scenario.schema",
-    "load_scenario": "sim.scenario.schema",
+    "load_scenario": "sim.scenario.load",
     "Results": "sim.runs.store",
     "load_results": "sim.runs.store",
 }

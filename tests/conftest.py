@@ -25,7 +25,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, settings
 
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.load import load_scenario
+from sim.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

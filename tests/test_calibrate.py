@@ -19,7 +19,7 @@ from sim.analysis.fit_appeals import (
     volume_targets,
     write_overlay,
 )
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 
 
 def _figures(rows: list[dict]) -> SimpleNamespace:

@@ -29,7 +29,9 @@ from sim.present.dashboard.runner import BatchCache, Cancelled, WorkerPool, run_
 from sim.present.dashboard.summary import cumulative_fan, segment_shares, summarize_pair
 from sim.runs.run import execute, make_specs
 from sim.runs.store import Results
-from sim.scenario.schema import Scenario, load_scenario, parse_set_option
+from sim.scenario.load import load_scenario
+from sim.scenario.paths import parse_set_option
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
 
 SCENARIOS = ROOT / "scenarios"

@@ -34,7 +34,7 @@ from sim.analysis.fit_appeals import simulate_monthly, volume_targets
 from sim.cli import main
 from sim.runs import store
 from sim.runs.run import ensemble_member, execute, make_specs
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
 
 #: The parameters that generate the recovery test's "reported" volumes (the base has 1.0, 0, 0).
@@ -304,7 +304,7 @@ def test_bad_ensembles_name_file_line_and_field(tmp_path):
                      id="low above high"),
         pytest.param("low: 0.5, high: 2.5", "low: -5, high: 2.5, prior: loguniform",
                      "parameters[0].low: a log-uniform prior needs low > 0", id="log-uniform below zero"),
-        pytest.param("scale: 100", "scale: 100\nbudgte: 3", "budgte: unknown key", id="unknown key"),
+        pytest.param("scale: 100", "scale: 100\nbudgte: 3", "budgte: unknown key (did you mean 'budget'?)", id="unknown key"),
         pytest.param("quantile: 0.25", "quantile: 1.5", "method.quantile: Input should be less than 1",
                      id="quantile above 1"),
     ],

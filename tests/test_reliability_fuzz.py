@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sim import cli, load_results
-from sim.scenario.schema import load_scenario
+from sim.scenario.load import load_scenario
 
 BASE: dict[str, Any] = tiny_document()
 TEXT = TINY.read_text()

@@ -14,7 +14,8 @@ import pytest
 from conftest import BAD, TINY
 
 from sim import cli
-from sim.scenario.schema import apply_override, load_scenario, parse_set_option, resolve_document
+from sim.scenario.compose import resolve_document
+from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
 
 
@@ -369,15 +370,3 @@ def test_bad_override_value_is_not_blamed_on_the_file():
 def test_bad_override_paths(path: str, says: str):
     with pytest.raises(InputError, match=re.escape(says)):
         load_scenario(TINY, {path: 1})
-
-
-def test_set_option_parsing():
-    assert parse_set_option("products.A1.price=260000") == ("products.A1.price", 260000)
-    assert parse_set_option("buyers.price_sensitivity = 1.5") == ("buyers.price_sensitivity", 1.5)
-    assert parse_set_option("events[0].month=2024-08") == ("events[0].month", "2024-08")
-    assert parse_set_option("products.AITO M6.name=AITO M6X") == ("products.AITO M6.name", "AITO M6X")
-    with pytest.raises(InputError, match="expected path=value"):
-        parse_set_option("products.A1.price")
-    data = {"products": [{"name": "AITO M6", "price": 1}]}
-    apply_override(data, "products.AITO M6.price", 250000)
-    assert data["products"][0]["price"] == 250000

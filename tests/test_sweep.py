@@ -14,7 +14,7 @@ from pandas.testing import assert_frame_equal
 
 from sim.cli import main
 from sim.runs import store
-from sim.runs.sweep import load_sweep, resolve_selectors
+from sim.runs.sweep import load_sweep
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
@@ -123,17 +123,6 @@ def test_list_design(tmp_path):
         {"products.A2.launch": "2024-06", "products.A2.delivery_start": "2024-08"},
     ]
     assert [p.type for p in sw.parameters] == ["month", "month"]
-
-
-def test_selectors_address_unnamed_list_items():
-    from sim.scenario.schema import load_scenario
-
-    data = load_scenario(TINY).model_dump(mode="json")
-    assert resolve_selectors(data, "events[type=stores,brand=A].count") == "events[1].count"
-    assert resolve_selectors(data, "stores[brand=B].count") == "stores[1].count"
-    assert resolve_selectors(data, "products.A1.price") == "products.A1.price"
-    with pytest.raises(ValueError, match="matches 2 items"):
-        resolve_selectors(data, "stores[market=CN].count")
 
 
 # ------------------------------------------------------------------ validation

@@ -20,8 +20,8 @@ from sim.analysis.validate_model import (
     elasticity_checks,
 )
 from sim.cli import main
+from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import load_scenario
 
 
 def sales_table(rows: list[dict]) -> pd.DataFrame:

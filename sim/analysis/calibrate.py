@@ -17,7 +17,7 @@ calibration file (YAML)::
       brands: [AITO, Li Auto, Tesla]
     method: {per_round: 40, quantile: 0.5, replications: 1}
 
-A parameter is a path in the scenario (as ``sim run --set`` takes it) with bounds and a
+A parameter is a path in the scenario (as ``sim run --set`` takes it, :mod:`sim.scenario.paths`) with bounds and a
 prior (``uniform``, ``loguniform`` or a ``normal`` truncated to the bounds); ``offset: true``
 makes the parameter a change added to the base scenario's value.
 
@@ -65,7 +65,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import stats
 from scipy.special import expit, logit, logsumexp
 
@@ -74,8 +74,11 @@ from sim.runs import store
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.sweep import point_scenario
+from sim.scenario.errors import validate
+from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.paths import PathError, parse_path, value_at
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 #: A value this close to a bound is moved inside it before the logit.
@@ -357,49 +360,7 @@ def read_calibration_file(path: Path) -> tuple[CalibrationFile, Document]:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise InputError(Problem("a calibration file must be a mapping of keys (base, parameters, ...)", Location(str(path), 1)))
-    try:
-        return CalibrationFile.model_validate(doc.data), doc
-    except ValidationError as exc:
-        raise InputError(_problems(exc, doc)) from None
-
-
-def _problems(exc: ValidationError, doc: Document) -> list[Problem]:
-    out = []
-    for err in exc.errors():
-        loc: Path_ = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif not isinstance(err.get("input"), (dict, list)):
-            msg += f", got {err.get('input')!r}"
-        out.append(Problem(msg, doc.where(loc), format_path(loc)))
-    return out
-
-
-def _value_at(data: Any, path: str) -> Any:
-    """The value at a ``--set`` style path in scenario data (list items by name or index); KeyError if none."""
-    node = data
-    for part in path.split("."):
-        m = re.fullmatch(r"(.*?)((?:\[-?\d+\])*)", part)
-        assert m is not None
-        head, idxs = m.group(1), [int(i) for i in re.findall(r"\[(-?\d+)\]", m.group(2))]
-        if head:
-            if isinstance(node, dict) and head in node:
-                node = node[head]
-            elif isinstance(node, list):
-                hits = [it for it in node if isinstance(it, dict) and it.get("name") == head]
-                if not hits:
-                    raise KeyError(f"no item named '{head}'")
-                node = hits[0]
-            else:
-                raise KeyError(f"no field '{head}'")
-        for i in idxs:
-            if not isinstance(node, list) or not -len(node) <= i < len(node):
-                raise KeyError(f"no item [{i}]")
-            node = node[i]
-    return node
+    return validate(CalibrationFile, doc), doc
 
 
 def resolve_parameters(
@@ -422,9 +383,9 @@ def resolve_parameters(
             continue
         seen.add(p.path)
         try:
-            base_value = _value_at(data, p.path)
-        except KeyError as exc:
-            bad(f"not in the base scenario: {exc.args[0]}")
+            base_value = value_at(data, p.path)
+        except PathError as exc:
+            bad(f"not in the base scenario: {exc.reason}")
             continue
         if not isinstance(base_value, (int, float)) or isinstance(base_value, bool):
             bad(f"must name a number in the scenario, found {base_value!r}")
@@ -1130,8 +1091,8 @@ def _overlay_values(data: dict[str, Any], values: dict[str, float]) -> dict[str,
     """
     doc: dict[str, Any] = {}
     for path, value in values.items():
-        parts = path.split(".")
-        if any("[" in p for p in parts):
+        parts = [p for p in parse_path(path) if isinstance(p, str)]
+        if len(parts) != len(parse_path(path)):
             continue
         node: dict[str, Any] = doc
         src: Any = data

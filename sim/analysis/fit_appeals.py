@@ -54,8 +54,9 @@ from threadpoolctl import threadpool_limits
 
 from sim.runs.batch import BLAS_THREADS, collect
 from sim.runs.run import execute, make_specs
+from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.schema import Scenario
 
 #: Weight of a reported figure by its confidence.
 CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.3}

@@ -36,8 +36,9 @@ from sim.analysis.targets import target_outcomes
 from sim.runs import store
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
+from sim.scenario.load import load_scenario
 from sim.scenario.months import parse_month
-from sim.scenario.schema import Scenario, load_scenario
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
 
 #: Confidence level of the bootstrap intervals.

@@ -332,7 +332,7 @@ def pattern_checks(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | No
 
 def shocked(sc: Scenario, products: list[str], factor: float, month: str, end: str) -> Scenario:
     """``sc`` ending at ``end`` with the list prices of ``products`` times ``factor`` from ``month`` on."""
-    from sim.scenario.schema import validate_document
+    from sim.scenario.load import validate_document
 
     data = sc.model_dump(mode="json")
     data["end"] = end

@@ -48,7 +48,7 @@ def _fit_appeals_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_fit_appeals(args: argparse.Namespace) -> int:
     from sim.analysis.fit_appeals import fit_appeals, write_overlay
     from sim.scenario.months import parse_month
-    from sim.scenario.schema import parse_set_option
+    from sim.scenario.paths import parse_set_option
 
     try:
         parse_month(args.through)

@@ -48,7 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.runs.batch import MAX_RUNS, check_executor, run_batch
     from sim.runs.manifest import new_manifest
     from sim.runs.run import make_specs
-    from sim.scenario.schema import load_scenario, parse_set_option
+    from sim.scenario.load import load_scenario
+    from sim.scenario.paths import parse_set_option
 
     check_executor(args.executor)
     if args.replications > MAX_RUNS:

@@ -16,7 +16,7 @@ def _validate_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("validate", _validate_arguments, help="check scenario files without running them")
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sim.scenario.schema import load_scenario
+    from sim.scenario.load import load_scenario
 
     bad = 0
     for f in args.files:
@@ -36,7 +36,7 @@ def _no_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("schema", _no_arguments, help="print the JSON Schema of a scenario file")
 def cmd_schema(args: argparse.Namespace) -> int:
-    from sim.scenario.schema import scenario_schema
+    from sim.scenario.load import scenario_schema
 
     print(json.dumps(scenario_schema(), indent=2))
     return 0

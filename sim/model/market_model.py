@@ -20,8 +20,10 @@ import numpy as np
 
 from sim.model import market, observe, policy
 from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
+from sim.scenario.fields import POWERTRAINS
+from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import POWERTRAINS, Scenario, load_scenario
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
 
 #: Longest wait (months) used in utilities and cancellations, to keep numbers finite.
@@ -85,7 +87,9 @@ class MarketModel(mesa.Model):
         if isinstance(scenario, Scenario):
             cfg = scenario
             if overrides:
-                from sim.scenario.schema import Document, apply_override, validate_document
+                from sim.scenario.load import validate_document
+                from sim.scenario.paths import apply_override
+                from sim.scenario.yamlio import Document
 
                 data = cfg.model_dump(mode="json")
                 for k, v in _overrides(overrides).items():

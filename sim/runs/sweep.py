@@ -13,7 +13,7 @@ A sweep file (YAML)::
 
 Parameters are addressed by their path in the resolved scenario, as ``sim run
 --set`` does (``products.AITO M6.price``, ``events[2].month``,
-``buyers.price_sensitivity``). ``type`` is ``float``, ``int``, ``month``
+``events[type=stores,market=EU].count``; :mod:`sim.scenario.paths`). ``type`` is ``float``, ``int``, ``month``
 ('YYYY-MM', swept as whole months) or ``text``; by default it is inferred
 (``low``/``high`` numbers are floats). A parameter gives either ``values`` or
 ``low`` and ``high``:
@@ -39,7 +39,6 @@ every point, so differences between points are paired, not noise.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import inspect
 import itertools
@@ -51,12 +50,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sim.runs.batch import MAX_RUNS
 from sim.runs.run import RunSpec, make_specs
+from sim.scenario.errors import validate
+from sim.scenario.fields import PlainName
+from sim.scenario.load import load_scenario, validate_document
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import PlainName, Scenario, apply_override, load_scenario, validate_document
+from sim.scenario.paths import PathError, apply_override, resolve_selectors
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 DESIGNS = ("grid", "list", "lhs", "sobol", "morris")
@@ -262,10 +265,7 @@ def load_sweep(path: str | Path) -> Sweep:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise InputError(Problem("a sweep file must be a mapping of keys (base, design, parameters, ...)", Location(str(path), 1)))
-    try:
-        cfg = SweepFile.model_validate(doc.data)
-    except ValidationError as exc:
-        raise InputError(_problems(exc, doc)) from None
+    cfg = validate(SweepFile, doc)
     base_file = (path.parent / cfg.base).resolve()
     if not base_file.is_file():
         raise InputError(Problem(f"base scenario '{cfg.base}' does not exist ({base_file})", doc.where(("base",)), "base"))
@@ -309,32 +309,6 @@ def _check_size(cfg: SweepFile, params: list[Parameter], doc: Document) -> None:
                 "replications",
             )
         )
-
-
-def _problems(exc: ValidationError, doc: Document) -> list[Problem]:
-    """Pydantic errors as ``file:line: field: message`` problems."""
-    problems = []
-    for err in exc.errors():
-        loc: Path_ = tuple(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key" + _suggest(loc)
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif not isinstance(err.get("input"), (dict, list)) and err["type"] != "value_error":
-            msg += f", got {err.get('input')!r}"
-        problems.append(Problem(msg, doc.where(loc), format_path(loc)))
-    return problems
-
-
-def _suggest(loc: Path_) -> str:
-    key = loc[-1]
-    if not isinstance(key, str):
-        return ""
-    model: type[BaseModel] = ParameterSpec if "parameters" in loc[:-1] else SweepFile
-    fields = list(model.model_fields)
-    close = difflib.get_close_matches(key, fields, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(fields)})"
 
 
 def _is_month(v: Any) -> bool:
@@ -546,80 +520,16 @@ def _list_points(cfg: SweepFile, params: list[Parameter], doc: Document) -> list
     return out
 
 
-def split_path(path: str) -> list[str]:
-    """Split a parameter path on the dots outside brackets: ``a[b=1.5].c`` -> ``["a[b=1.5]", "c"]``."""
-    parts, depth, cur = [], 0, ""
-    for ch in path:
-        depth += (ch == "[") - (ch == "]")
-        if ch == "." and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return parts
-
-
-def resolve_selectors(data: Any, path: str) -> str:
-    """Replace list selectors by indices: ``events[type=stores,market=EU,month=2027-09].count`` ->
-    ``events[92].count``. A selector must match exactly one item of the list (values compared as text).
-
-    Lists of unnamed items (``events``, ``stores``) can so be addressed by what they are rather than
-    by a position that moves when the base scenario changes. Raises ValueError.
-    """
-    out: list[str] = []
-    node = data
-    for part in split_path(path):
-        head, sel = part, None
-        if part.endswith("]") and "[" in part and "=" in part[part.index("[") :]:
-            head, _, sel = part[:-1].partition("[")
-        if head:
-            if isinstance(node, dict):
-                node = node.get(head)
-            elif isinstance(node, list):
-                named = [it for it in node if isinstance(it, dict) and it.get("name") == head]
-                node = named[0] if named else None
-            else:
-                node = None
-        if sel is None:
-            out.append(part)
-            # Plain [i] indices: follow them so that later selectors see the right node.
-            rest = part[len(head) :]
-            while rest.startswith("[") and "]" in rest:
-                idx, _, rest = rest[1:].partition("]")
-                node = node[int(idx)] if isinstance(node, list) and idx.lstrip("-").isdigit() and -len(node) <= int(idx) < len(node) else None
-            continue
-        if not isinstance(node, list):
-            raise ValueError(f"'{head}' is not a list, so [{sel}] cannot select from it")
-        conds = []
-        for cond in sel.split(","):
-            key, eq, value = cond.partition("=")
-            if not eq or not key.strip():
-                raise ValueError(f"selector [{sel}]: expected key=value pairs separated by commas")
-            conds.append((key.strip(), value.strip()))
-        hits = [
-            i for i, it in enumerate(node)
-            if isinstance(it, dict) and all(k in it and it[k] is not None and str(it[k]) == v for k, v in conds)
-        ]
-        if len(hits) != 1:
-            raise ValueError(f"selector [{sel}] matches {len(hits)} items of '{head}', not exactly one")
-        out.append(f"{head}[{hits[0]}]")
-        node = node[hits[0]]
-    return ".".join(out)
-
-
 def _resolve_targets(params: list[Parameter], scenario: Scenario, doc: Document) -> list[Parameter]:
     """Resolve each parameter's selectors and check that its path reaches into the base scenario."""
     data = scenario.model_dump(mode="json")
-    text = json.dumps(data)
     out, problems = [], []
     for j, p in enumerate(params):
         where: Path_ = ("parameters", j, "path") if "parameters" in doc.data else ("points", 0)
         try:
             target = resolve_selectors(data, p.path)
-            apply_override(json.loads(text), target, None)  # the path only: its values are checked per point
-        except (ValueError, InputError) as exc:
-            problems.append(Problem(str(exc).removeprefix("--set "), doc.where(where), format_path(where)))
+        except PathError as exc:
+            problems.append(Problem(f"{exc.path}: {exc.reason}", doc.where(where), format_path(where)))
             continue
         out.append(dataclasses.replace(p, target=target))
     if problems:
@@ -631,7 +541,7 @@ def point_scenario(base: Scenario, overrides: dict[str, Any], base_json: str | N
     """The scenario of one design point, as a worker builds it (see ``MarketModel``).
 
     Args:
-        overrides: values by resolved path (:func:`resolve_selectors`).
+        overrides: values by resolved path (:func:`sim.scenario.paths.resolve_selectors`).
     """
     data = json.loads(base_json) if base_json is not None else base.model_dump(mode="json")
     for path, value in overrides.items():

@@ -115,7 +115,7 @@ def make_config(
     Raises:
         InputError: when the scenario or the baseline is missing or invalid.
     """
-    from sim.scenario.schema import load_scenario
+    from sim.scenario.load import load_scenario
 
     path = Path(scenario).resolve() if scenario is not None else default_scenario()
     if not path.is_file():

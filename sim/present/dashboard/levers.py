@@ -45,8 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sim.scenario.events import Event
+from sim.scenario.load import load_scenario, validate_document
 from sim.scenario.months import format_month, parse_month
-from sim.scenario.schema import Event, Scenario, apply_override, load_scenario, validate_document
+from sim.scenario.paths import apply_override
+from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError
 
 #: The product the M6 levers move.

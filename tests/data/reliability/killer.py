@@ -125,7 +125,7 @@ def serve() -> None:
 def warm_up() -> None:
     """Load once what every child would otherwise load again: the command line's modules, the compiled kernels."""
     from sim.runs.run import execute, make_specs
-    from sim.scenario.schema import load_scenario
+    from sim.scenario.load import load_scenario
 
     cli.build_parser()
     tiny = load_scenario(Path(__file__).resolve().parent.parent / "tiny.yaml")
