@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import TINY, tiny_child, tiny_scenario
 
-from sim.analysis import fit_appeals as calibrate
+from sim.analysis import levenberg_marquardt
 from sim.analysis.fit_appeals import (
     block_levenberg_marquardt,
     fit_appeals,
@@ -215,7 +215,7 @@ def _two_brands(revive: float, monkeypatch) -> tuple[np.ndarray, str]:
     """Brand A's parameter a should be 2; brand B's b should be half of a (B loses buyers to A). B's
     first steps look bad (its early evaluations are noisy), so B stops taking steps while a is
     still small, and its loss then rises as A converges."""
-    monkeypatch.setattr(calibrate, "REVIVE", revive)
+    monkeypatch.setattr(levenberg_marquardt, "REVIVE", revive)
     calls = {"n": 0}
 
     def evaluate(theta):
@@ -238,7 +238,7 @@ def _two_brands(revive: float, monkeypatch) -> tuple[np.ndarray, str]:
 
 
 def test_a_brand_that_stopped_taking_steps_takes_them_again_when_its_loss_rises(monkeypatch):
-    r, log = _two_brands(calibrate.REVIVE, monkeypatch)
+    r, log = _two_brands(levenberg_marquardt.REVIVE, monkeypatch)
     assert "B: loss" in log and "steps again" in log
     assert np.max(np.abs(r)) < 0.05
     # Without the rule, B stays where it stopped while A converges: no iterate fits both.

@@ -42,7 +42,6 @@ produced them is written at the top of the overlay it writes.
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,23 +49,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from threadpoolctl import threadpool_limits
 
-from sim.runs.batch import BLAS_THREADS, collect
-from sim.runs.run import execute, make_specs
+from sim.analysis.fit_targets import (
+    CONFIDENCE_WEIGHT,
+    FREQUENCY_WEIGHT,
+    VOLUME_MEASURES,
+    VolumeTarget,
+    delivery_response,
+    replicate_monthly,
+    residuals,
+    simulate_monthly,
+    target_rows,
+    volume_targets,
+)
+from sim.analysis.levenberg_marquardt import MAX_DAMPING, block_levenberg_marquardt
+from sim.analysis.posterior import Laplace, laplace
 from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
 
-#: Weight of a reported figure by its confidence.
-CONFIDENCE_WEIGHT = {"high": 1.0, "medium": 0.7, "low": 0.3}
-VOLUME_MEASURES = ("deliveries", "sales", "retail", "registrations")
+__all__ = [
+    "CONFIDENCE_WEIGHT", "FREQUENCY_WEIGHT", "MAX_DAMPING", "VOLUME_MEASURES", "AppealFit", "VolumeTarget",
+    "block_levenberg_marquardt", "fit", "fit_appeals", "simulate_monthly", "volume_targets", "write_overlay",
+]
 
-
-#: Weight of a figure by its frequency (many monthly figures should not drown the annual totals).
-FREQUENCY_WEIGHT = {"annual": 1.0, "quarterly": 0.6, "monthly": 0.3, "cumulative": 0.6}
-#: The fit stops when the damping needed for a step that lowers the loss passes this (steps too short to matter).
-MAX_DAMPING = 1e3
 #: A product's own ageing rate is fitted only with at least this many months of deliveries in sample.
 AGEING_MIN_MONTHS = 9
 #: Prior weight on a brand's appeal trend: a trend of 1 util a year costs the weighted loss as much
@@ -75,140 +81,6 @@ TREND_PRIOR = 0.05
 #: Where each kind of fitted parameter lives in a scenario: (section, field).
 PARAM_FIELDS = {"brand": ("brands", "appeal"), "trend": ("brands", "appeal_trend"),
                 "product": ("products", "appeal"), "ageing": ("products", "ageing")}
-
-
-@dataclass(frozen=True)
-class VolumeTarget:
-    """A reported volume over a period that the fit aims at."""
-
-    brand: str
-    model: str | None
-    start: str
-    end: str
-    value: float
-    weight: float
-    lines: str
-
-    @property
-    def key(self) -> str:
-        period = self.start[:4] if (self.start.endswith("-01") and self.end == self.start[:4] + "-12") else (
-            self.start if self.start == self.end else f"{self.start}..{self.end}")
-        return f"{self.model or self.brand} {period}"
-
-
-def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> list[VolumeTarget]:
-    """Monthly, quarterly and annual brand and product volumes reported up to ``through``.
-
-    Only figures whose months lie inside the scenario are used. Conflicting sources for
-    the same brand/product and period are averaged, weighted by confidence.
-    """
-    from sim.analysis.reported import load_reported
-
-    rf = reported if reported is not None else load_reported()
-    fig = rf.figures
-    cut = min(parse_month(through), scenario.end_index)
-    brands = {b.name for b in scenario.brands}
-    products = {p.name for p in scenario.products}
-    sel = fig[
-        (fig["measure"].isin(VOLUME_MEASURES) | (fig["measure"] == "cumulative"))
-        & fig["frequency"].isin(list(FREQUENCY_WEIGHT))
-        & fig["brand"].notna()
-        & fig["basis"].fillna("").isin(["", "brand", "group"])
-        & fig["confidence"].isin(list(CONFIDENCE_WEIGHT))
-        & fig["value"].notna()
-    ].copy()
-    sel = sel[(sel["end"].map(parse_month) <= cut) & (sel["start"].map(parse_month) >= scenario.start_index)]
-    # A cumulative figure is a period sum only when its first month is known (start before end).
-    sel = sel[(sel["frequency"] != "cumulative") | (sel["start"] < sel["end"])]
-    if "cumulative_of" in sel.columns:
-        sel = sel[(sel["frequency"] != "cumulative") | sel["cumulative_of"].isin(["deliveries", "sales"])]
-    sel = sel[sel["brand"].isin(brands) & (sel["model"].isna() | sel["model"].isin(products))]
-    sel["w"] = sel["confidence"].map(CONFIDENCE_WEIGHT)
-    out = []
-    keys = ["brand", sel["model"].fillna(""), "start", "end", "frequency"]
-    groups = list(sel.groupby(keys, sort=True))
-    # Monthly and quarterly figures of one brand or product in one year share their weight:
-    # each counts 1/sqrt(n) of its frequency's weight when the year has n of them, so that a
-    # series reported every month (Tesla's models, with their export-cycle swings) does not
-    # outweigh the annual totals of every other brand.
-    per_year = Counter((brand, model, start[:4], freq) for (brand, model, start, _, freq), _ in groups)
-    for (brand, model, start, end, freq), g in groups:
-        value = float(np.average(g["value"], weights=g["w"]))
-        share = 1.0 / np.sqrt(per_year[brand, model, start[:4], freq]) if freq in ("monthly", "quarterly") else 1.0
-        weight = float(g["w"].max()) * FREQUENCY_WEIGHT[freq] * share
-        out.append(VolumeTarget(brand, model or None, start, end, value, weight, ",".join(map(str, g["line"]))))
-    return out
-
-
-def simulate_monthly(scenario: Scenario, replications: int, seed: int, scale: float | None) -> pd.DataFrame:
-    """Mean monthly units per brand and product over replicates (China market)."""
-    per = _replicate_monthly(scenario, replications, seed, scale)
-    out = per.groupby(["brand", "model", "month"], observed=True)[["units", "orders"]].mean().reset_index()
-    out["m"] = out["month"].map(parse_month)
-    return out
-
-
-def _replicate_monthly(
-    scenario: Scenario, replications: int, seed: int, scale: float | None, kernel: str = "numba"
-) -> pd.DataFrame:
-    """Units, orders and backlog per replicate, brand, product and month (China market)."""
-    specs = make_specs(scenario, replications, seed=seed, scale=scale, kernel=kernel)
-    with threadpool_limits(BLAS_THREADS):  # as in batches, so that fits and batches agree bit for bit
-        runs, sales = collect([execute(s) for s in specs])
-    failed = runs[runs["status"] != "ok"]
-    if len(failed):
-        raise RuntimeError(f"a fitting run failed:\n{failed['error'].iloc[0]}")
-    sales = sales[sales["market"] == "CN"]
-    cols = ["units", "orders", "backlog"]
-    return sales.groupby(["replicate", "brand", "model", "month"], observed=True)[cols].sum().reset_index()
-
-
-def delivery_response(per: pd.DataFrame, months: range, weights: dict[str, Any]) -> pd.DataFrame:
-    """Mean monthly units and orders, with how cumulative deliveries answer to demand.
-
-    A product's deliveries up to month ``m`` are its orders up to ``m`` less what is still in its
-    order book (and what was cancelled). When its order book is empty at ``m``, every order so
-    far has been delivered, so cumulative deliveries move one for one with cumulative orders;
-    when buyers are still waiting, the product delivers at its capacity, which demand does not
-    move. For each weight ``w`` (a function of a frame with ``model`` and ``m`` columns, giving
-    how a parameter moves the log of each month's orders) the column ``r_<name>`` is the mean
-    over replicates of ``[backlog(m) == 0] * sum of w * orders up to m``: the derivative of
-    cumulative deliveries to ``m``; ``c_<name>`` is the same without the order-book condition
-    (the derivative of cumulative orders). Months in which a product is not on sale (before its
-    launch, after its end) have no orders and no backlog.
-    """
-    per = per.astype({"brand": str, "model": str, "month": str})
-    keys = per[["brand", "model"]].drop_duplicates()
-    grid = pd.MultiIndex.from_product(
-        [sorted(per["replicate"].unique()), keys["model"], [format_month(m) for m in months]],
-        names=["replicate", "model", "month"],
-    )
-    full = (per.drop(columns="brand").set_index(["replicate", "model", "month"])
-            .reindex(grid, fill_value=0).reset_index())
-    full = full.merge(keys, on="model")
-    full["m"] = full["month"].map(parse_month)
-    full = full.sort_values(["replicate", "model", "m"], kind="stable")
-    free = (full["backlog"] <= 0).to_numpy()
-    by = [full["replicate"], full["model"]]
-    for name, w in weights.items():
-        full[f"c_{name}"] = (full["orders"] * w(full)).groupby(by).cumsum()
-        full[f"r_{name}"] = free * full[f"c_{name}"]
-    cols = ["units", "orders"] + [f"{k}_{n}" for n in weights for k in ("r", "c")]
-    return full.groupby(["brand", "model", "month", "m"], observed=True)[cols].mean().reset_index()
-
-
-def _target_rows(sim: pd.DataFrame, t: VolumeTarget) -> pd.DataFrame:
-    rows = sim[(sim["brand"] == t.brand) & (sim["m"] >= parse_month(t.start)) & (sim["m"] <= parse_month(t.end))]
-    return rows[rows["model"] == t.model] if t.model else rows
-
-
-def _residuals(targets: list[VolumeTarget], sim: pd.DataFrame) -> tuple[np.ndarray, list[float]]:
-    res, got = [], []
-    for t in targets:
-        units = float(_target_rows(sim, t)["units"].sum())
-        got.append(units)
-        res.append(np.log(max(units, 1.0) / t.value))
-    return np.array(res), got
 
 
 def _product_ages(scenario: Scenario) -> dict[tuple[str, int], float]:
@@ -225,7 +97,102 @@ def _product_ages(scenario: Scenario) -> dict[tuple[str, int], float]:
     }
 
 
-def fit_appeals(
+def median_rate(theta: np.ndarray, is_ageing: np.ndarray) -> float:
+    """The median of the fitted life-cycle rates (utils a year), for products without data of their own."""
+    return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
+
+
+@dataclass(frozen=True)
+class AppealFit:
+    """The result of :func:`fit`: the fitted parameters, their approximate posterior and the report.
+
+    Attributes:
+        params: ``(kind, name)`` of each free parameter: ``brand`` (a brand's appeal, utils),
+            ``trend`` (its appeal trend, utils a year before the cut-off), ``product`` (a product's
+            appeal, utils, its offset from its brand's) or ``ageing`` (utils lost a year of age).
+        theta: their fitted values.
+        lower: lowest value each may take (life-cycle rates are not negative).
+        cut: the last month of data (``YYYY-MM``).
+        borrowed: products whose age counts but whose rate is the median fitted rate.
+        later: per brand, ``(fitted products, their deliveries in sample, products launched after
+            the cut-off)``: the later launches take the fitted appeals' delivery-weighted mean.
+        report: one row per target: reported, simulated, error.
+        loss: the weighted loss at the fit (log units squared).
+        steps, evaluations: steps taken and model evaluations.
+        posterior: the Laplace approximation at the fit (:mod:`sim.analysis.posterior`).
+    """
+
+    params: list[tuple[str, str]]
+    theta: np.ndarray
+    lower: np.ndarray
+    cut: str
+    borrowed: list[str]
+    later: dict[str, tuple[list[str], np.ndarray, list[str]]]
+    report: pd.DataFrame
+    loss: float
+    steps: int
+    evaluations: int
+    posterior: Laplace
+
+    def values(self, theta: np.ndarray | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Scenario values of a parameter vector (default: the fit), rounded to 4 decimals.
+
+        Returns:
+            ``(brand_fit, product_fit)``: by name, the fields to set: a brand's ``appeal`` and, with
+            a trend, ``appeal_trend`` and ``appeal_trend_until``; a product's ``appeal`` and
+            ``ageing``, including the products that borrow the median rate and the later launches
+            that take their brand's typical appeal.
+        """
+        theta = self.theta if theta is None else theta
+        is_ageing = np.array([k == "ageing" for k, _ in self.params])
+        values: dict[str, dict[str, dict[str, Any]]] = {"brands": {}, "products": {}}
+        for (k, n), v in zip(self.params, theta, strict=True):
+            section, field = PARAM_FIELDS[k]
+            values[section].setdefault(n, {})[field] = round(float(v), 4)
+            if k == "trend":
+                values[section][n]["appeal_trend_until"] = self.cut
+        brand_fit, prod_fit = values["brands"], values["products"]
+        for n in self.borrowed:
+            prod_fit.setdefault(n, {})["ageing"] = median_rate(theta, is_ageing)
+        for fitted, w, heirs in self.later.values():
+            typical = float(np.average([prod_fit[n]["appeal"] for n in fitted], weights=w))
+            for name in heirs:
+                prod_fit.setdefault(name, {})["appeal"] = round(typical, 4)
+        return brand_fit, prod_fit
+
+    def members(self, count: int, seed: int) -> list[dict[str, Any]]:
+        """``count`` parameter sets drawn from the posterior, as scenario values by path.
+
+        Each member holds every fitted value (:meth:`values` of the draw) as ``--set``-style
+        paths, ready for a scenario's ``ensemble``. The draws come from their own generator
+        (``seed``), so the same fit gives the same members.
+        """
+        draws = self.posterior.draw(count, np.random.default_rng(seed), lower=self.lower)
+        out = []
+        for theta in draws:
+            brand_fit, prod_fit = self.values(theta)
+            member: dict[str, Any] = {}
+            for section, fitted in (("brands", brand_fit), ("products", prod_fit)):
+                for name, fields in fitted.items():
+                    for field, value in fields.items():
+                        if field != "appeal_trend_until":
+                            member[f"{section}.{name}.{field}"] = value
+            out.append(member)
+        return out
+
+    def new_product_spread(self) -> tuple[float, int]:
+        """Standard deviation (utils) of the fitted appeals of products with data, and their number.
+
+        The spread of past launches' appeals around their brands' is what a product launched after
+        the data may take: its appeal is drawn from it in a forecast (``uncertainty.new_product_appeal``).
+        """
+        appeals = np.array([v for (k, _), v in zip(self.params, self.theta, strict=True) if k == "product"])
+        if appeals.size < 2:
+            return 0.0, int(appeals.size)
+        return float(np.sqrt(np.mean(appeals**2))), int(appeals.size)
+
+
+def fit(
     path: str | Path,
     *,
     through: str = "2024-12",
@@ -240,8 +207,10 @@ def fit_appeals(
     fit_ageing: bool = True,
     fit_trend: bool = True,
     kernel: str = "numba",
+    product_prior: float = 0.0,
+    ageing_prior: float = 0.0,
     log: Any = sys.stderr,
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, float]], pd.DataFrame]:
+) -> AppealFit:
     """Fit brand and product appeals to reported volumes up to ``through`` (runs on the choice ``kernel``).
 
     Returns:
@@ -293,8 +262,11 @@ def fit_appeals(
     lam = base.buyers.choice.nest_lambda if base.buyers.choice.model == "nested_logit" else 1.0
     weights = np.array([t.weight for t in targets])
     is_ageing = np.array([k == "ageing" for k, _ in params])
-    # The trends' prior: the weighted loss grows by TREND_PRIOR * trend**2 for each brand.
-    prior = np.where([k == "trend" for k, _ in params], TREND_PRIOR, 0.0)
+    # Quadratic priors, added to the weighted loss: TREND_PRIOR * trend**2 for each brand's trend;
+    # partial pooling of the products toward their brand, product_prior * appeal**2 (a product's
+    # appeal is its offset from its brand's) and ageing_prior * rate**2 (its life-cycle rate).
+    kind_prior = {"trend": TREND_PRIOR, "product": product_prior, "ageing": ageing_prior}
+    prior = np.array([kind_prior.get(k, 0.0) for k, _ in params], float)
 
     brand_products = {b: [p.name for p in base.products if p.brand == b] for b in brands}
     months = range(base.start_index, fit_end + 1)
@@ -305,9 +277,6 @@ def fit_appeals(
         "trend": lambda f: np.maximum(fit_end - f["m"], 0) / 12.0,
     }
 
-    def median_rate(theta: np.ndarray) -> float:
-        return round(float(np.median(theta[is_ageing])), 4) if is_ageing.any() else 0.0
-
     def evaluate(theta: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, list[float], float]:
         over: dict[str, Any] = {**fixed, "end": cut}
         for (kind, name), value in zip(params, theta, strict=True):
@@ -316,10 +285,10 @@ def fit_appeals(
             if kind == "trend":
                 over[f"brands.{name}.appeal_trend_until"] = cut
         for name in borrowed:
-            over[f"products.{name}.ageing"] = median_rate(theta)
-        per = _replicate_monthly(load_scenario(path, over), replications, seed, scale, kernel)
+            over[f"products.{name}.ageing"] = median_rate(theta, is_ageing)
+        per = replicate_monthly(load_scenario(path, over), replications, seed, scale, kernel)
         sim = delivery_response(per, months, response)
-        r, got = _residuals(targets, sim)
+        r, got = residuals(targets, sim)
         return sim, r, got, float(np.sum(weights * r**2) + np.sum(prior * theta**2)) / float(np.sum(weights))
 
     def jacobian(sim: pd.DataFrame, r: np.ndarray) -> np.ndarray:
@@ -352,7 +321,7 @@ def fit_appeals(
 
         jac = np.zeros((len(targets), len(params)))
         for i, t in enumerate(targets):
-            units = max(float(_target_rows(sim, t)["units"].sum()), 1.0)
+            units = max(float(target_rows(sim, t)["units"].sum()), 1.0)
             lines = [t.model] if t.model else brand_products[t.brand]
             answers = {col: {p: answer(col, p, t, r[i] > 0) for p in lines} for col in response}
             for k, (kind, name) in enumerate(params):
@@ -380,137 +349,29 @@ def fit_appeals(
         {"target": [t.key for t in targets], "reported": [t.value for t in targets], "simulated": got,
          "pct_error": 100 * (np.array(got) / np.array([t.value for t in targets]) - 1), "lines": [t.lines for t in targets]}
     )
-    values: dict[str, dict[str, dict[str, Any]]] = {"brands": {}, "products": {}}
-    for (k, n), v in zip(params, theta, strict=True):
-        section, field = PARAM_FIELDS[k]
-        values[section].setdefault(n, {})[field] = round(float(v), 4)
-        if k == "trend":
-            values[section][n]["appeal_trend_until"] = cut
-    brand_fit, prod_fit = values["brands"], values["products"]
-    for n in borrowed:
-        prod_fit.setdefault(n, {})["ageing"] = median_rate(theta)
+    units = sim.groupby("model")["units"].sum()
     # A product launched after the cut-off has no data of its own: it is taken to be as appealing
     # as the brand's typical product, the mean of its fitted product appeals weighted by their
     # deliveries in sample (unless the scenario says otherwise with appeal_like).
-    units = sim.groupby("model")["units"].sum()
+    later = {}
     for b in brands:
         fitted = [n for n in prods if product_brand[n] == b]
         w = np.array([float(units.get(n, 0.0)) for n in fitted])
-        if not fitted or w.sum() <= 0:
-            continue
-        typical = float(np.average([prod_fit[n]["appeal"] for n in fitted], weights=w))
-        for p in base.products:
-            if p.brand == b and p.name not in prods and not p.appeal_like:
-                prod_fit.setdefault(p.name, {})["appeal"] = round(typical, 4)
-    return brand_fit, prod_fit, report
+        heirs = [p.name for p in base.products if p.brand == b and p.name not in prods and not p.appeal_like]
+        if fitted and w.sum() > 0 and heirs:
+            later[b] = (fitted, w, heirs)
+    return AppealFit(
+        params=params, theta=theta, lower=np.where(is_ageing, 0.0, -np.inf), cut=cut, borrowed=borrowed,
+        later=later, report=report, loss=loss, steps=it, evaluations=evaluations,
+        posterior=laplace(theta, jacobian(sim, r), r, weights, prior),
+    )
 
 
-#: A brand whose damping passed MAX_DAMPING (its steps kept raising its own loss) is given steps
-#: again while its loss is above this multiple of the lowest it has had: the other brands' moves
-#: have changed its market.
-REVIVE = 1.25
-#: ... and by at least this much (a loss of 0.02 is a 14% miss on one annual figure of weight 1), so
-#: that brands fitted to within the noise are left alone.
-REVIVE_MIN = 0.02
-
-
-def block_levenberg_marquardt(
-    theta: np.ndarray,
-    evaluate: Any,
-    jacobian: Any,
-    blocks: dict[str, tuple[np.ndarray, np.ndarray]],
-    weights: np.ndarray,
-    prior: np.ndarray,
-    *,
-    ridge: float,
-    iterations: int,
-    tolerance: float,
-    lower: np.ndarray,
-    max_step: float = 1.5,
-    log: Any = sys.stderr,
-) -> tuple[tuple[Any, ...], int, int]:
-    """Levenberg-Marquardt with one damping per block of parameters (block Jacobi).
-
-    ``evaluate(theta) -> (sim, r, got, loss)`` gives the residuals ``r`` and the weighted loss;
-    ``jacobian(sim, r)`` the derivatives of ``r``; ``blocks[b] = (parameters, targets)`` of block
-    ``b`` (a brand). The Jacobian is block-diagonal to first order (a brand's parameters move
-    only its own targets; brands interact through competition, a second-order effect), so the
-    damped Gauss-Newton step is solved block by block. A candidate is run once; each block whose
-    own loss (its targets, plus its parameters' prior) fell keeps its part of the step and halves
-    its damping, the others go back and quadruple theirs; that mixed point is run and is the
-    next iterate. Judging each block by the whole loss let the noise of other brands' figures
-    (Tesla's export-cycle months) reject its good steps and stall the fit.
-
-    A block whose damping passes :data:`MAX_DAMPING` stops taking steps; it takes them again
-    (damping back to ``ridge``) when its own loss is above :data:`REVIVE` times the lowest it has
-    had (and :data:`REVIVE_MIN` above it), the other blocks' moves having shifted its market (a
-    brand left behind while the others converge: its steps are judged at candidates where the
-    others move too, and large moves of a competitor can make them look bad).
-    Parameters are clipped below at ``lower`` and steps at ``max_step``.
-
-    Returns:
-        ``(best, steps, evaluations)``: the iterate with the lowest loss as ``(theta, sim, r,
-        got, loss)`` (block Jacobi need not lower the whole loss at every step), the steps taken
-        and the model evaluations.
-    """
-    damping = dict.fromkeys(blocks, ridge)
-
-    def say(it: int, r: np.ndarray, loss: float) -> None:
-        print(f"fit iteration {it}: max |log error| {np.max(np.abs(r)):.3f}, weighted RMS {np.sqrt(loss):.3f}", file=log)
-
-    def block_loss(r: np.ndarray, theta: np.ndarray) -> dict[str, float]:
-        return {b: float(np.sum(weights[ti] * r[ti] ** 2) + np.sum(prior[pi] * theta[pi] ** 2)) for b, (pi, ti) in blocks.items()}
-
-    evaluations = 0
-
-    def run(point: np.ndarray) -> tuple[Any, np.ndarray, Any, float]:
-        nonlocal evaluations
-        evaluations += 1
-        return evaluate(point)  # type: ignore[no-any-return]
-
-    owner = np.empty(len(theta), dtype=object)
-    for b, (pi, _) in blocks.items():
-        owner[pi] = b
-    sim, r, got, loss = run(theta)
-    say(0, r, loss)
-    best = (theta, sim, r, got, loss)
-    lowest = block_loss(r, theta)
-    it = 0
-    while it < iterations and np.max(np.abs(r)) >= tolerance and evaluations < 3 * iterations + 1:
-        live = [b for b in blocks if damping[b] < MAX_DAMPING]
-        if not live:
-            break
-        jac = jacobian(sim, r)
-        step = np.zeros(len(theta))
-        for b in live:
-            pi, ti = blocks[b]
-            jb = jac[np.ix_(ti, pi)]
-            wj = jb * weights[ti, None]
-            step[pi] = -np.linalg.solve(jb.T @ wj + np.diag(prior[pi] + damping[b]), wj.T @ r[ti] + prior[pi] * theta[pi])
-        cand = np.maximum(theta + np.clip(step, -max_step, max_step), lower)
-        c_sim, c_r, c_got, c_loss = run(cand)
-        before, after = block_loss(r, theta), block_loss(c_r, cand)
-        gained = [b for b in live if after[b] < before[b]]
-        for b in live:
-            damping[b] = max(damping[b] / 2.0, 1e-3) if b in gained else damping[b] * 4.0
-        if not gained:
-            print(f"  step rejected for every brand (weighted RMS {np.sqrt(c_loss):.3f}); damping raised", file=log)
-            continue
-        if len(gained) < len(live):
-            cand = np.where(np.isin(owner, gained), cand, theta)
-            c_sim, c_r, c_got, c_loss = run(cand)
-        it += 1
-        theta, sim, r, got, loss = cand, c_sim, c_r, c_got, c_loss
-        say(it, r, loss)
-        if loss < best[-1]:
-            best = (theta, sim, r, got, loss)
-        now = block_loss(r, theta)
-        for b in blocks:
-            if damping[b] >= MAX_DAMPING and now[b] > max(REVIVE * lowest[b], lowest[b] + REVIVE_MIN):
-                print(f"  {b}: loss {now[b]:.3f}, against {lowest[b]:.3f} at best, without steps; steps again", file=log)
-                damping[b] = ridge
-            lowest[b] = min(lowest[b], now[b])
-    return best, it, evaluations
+def fit_appeals(path: str | Path, **options: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], pd.DataFrame]:
+    """:func:`fit`'s values and report: ``(brand_fit, product_fit, report)`` (see :meth:`AppealFit.values`)."""
+    result = fit(path, **options)
+    brand_fit, product_fit = result.values()
+    return brand_fit, product_fit, result.report
 
 
 def write_overlay(
