@@ -22,6 +22,7 @@ from sim.scenario.fields import Body, Frozen, Month, NonNeg, PlainName, PosFloat
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
 from sim.scenario.policies import Policies
+from sim.scenario.uncertainty import CapacityRange, Uncertainty
 from sim.scenario.yamlio import Document, Path_
 
 
@@ -211,6 +212,9 @@ class Capacity(Frozen):
     max: NonNeg = Field(description="Units per month at full ramp.")
     ramp_months: int = Field(1, ge=1, le=60)
     start: Month | None = Field(None, description="First month of production (default: delivery_start).")
+    range: CapacityRange | None = Field(
+        None, description="Where max is an assumption: the range a forecast draws it from after uncertainty.start."
+    )
 
 
 class Product(Frozen):
@@ -331,6 +335,9 @@ class Scenario(Frozen):
     targets: list[Target] = Field(default_factory=list)
     ensemble: Ensemble | None = Field(
         None, description="Parameter sets each run draws one of (written by sim calibrate)."
+    )
+    uncertainty: Uncertainty = Field(
+        Uncertainty(), description="What a forecast does not know beyond the parameters: drift, market, new products."
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,62 @@
+"""What a forecast does not know: the scenario's ``uncertainty`` section and capacity ranges.
+
+Every run draws these from its own seed (:mod:`sim.model.draws`), one stream per named item, so
+two scenarios run with the same seed share every draw of the items they share (common random
+numbers) and a paired difference between them holds only the effect of what differs. Parameter
+uncertainty is the scenario's ``ensemble`` (each run draws one member); the rest is here:
+
+* ``brand_drift`` and ``product_drift``: each brand's (and each product's own) appeal follows a
+  random walk from ``start`` on, with monthly steps of this standard deviation (utils). What the
+  model holds constant after the data (a brand's pull) in fact moves; ``sim backtest`` estimates
+  these scales from past forecast errors;
+* ``market_level`` and ``market_growth``: the market's size from ``start`` on is multiplied by
+  ``exp(level + growth * years since start)``, with ``level`` and ``growth`` normal draws of these
+  standard deviations (log units; log units a year);
+* ``new_product_appeal``: a product first delivered from ``start`` on has no data of its own; its
+  appeal is shifted by a normal draw of this standard deviation (utils), the spread of past
+  launches' fitted appeals (``sim fit-appeals`` writes it);
+* a product's ``capacity.range`` (units a month): where its capacity is an assumption, its full
+  capacity from ``start`` on is drawn uniformly from the range in each run.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from sim.scenario.fields import Frozen, Month, NonNeg
+
+
+class Uncertainty(Frozen):
+    """The forecast's uncertainties beyond the parameters' (all zero: none)."""
+
+    start: Month | None = Field(
+        None, description="First month of the drift and of the draws below (default: forecast_start); "
+        "the months before it are history, fitted to the data."
+    )
+    brand_drift: NonNeg = Field(0.0, description="Std. dev. of each brand's monthly appeal step after start, utils.")
+    product_drift: NonNeg = Field(0.0, description="Std. dev. of each product's own monthly appeal step after start, utils.")
+    market_level: NonNeg = Field(0.0, description="Std. dev. of the log of the market's size from start on.")
+    market_growth: NonNeg = Field(0.0, description="Std. dev. of the market's growth rate after start, log units a year.")
+    new_product_appeal: NonNeg = Field(
+        0.0, description="Std. dev. of the appeal of products first delivered from start on, utils."
+    )
+    source: str = Field("", description="Where the scales come from (a command, a published estimate, or 'assumption').")
+
+    @property
+    def any(self) -> bool:
+        """Whether any draw is asked for (the capacity ranges aside)."""
+        return any((self.brand_drift, self.product_drift, self.market_level, self.market_growth, self.new_product_appeal))
+
+
+class CapacityRange(Frozen):
+    """A capacity that is an assumption: the range its full capacity is drawn from in a forecast."""
+
+    low: NonNeg = Field(description="Lowest full capacity, units a month.")
+    high: NonNeg = Field(description="Highest full capacity, units a month.")
+    source: str = Field(description="Why this range (a published figure, or 'assumption').")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CapacityRange:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high:g}) is below low ({self.low:g})")
+        return self
