@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "sim.cli.run_commands",
     "sim.cli.scenario_commands",
     "sim.cli.analysis_commands",
+    "sim.cli.forecast_commands",
     "sim.cli.present_commands",
 )
 

@@ -1,0 +1,169 @@
+"""Commands of forecasting: ``sim backtest`` (how good the forecasts have been)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sim.cli.options import (
+    add_batch_options,
+    add_out_option,
+    default_folder,
+    nonneg_int,
+    output_folder,
+    positive_float,
+    positive_int,
+    run_kernel,
+)
+from sim.cli.registry import command
+from sim.scenario.yamlio import InputError
+
+#: The market the backtest fits at each origin, by default.
+DEFAULT_MARKET = "scenarios/base/market.yaml"
+
+
+def nonneg_float(text: str) -> float:
+    """An argparse type: a finite number at least 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0.0 <= v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number at least 0, got {text}")
+    return v
+
+
+def months_list(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated months ``YYYY-MM`` (an empty string: none)."""
+    from sim.scenario.months import format_month, parse_month
+
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(format_month(parse_month(part)))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{part!r}: {exc}") from None
+    return tuple(out)
+
+
+def month(text: str) -> str:
+    """An argparse type: one month ``YYYY-MM``."""
+    months = months_list(text)
+    if len(months) != 1:
+        raise argparse.ArgumentTypeError(f"expected one month YYYY-MM, got {text!r}")
+    return months[0]
+
+
+def drift_pair(text: str) -> tuple[float, float]:
+    """An argparse type: ``BRAND[,PRODUCT]`` monthly drift scales in utils."""
+    parts = text.split(",")
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"expected BRAND or BRAND,PRODUCT, got {text!r}")
+    values = [nonneg_float(p) for p in parts]
+    return (values[0], values[1] if len(values) > 1 else 0.0)
+
+
+def _backtest_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", nargs="?", default=DEFAULT_MARKET,
+                   help=f"the market scenario refitted at each origin (default {DEFAULT_MARKET})")
+    p.add_argument("--origins", type=months_list, metavar="YYYY-MM,...",
+                   help="scored forecast origins (default: every quarter end from 2023-03 to 2024-06)")
+    p.add_argument("--warmup", type=months_list, metavar="YYYY-MM,...",
+                   help="earlier origins that only teach the drift scale (default 2022-09,2022-12; '' for none)")
+    p.add_argument("--horizon", type=positive_int, default=12, help="months ahead scored (default 12)")
+    p.add_argument("--through", type=month, metavar="YYYY-MM", help="last month of the figures scored (default 2024-12)")
+    p.add_argument("--replications", "-r", type=positive_int, help="runs of each scored forecast (default 20)")
+    p.add_argument("--members", type=nonneg_int, help="parameter sets drawn from each fit's posterior (default 20)")
+    p.add_argument("--seed", type=nonneg_int, default=1, help="root seed of the fits and forecasts (default 1)")
+    p.add_argument("--scale", type=positive_float, help="buyers per agent in the forecasts (default 50)")
+    p.add_argument("--fit-iterations", type=nonneg_int, help="steps of each appeal fit (default 30)")
+    p.add_argument("--product-prior", type=nonneg_float,
+                   help="partial pooling of product appeals toward their brand (default 0: none)")
+    p.add_argument("--ageing-prior", type=nonneg_float, help="partial pooling of life-cycle rates (default 0)")
+    p.add_argument("--drift", type=drift_pair, metavar="BRAND[,PRODUCT]",
+                   help="fixed monthly appeal drift in utils (default: learnt from earlier origins' errors)")
+    p.add_argument("--quick", action="store_true",
+                   help="two origins, a short fit, few replicates: a check that runs in about a minute")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
+    add_out_option(p, "backtest folder (default: results/backtest/<time>)")
+    add_batch_options(p, "workers", "executor", "resume", "force", "quiet")
+
+
+@command("backtest", _backtest_arguments,
+         help="rolling-origin backtest of the model's forecasts against simple forecasters",
+         description="Refit the model on the figures up to each origin, forecast 1-12 months ahead with every "
+                     "uncertainty, score the figures reported after it, and compare with naive, seasonal naive, "
+                     "drift, exponential smoothing and Bass forecasts of the same figures.")  # fmt: skip
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from sim.analysis.backtest import Backtest, BacktestPlan, quick_plan
+    from sim.runs.batch import check_executor
+    from sim.runs.store import prepare_folder
+
+    check_executor(args.executor)
+    plan = BacktestPlan(market=args.scenario)
+    if args.quick:
+        plan = quick_plan(plan)
+    given: dict[str, Any] = {
+        "origins": args.origins, "warmup": args.warmup, "horizon": args.horizon, "through": args.through,
+        "replications": args.replications, "members": args.members, "seed": args.seed, "scale": args.scale,
+        "fit_iterations": args.fit_iterations, "product_prior": args.product_prior, "ageing_prior": args.ageing_prior,
+        "drift": args.drift, "kernel": run_kernel(args),
+    }  # fmt: skip
+    plan = replace(plan, **{k: v for k, v in given.items() if v is not None})
+    if args.origins == ():
+        raise InputError("--origins: give at least one month")
+    out = output_folder(args, default_folder("backtest"), what="backtest",
+                        prepare=lambda f, force, resume: prepare_folder(
+                            f, force=force, resume=resume, owned=("backtest.json", "scores.parquet", "origins"),
+                            hint="a backtest folder"))  # fmt: skip
+    bt = Backtest(plan, out, workers=args.workers, executor=args.executor, resume=args.resume,
+                  log=_Silent() if args.quiet else sys.stderr)  # fmt: skip
+    summary = bt.run()
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
+        print(format_summary(summary, out))
+    return 0
+
+
+class _Silent:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def format_summary(s: dict[str, Any], out: Any) -> str:
+    """The backtest's summary as a few plain tables."""
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{100 * x:.0f}%"
+
+    def num(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines = [f"backtest: {len(s['origins'])} origins ({', '.join(s['origins'])}), {s['n_figures']} figure forecasts "
+             f"scored -> {out}",
+             f"  90% bands cover {pct(s['coverage_90'])}, 50% bands {pct(s['coverage_50'])}; CRPS {num(s['crps'])}, "
+             f"mean |log error| {num(s['mae_log'])} (log units)",
+             "  model's mean |log error| relative to each benchmark (below 1: the model is better), same figures:"]
+    focus = s["focus"]
+    lines.append(f"    {'benchmark':<16}{'all brands':>12}{'AITO, Li, Tesla, NIO, Zeekr':>30}")
+    for name in s["benchmarks"]:
+        lines.append(f"    {name:<16}{num(s['relative_mae'].get(name)):>12}{num(focus['relative_mae'].get(name)):>30}")
+    lines.append("  by horizon (months): figures, 90% coverage, 50% coverage, mean |log error|, vs seasonal naive, vs Bass")
+    for h in s["by_horizon"]:
+        rel = h["relative_mae"]
+        lines.append(f"    {h['horizon']:>3} {h['n_figures']:>5} {pct(h['coverage_90']):>6} {pct(h['coverage_50']):>6} "
+                     f"{num(h['mae_log']):>7} {num(rel.get('seasonal_naive')):>7} {num(rel.get('bass')):>7}")
+    lines.append("  drift scale used (utils a month, brands / products): "
+                 + "; ".join(f"{o} {d['brand']:.3f}/{d['product']:.3f}" for o, d in s["drift"].items()))
+    lines.append(f"  note: {s['inputs_note']}")
+    return "\n".join(lines)
