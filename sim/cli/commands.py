@@ -362,9 +362,9 @@ def print_summary(out: Path) -> None:
 def _check_kernel_environment() -> None:
     """A bad ``SIM_KERNEL`` is bad input: say so before any run starts (and fails on it)."""
     if os.environ.get("SIM_KERNEL"):
-        from sim.model.market_model import resolve_kernel
+        from sim.model.kernels import resolve_kernel
 
-        resolve_kernel()
+        resolve_kernel(os.environ["SIM_KERNEL"], origin="SIM_KERNEL")
 
 
 def main(argv: list[str] | None = None) -> int:
