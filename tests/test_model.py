@@ -449,62 +449,6 @@ def test_adding_a_market_leaves_the_other_markets_draws_unchanged(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_appeal_like_takes_the_mean_of_the_named_products(tmp_path):
-    child = tmp_path / "like.yaml"
-    child.write_text(
-        f"name: like\nextends: {TINY}\n"
-        "products:\n  - {name: A1, appeal: 0.4}\n  - {name: B1, appeal: -0.2}\n"
-        "  - {name: C1, brand: A, price: 300000, powertrain: BEV, launch: 2024-01, capacity: {max: 100},"
-        " appeal_like: [A1, B1], appeal: 0.5}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    j = m.product_names.index("C1")
-    assert m.calendar.appeal[0, j] == pytest.approx(0.5 + (0.4 - 0.2) / 2)
-    bad = tmp_path / "bad_like.yaml"
-    bad.write_text(f"name: bad\nextends: {TINY}\nproducts:\n  - {{name: A1, appeal_like: [Nope]}}\n")
-    with pytest.raises(Exception, match=r"bad_like.yaml:4: products\[0\]\.appeal_like\[0\]: unknown product 'Nope'"):
-        load_scenario(bad)
-
-
-def test_ageing_counts_from_launch_or_a_renewing_refresh(tmp_path):
-    # A2 first delivers after the start (2024-05), so it ages; A1 and B1 deliver from the start (mature: age 0).
-    # A refresh restarts the age unless it says renew: false.
-    child = tmp_path / "age.yaml"
-    child.write_text(
-        f"name: age\nextends: {TINY}\nbuyers: {{ageing_per_year: 1.0}}\n"
-        "events:\n  append:\n"
-        "    - {month: 2024-09, type: refresh, product: A2}\n"
-        "    - {month: 2024-10, type: refresh, product: A1, renew: false}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    a1, a2, b1 = (m.product_names.index(n) for n in ("A1", "A2", "B1"))
-    months = m.config.months()
-    assert m.calendar.age[:, a1].max() == 0 and m.calendar.age[:, b1].max() == 0
-    assert m.calendar.age[months.index("2024-08"), a2] == pytest.approx(5 / 12)  # launched 2024-03: 5 months by Aug
-    assert m.calendar.age[months.index("2024-09"), a2] == 0  # renewed by the refresh
-    assert m.calendar.age[months.index("2024-12"), a2] == pytest.approx(3 / 12)
-
-
-def test_a_line_on_sale_before_the_start_ages_from_its_first_deliveries(tmp_path):
-    # A1 delivers from the start; told it has been on sale since 2023-10, it is 3 months old in
-    # 2024-01 and a renewing refresh restarts its clock. B1, with no such month, stays mature.
-    child = tmp_path / "since.yaml"
-    child.write_text(
-        f"name: since\nextends: {TINY}\n"
-        "products:\n  - {name: A1, on_sale_since: 2023-10}\n"
-        "events:\n  append:\n    - {month: 2024-09, type: refresh, product: A1}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    a1, b1 = m.product_names.index("A1"), m.product_names.index("B1")
-    months = m.config.months()
-    assert m.calendar.age[months.index("2024-01"), a1] == pytest.approx(3 / 12)
-    assert m.calendar.age[months.index("2024-08"), a1] == pytest.approx(10 / 12)
-    assert m.calendar.age[months.index("2024-09"), a1] == 0
-    assert m.calendar.age[:, b1].max() == 0
-    with pytest.raises(InputError, match=r"products\[0\].*on_sale_since 2024-03 is after the first deliveries"):
-        load_scenario(TINY, {"products.A1.on_sale_since": "2024-03"})
-
-
 def test_a_store_network_can_grow_over_months():
     # A's 300 stores go to 500 in 2024-07 at once in tiny.yaml; spread over 4 months they rise
     # 50 a month, 350 in July to 500 in October, and the reach of A's brand rises with them.
@@ -554,19 +498,6 @@ def test_sim_run_check_records_a_violation_as_a_failed_run(tmp_path, monkeypatch
     runs = load_results(out).runs
     assert runs["status"].tolist() == ["failed"] and "InvariantError" in runs["error"].iloc[0]
     assert load_results(out).manifest["check"] is True
-
-
-def test_spring_festival_shutdown_cuts_the_output_of_cars_made_in_that_market():
-    # tiny.yaml: LNY 2024-02-10, so a 10-day shutdown costs 10 of February's 29 days; B1 is made
-    # in CN too (made_in defaults to CN). Order books are still measured against full capacity.
-    plain = MarketModel(load_scenario(TINY), seed=1)
-    shut = MarketModel(load_scenario(TINY, {"markets.CN.seasonality.lunar_new_year_shutdown_days": 10}), seed=1)
-    feb = 1
-    b1 = plain.product_names.index("B1")
-    assert shut.calendar.capacity[feb, b1] == np.floor(plain.calendar.capacity[feb, b1] * 19 / 29 + 1e-9)
-    others = np.arange(plain.n_months) != feb
-    np.testing.assert_array_equal(shut.calendar.capacity[others], plain.calendar.capacity[others])
-    np.testing.assert_array_equal(shut.calendar.capacity_full, plain.calendar.capacity_full)
 
 
 def test_brand_appeal_trend_bends_the_past_and_stops_at_its_month():
