@@ -191,16 +191,24 @@ class _Schedules:
     end: I64
     renewed: F
 
+    def product(self, ev: Event) -> int | None:
+        """The index of the event's product (None: it names none)."""
+        return self.product_index.get(ev.product) if ev.product else None
+
+    def month(self, ev: Event) -> int:
+        """The event's month ``t`` (negative before the run, ``T`` or more after it)."""
+        return parse_month(ev.month) - self.start
+
     def from_month(self, ev: Event) -> slice:
         """The months from the event's on."""
         T = self.price.shape[0]
-        t0 = parse_month(ev.month) - self.start
+        t0 = self.month(ev)
         return slice(max(t0, 0), T) if t0 < T else slice(T, T)
 
 
 def _price_event(s: _Schedules, ev: Event) -> None:
     """A new list price, or the old one times ``factor``, from the event's month on."""
-    j = s.product_index.get(ev.product) if ev.product else None
+    j = s.product(ev)
     if j is None:
         return
     if ev.price is not None:
@@ -213,7 +221,7 @@ def _appeal_event(s: _Schedules, ev: Event) -> None:
     """A product's appeal (or, without a product, its brand's) changes by ``appeal`` utils from the event's month on."""
     if ev.appeal is None:
         return
-    j = s.product_index.get(ev.product) if ev.product else None
+    j = s.product(ev)
     if j is not None:
         s.appeal[s.from_month(ev), j] += ev.appeal
     elif ev.brand is not None:
@@ -224,10 +232,10 @@ def _refresh_event(s: _Schedules, ev: Event) -> None:
     """A new version: its appeal change, price and smartness from its month on; buyers hold back
     ``announce_months`` before it; with ``renew`` the product's age starts again."""
     _appeal_event(s, ev)
-    j = s.product_index.get(ev.product) if ev.product else None
+    j = s.product(ev)
     if j is None:
         return
-    t0 = parse_month(ev.month) - s.start
+    t0 = s.month(ev)
     if ev.price is not None:
         s.price[s.from_month(ev), j] = ev.price
     if ev.smart is not None:
@@ -235,18 +243,16 @@ def _refresh_event(s: _Schedules, ev: Event) -> None:
     if ev.announce_months:
         s.pre_refresh[max(t0 - ev.announce_months, 0) : max(t0, 0), j] = True
     if ev.renew:
-        m0 = parse_month(ev.month)
-        months = np.arange(s.start, s.start + s.price.shape[0])
-        s.renewed[months >= m0, j] = m0
+        s.renewed[s.from_month(ev), j] = s.start + t0
 
 
 def _capacity_event(s: _Schedules, ev: Event) -> None:
     """Full capacity set, or multiplied by ``factor``, from the event's month to ``until`` (inclusive) or the end."""
-    j = s.product_index.get(ev.product) if ev.product else None
+    j = s.product(ev)
     if j is None:
         return
     T = s.price.shape[0]
-    t0 = parse_month(ev.month) - s.start
+    t0 = s.month(ev)
     stop = T if ev.until is None else min(parse_month(ev.until) - s.start + 1, T)
     window = slice(max(t0, 0), max(stop, 0))
     if ev.capacity is not None:
@@ -257,7 +263,7 @@ def _capacity_event(s: _Schedules, ev: Event) -> None:
 
 def _discontinue_event(s: _Schedules, ev: Event) -> None:
     """The product's last month on sale is the month before the event's (or its own end, if earlier)."""
-    j = s.product_index.get(ev.product) if ev.product else None
+    j = s.product(ev)
     if j is not None:
         s.end[j] = min(s.end[j], parse_month(ev.month) - 1)
 

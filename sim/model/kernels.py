@@ -20,6 +20,7 @@ here reads the environment: the command line reads ``SIM_KERNEL`` and checks it 
 from __future__ import annotations
 
 import importlib.util
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -102,7 +103,7 @@ class Arrivals(NamedTuple):
     sd: NDArray[np.float32]
 
 
-class Kernel:
+class Kernel(ABC):
     """What a model asks of its kernel each month (a subclass per implementation).
 
     Args:
@@ -119,14 +120,15 @@ class Kernel:
         self.tier_shares = list(tier_shares)
         self.n_brands = n_brands
 
+    @abstractmethod
     def arrive(self, pool: BuyerPool, new: Arrivals, rngs: Sequence[Rng]) -> None:
         """Drop the pool's leavers, then add ``new.counts[m]`` buyers in market ``m``, drawn from ``rngs[m]``."""
-        raise NotImplementedError
 
     def arrange(self, products: NDArray[np.intp], paid: NDArray[np.float64]) -> NDArray[np.intp]:
         """The order in which the kernel takes the offered ``products`` (``paid``: their prices, RMB)."""
         return products
 
+    @abstractmethod
     def choose(self, offer: Offer, pool: BuyerPool, rows: NDArray[np.intp], may_defer: Mask, stays: Mask, rng: Rng) -> NDArray[np.int64]:
         """The buyers ``rows`` of one market choose (written to ``pool.choice``: product, or -1 for none).
 
@@ -138,7 +140,6 @@ class Kernel:
         Returns:
             Orders taken per offered product (buyer agents).
         """
-        raise NotImplementedError
 
     def who_stays(self, pool: BuyerPool, may_defer: Mask, stays: Mask, rngs: Sequence[Rng]) -> Mask:
         """After every market chose: which buyers stay in the market next month (deferrers)."""

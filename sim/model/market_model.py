@@ -99,6 +99,7 @@ class MarketModel(mesa.Model):
             raise InputError(f"scale must be > 0, got {self.scale}")
         self.calendar: Calendar = compile_calendar(cfg)
         cal = self.calendar
+        # Names and sizes, as agents, observers and tables read them.
         self.market_names, self.brand_names = list(cal.market_names), list(cal.brand_names)
         self.product_names, self.segment_names = list(cal.product_names), list(cal.segment_names)
         self.n_months, self.n_products = cal.n_months, len(cal.product_names)
@@ -107,9 +108,9 @@ class MarketModel(mesa.Model):
         self.start_index = cal.start
         self.t = 0
         self.month_index = self.start_index
-        self._tier_p = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
+        tier_shares = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
         self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
-        self.kernel: Kernel = make_kernel(kernel, cfg.buyers, self._tier_p, self.n_brands)
+        self.kernel: Kernel = make_kernel(kernel, cfg.buyers, tier_shares, self.n_brands)
         self._setup_state()
         self.datacollector = mesa.DataCollector(model_reporters=observe.REPORTERS)
 
@@ -121,8 +122,8 @@ class MarketModel(mesa.Model):
         self.dealers: list[Dealer] = [
             Dealer(self, s, self.brand_names.index(s.brand), self.market_names.index(s.market)) for s in cfg.stores
         ]
-        self.awareness = np.array([[b.awareness.get(name, 0.05) for name in self.market_names] for b in cfg.brands], float)
-        self.awareness = self.awareness.reshape(B, M)
+        awareness = [[b.awareness.get(name, 0.05) for name in self.market_names] for b in cfg.brands]
+        self.awareness = np.array(awareness, float).reshape(B, M)
         self.owners = np.zeros((B, M))
         self.backlog = np.zeros((P, M))
         sold_in = self.calendar.sold_in
