@@ -57,12 +57,12 @@ def month_shapes(scenario: str, end: str, scale: float | None) -> list[tuple[int
     sys.path.insert(0, str(ROOT))
     from sim.model.market_model import MarketModel
 
-    model = MarketModel(scenario, scale=scale, end=end)
+    model = MarketModel(scenario, scale=scale, kernel=os.environ.get("SIM_KERNEL", "numba"), end=end)
     shapes = []
     while model.running:
         t = model.t
         model.step()
-        on_sale = model.open_t[t].any(axis=1).sum()
+        on_sale = model.calendar.open[t].any(axis=1).sum()
         shapes.append((int(model.month_decisions), int(on_sale) + 1))
     return shapes
 

@@ -335,6 +335,67 @@ def test_split_largest_remainder_by_hand():
     assert market.split_largest_remainder(5, np.array([0.0, 0.0])).tolist() == [0, 0]
 
 
+# ------------------------------------------------------------ delivery
+
+
+def test_deliver_by_hand():
+    # Product 0, in two markets: backlog 100 and 50, a 2-month wait at 0.1 a month cancels
+    # 1 - exp(-0.2) = 18.1% of it: 18 and 9. With 10 and 5 new orders, 92 and 46 wait; stock 20 plus
+    # capacity 100 delivers 120 of the 138, split 80 and 40; production 100 (all it can, stock 0 left).
+    # Product 1 is not deliverable yet: its 10 + 5 orders wait, nothing is built.
+    out = market.deliver(
+        backlog=np.array([[100.0, 50.0], [10.0, 0.0]]),
+        orders=np.array([[10.0, 5.0], [5.0, 0.0]]),
+        wait=np.array([2.0, 0.0]),
+        cancel_rate_per_wait_month=0.1,
+        capacity=np.array([100.0, 100.0]),
+        deliverable=np.array([True, False]),
+        stock=np.array([20.0, 0.0]),
+        target_stock=np.array([30.0, 30.0]),
+    )
+    assert out.cancelled.tolist() == [[18.0, 9.0], [0.0, 0.0]]
+    assert out.units.tolist() == [[80.0, 40.0], [0.0, 0.0]]
+    assert out.delivered.tolist() == [120.0, 0.0]
+    assert out.production.tolist() == [100.0, 0.0]
+    assert out.stock.tolist() == [0.0, 0.0]
+    assert out.backlog.tolist() == [[12.0, 6.0], [15.0, 0.0]]
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    p=st.integers(1, 4),
+    m=st.integers(1, 3),
+    rate=st.floats(0.0, 0.5),
+)
+def test_deliver_keeps_the_accounting(seed, p, m, rate):
+    rng = np.random.default_rng(seed)
+    backlog = rng.integers(0, 500, (p, m)).astype(float)
+    orders = rng.integers(0, 300, (p, m)).astype(float)
+    stock = rng.integers(0, 200, p).astype(float)
+    capacity = rng.integers(0, 400, p).astype(float)
+    deliverable = rng.random(p) < 0.7
+    out = market.deliver(
+        backlog, orders, rng.uniform(0, 24, p), rate, capacity, deliverable, stock, rng.integers(0, 300, p).astype(float)
+    )
+    # Orders = deliveries + backlog change + cancellations; cancellations come out of the backlog carried in.
+    assert_array_equal(orders, out.units + (out.backlog - backlog) + out.cancelled)
+    assert np.all((out.cancelled >= 0) & (out.cancelled <= backlog)) and np.all(out.backlog >= 0)
+    # Deliveries come from stock and capacity, only once deliveries have started.
+    assert_array_equal(out.units.sum(axis=1), out.delivered)
+    assert np.all(out.delivered <= stock + capacity) and np.all(out.delivered[~deliverable] == 0)
+    # Production within capacity; stock = stock + production - deliveries, never negative.
+    assert np.all((out.production >= 0) & (out.production <= capacity)) and np.all(out.production[~deliverable] == 0)
+    assert_array_equal(out.stock, stock + out.production - out.delivered)
+    assert np.all(out.stock >= 0)
+    # What can be delivered is: the smaller of what waits and what exists.
+    assert_array_equal(out.delivered, np.where(deliverable, np.minimum((backlog - out.cancelled + orders).sum(axis=1), stock + capacity), 0))
+
+
+def test_segment_of_by_hand():
+    floors = np.array([300_000.0, 0.0, 500_000.0])  # segments need not be listed in price order
+    assert market.segment_of(np.array([100_000.0, 300_000.0, 499_999.0, 900_000.0, -1.0]), floors).tolist() == [1, 0, 0, 2, 1]
+
+
 # -------------------------------------------------------------- seasonality
 
 FLAT = [1.0] * 12

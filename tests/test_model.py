@@ -15,6 +15,7 @@ from pandas.testing import assert_frame_equal
 
 from sim import MarketModel, load_results, load_scenario
 from sim.model.agents import Buyer
+from sim.model.kernels import resolve_kernel
 from sim.runs import store
 from sim.runs.batch import run_batch
 from sim.runs.run import RUNS_COLUMNS, SALES_COLUMNS, execute, make_specs
@@ -61,14 +62,15 @@ def step_and_check(model: MarketModel) -> dict[str, int]:
         assert np.all(delivered <= cap + stock_before + 1e-9), model.month_label
         # Nothing is delivered before delivery start, nothing ordered before launch.
         month = model.month_index
-        assert np.all(delivered[model.delivery_start > month] == 0)
-        assert np.all(orders[model.launch > month] == 0)
+        cal = model.calendar
+        assert np.all(delivered[cal.delivery_start > month] == 0)
+        assert np.all(orders[cal.launch > month] == 0)
         # Orders = deliveries + backlog change + cancellations, per product and market.
         np.testing.assert_array_equal(orders, units + (backlog - backlog_before) + cancel, err_msg=model.month_label)
         # Cancellations come out of the backlog carried into the month.
         assert np.all(cancel <= backlog_before)
         # The order book takes no more than max_wait months of full capacity (plus stock).
-        room = np.maximum(model.max_wait * model.cap_full_t[t] + stock_before - backlog_before.sum(axis=1), 0.0)
+        room = np.maximum(cal.max_wait * cal.capacity_full[t] + stock_before - backlog_before.sum(axis=1), 0.0)
         assert np.all(orders.sum(axis=1) <= room + 0.5 * model.scale), model.month_label
         bound["capacity"] += int(np.sum((delivered > 0) & (delivered == cap + stock_before)))
         bound["order_book"] += int(np.sum((room > 0) & (orders.sum(axis=1) >= room - model.scale)))
@@ -223,14 +225,28 @@ def test_inspecting_buyers_changes_nothing(tiny):
 # ------------------------------------------------------------ the two kernels
 
 
-def test_kernel_is_chosen_by_argument_or_environment(monkeypatch):
-    assert MarketModel(scenario=TINY, seed=1).kernel == "numba"
-    assert MarketModel(scenario=TINY, seed=1, kernel="numpy").kernel == "numpy"
-    monkeypatch.setenv("SIM_KERNEL", "numpy")
-    assert MarketModel(scenario=TINY, seed=1).kernel == "numpy"
-    monkeypatch.setenv("SIM_KERNEL", "fortran")
+def test_kernel_is_chosen_by_argument_never_by_the_environment(monkeypatch):
+    assert MarketModel(scenario=TINY, seed=1).kernel.name == "numba"
+    assert MarketModel(scenario=TINY, seed=1, kernel="numpy").kernel.name == "numpy"
+    monkeypatch.setenv("SIM_KERNEL", "numpy")  # read by the command line only
+    assert MarketModel(scenario=TINY, seed=1).kernel.name == "numba"
     with pytest.raises(InputError, match="kernel must be one of numba, numpy, got 'fortran'"):
-        MarketModel(scenario=TINY, seed=1)
+        MarketModel(scenario=TINY, seed=1, kernel="fortran")
+    with pytest.raises(InputError, match=r"kernel must be one of numba, numpy, got 'fortran' \(from SIM_KERNEL\)"):
+        resolve_kernel("fortran", origin="SIM_KERNEL")
+
+
+def test_the_run_spec_carries_the_kernel(tiny):
+    numpy_specs = make_specs(tiny, 2, seed=5, kernel="numpy")
+    assert [s.kernel for s in numpy_specs] == ["numpy", "numpy"]
+    assert make_specs(tiny, 1, seed=5)[0].kernel == "numba"
+    by_numpy = execute(numpy_specs[0])
+    by_numba = execute(dataclasses.replace(numpy_specs[0], kernel="numba"))
+    assert by_numpy.run["status"] == by_numba.run["status"] == "ok"
+    assert not by_numpy.sales["orders"].equals(by_numba.sales["orders"])  # same seed, other random streams
+    assert_frame_equal(by_numpy.sales, execute(numpy_specs[0]).sales)
+    broken = execute(dataclasses.replace(numpy_specs[0], kernel="fortran"))
+    assert broken.run["status"] == "failed" and "kernel must be one of" in broken.run["error"]
 
 
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])
@@ -433,62 +449,6 @@ def test_adding_a_market_leaves_the_other_markets_draws_unchanged(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_appeal_like_takes_the_mean_of_the_named_products(tmp_path):
-    child = tmp_path / "like.yaml"
-    child.write_text(
-        f"name: like\nextends: {TINY}\n"
-        "products:\n  - {name: A1, appeal: 0.4}\n  - {name: B1, appeal: -0.2}\n"
-        "  - {name: C1, brand: A, price: 300000, powertrain: BEV, launch: 2024-01, capacity: {max: 100},"
-        " appeal_like: [A1, B1], appeal: 0.5}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    j = m.product_names.index("C1")
-    assert m.appeal_t[0, j] == pytest.approx(0.5 + (0.4 - 0.2) / 2)
-    bad = tmp_path / "bad_like.yaml"
-    bad.write_text(f"name: bad\nextends: {TINY}\nproducts:\n  - {{name: A1, appeal_like: [Nope]}}\n")
-    with pytest.raises(Exception, match=r"bad_like.yaml:4: products\[0\]\.appeal_like\[0\]: unknown product 'Nope'"):
-        load_scenario(bad)
-
-
-def test_ageing_counts_from_launch_or_a_renewing_refresh(tmp_path):
-    # A2 first delivers after the start (2024-05), so it ages; A1 and B1 deliver from the start (mature: age 0).
-    # A refresh restarts the age unless it says renew: false.
-    child = tmp_path / "age.yaml"
-    child.write_text(
-        f"name: age\nextends: {TINY}\nbuyers: {{ageing_per_year: 1.0}}\n"
-        "events:\n  append:\n"
-        "    - {month: 2024-09, type: refresh, product: A2}\n"
-        "    - {month: 2024-10, type: refresh, product: A1, renew: false}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    a1, a2, b1 = (m.product_names.index(n) for n in ("A1", "A2", "B1"))
-    months = m.config.months()
-    assert m.age_t[:, a1].max() == 0 and m.age_t[:, b1].max() == 0
-    assert m.age_t[months.index("2024-08"), a2] == pytest.approx(5 / 12)  # launched 2024-03: 5 months by Aug
-    assert m.age_t[months.index("2024-09"), a2] == 0  # renewed by the refresh
-    assert m.age_t[months.index("2024-12"), a2] == pytest.approx(3 / 12)
-
-
-def test_a_line_on_sale_before_the_start_ages_from_its_first_deliveries(tmp_path):
-    # A1 delivers from the start; told it has been on sale since 2023-10, it is 3 months old in
-    # 2024-01 and a renewing refresh restarts its clock. B1, with no such month, stays mature.
-    child = tmp_path / "since.yaml"
-    child.write_text(
-        f"name: since\nextends: {TINY}\n"
-        "products:\n  - {name: A1, on_sale_since: 2023-10}\n"
-        "events:\n  append:\n    - {month: 2024-09, type: refresh, product: A1}\n"
-    )
-    m = MarketModel(scenario=str(child), seed=1)
-    a1, b1 = m.product_names.index("A1"), m.product_names.index("B1")
-    months = m.config.months()
-    assert m.age_t[months.index("2024-01"), a1] == pytest.approx(3 / 12)
-    assert m.age_t[months.index("2024-08"), a1] == pytest.approx(10 / 12)
-    assert m.age_t[months.index("2024-09"), a1] == 0
-    assert m.age_t[:, b1].max() == 0
-    with pytest.raises(InputError, match=r"products\[0\].*on_sale_since 2024-03 is after the first deliveries"):
-        load_scenario(TINY, {"products.A1.on_sale_since": "2024-03"})
-
-
 def test_a_store_network_can_grow_over_months():
     # A's 300 stores go to 500 in 2024-07 at once in tiny.yaml; spread over 4 months they rise
     # 50 a month, 350 in July to 500 in October, and the reach of A's brand rises with them.
@@ -540,19 +500,6 @@ def test_sim_run_check_records_a_violation_as_a_failed_run(tmp_path, monkeypatch
     assert load_results(out).manifest["check"] is True
 
 
-def test_spring_festival_shutdown_cuts_the_output_of_cars_made_in_that_market():
-    # tiny.yaml: LNY 2024-02-10, so a 10-day shutdown costs 10 of February's 29 days; B1 is made
-    # in CN too (made_in defaults to CN). Order books are still measured against full capacity.
-    plain = MarketModel(load_scenario(TINY), seed=1)
-    shut = MarketModel(load_scenario(TINY, {"markets.CN.seasonality.lunar_new_year_shutdown_days": 10}), seed=1)
-    feb = 1
-    b1 = plain.product_names.index("B1")
-    assert shut.capacity_t[feb, b1] == np.floor(plain.capacity_t[feb, b1] * 19 / 29 + 1e-9)
-    others = np.arange(plain.n_months) != feb
-    np.testing.assert_array_equal(shut.capacity_t[others], plain.capacity_t[others])
-    np.testing.assert_array_equal(shut.cap_full_t, plain.cap_full_t)
-
-
 def test_brand_appeal_trend_bends_the_past_and_stops_at_its_month():
     # Brand A rose 0.6 utils a year up to 2024-09: in 2024-01 (8 months before) its appeal is
     # 0.6 * 8/12 = 0.4 below the scenario's value, from 2024-09 on it is the value itself.
@@ -560,10 +507,10 @@ def test_brand_appeal_trend_bends_the_past_and_stops_at_its_month():
     over = {"brands.A.appeal_trend": 0.6, "brands.A.appeal_trend_until": "2024-09"}
     trend = MarketModel(load_scenario(TINY, over), seed=1)
     a, b = plain.brand_names.index("A"), plain.brand_names.index("B")
-    shift = trend.brand_appeal_t[:, a] - plain.brand_appeal_t[:, a]
+    shift = trend.calendar.brand_appeal[:, a] - plain.calendar.brand_appeal[:, a]
     np.testing.assert_allclose(shift[:8], -0.6 * np.arange(8, 0, -1) / 12)
     np.testing.assert_array_equal(shift[8:], 0.0)
-    np.testing.assert_array_equal(trend.brand_appeal_t[:, b], plain.brand_appeal_t[:, b])
+    np.testing.assert_array_equal(trend.calendar.brand_appeal[:, b], plain.calendar.brand_appeal[:, b])
     # and it reaches the buyers: A is ordered less in the first months, when it was less appealing
     early = {}
     for name, sc in (("plain", load_scenario(TINY)), ("trend", load_scenario(TINY, over))):

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from sim import MarketModel
 from sim.model import policy
+from sim.model.calendar import compile_calendar
+from sim.scenario.load import load_scenario
 
 TINY = Path(__file__).resolve().parent / "data" / "tiny.yaml"
 
@@ -182,3 +184,71 @@ def test_model_tariff_applies_to_imports_only():
     assert listed["A1"] == pytest.approx(250_000.0)
     # Paid: 460,000 * 0.8 = 368,000 plus tax 36,800 / 1.13 = 32,566.37 -> 400,566.37.
     assert model.month_paid[model.product_names.index("B1"), 0] == pytest.approx(400_566.372, abs=0.01)
+
+
+# ------------------------------------------------------------ the policy calendar
+
+# Month indices of 2024-01 .. 2024-06.
+MONTHS = np.arange(2024 * 12, 2024 * 12 + 6)
+
+
+def policies(**lists: list) -> object:
+    """tiny.yaml's ``policies`` with these lists (``tariffs``, ``nev_exemptions``, ``subsidies``), validated."""
+    return load_scenario(TINY, {f"policies.{k}": v for k, v in lists.items()}).policies
+
+
+def test_tariff_schedule_applies_in_its_market_months_and_origins():
+    # Products: 0 made in CN, 1 and 2 made in DE (2 is a BEV of brand B); markets CN and EU.
+    made_in, powertrain, brand = np.array(["CN", "DE", "DE"]), np.array(["ICE", "ICE", "BEV"]), np.array(["A", "A", "B"])
+    tariffs = [
+        {"name": "CN duty", "market": "CN", "rate": 0.15},
+        {"name": "EU on CN cars", "market": "CN", "rate": 0.2, "made_in": ["CN"], "powertrains": ["BEV", "ICE"],
+         "start": "2024-03", "end": "2024-04"},
+        {"name": "CN extra on B", "market": "CN", "rate": 0.05, "brands": ["B"], "start": "2024-05"},
+    ]  # fmt: skip
+    tariffs = policies(tariffs=tariffs).tariffs  # type: ignore[attr-defined]
+    tariffs[1] = tariffs[1].model_copy(update={"market": "EU"})  # a market tiny.yaml does not have
+    rate = policy.tariff_schedule(tariffs, MONTHS, ["CN", "EU"], made_in, powertrain, brand)
+    assert rate.shape == (6, 3, 2)
+    assert rate[:, 0, 0].tolist() == [0.0] * 6  # made in CN, sold in CN
+    assert rate[:, 1, 0].tolist() == [0.15] * 6
+    assert rate[:, 2, 0].tolist() == pytest.approx([0.15] * 4 + [0.20] * 2)  # duties add up
+    assert rate[:, 0, 1].tolist() == [0.0, 0.0, 0.2, 0.2, 0.0, 0.0]
+    assert rate[:, 1:, 1].max() == 0.0
+
+
+def test_exemption_and_subsidy_schedules():
+    rules = policies(nev_exemptions=[
+        {"start": "2024-01", "end": "2024-03", "share": 1.0, "cap": 30_000, "markets": ["CN", "XX"]},
+        {"start": "2024-03", "end": "2024-06", "share": 0.5, "cap": 15_000, "min_electric_range_km": 100},
+    ]).nev_exemptions  # type: ignore[attr-defined]  # fmt: skip
+    share, cap, min_range = policy.exemption_schedule(rules, MONTHS, ["CN", "EU"])
+    assert share[:, 0].tolist() == [1.0, 1.0, 0.5, 0.5, 0.5, 0.5]  # the later rule replaces the earlier in March
+    assert cap[:, 0].tolist() == [30_000] * 2 + [15_000] * 4 and min_range[:, 0].tolist() == [0] * 2 + [100] * 4
+    assert share[:, 1].max() == 0.0  # EU is not named; XX is not in the scenario
+    subsidies = policies(subsidies=[
+        {"name": "trade-in", "start": "2024-02", "end": "2024-03", "amount_nev": 20_000, "amount_ice": 15_000, "uptake": 0.5},
+        {"name": "elsewhere", "market": "CN", "start": "2024-01", "end": "2024-06", "amount_nev": 1},
+    ]).subsidies  # type: ignore[attr-defined]  # fmt: skip
+    subsidies[1] = subsidies[1].model_copy(update={"market": "XX"})  # a market not in the scenario
+    amount = policy.subsidy_schedule(subsidies, MONTHS, ["CN", "EU"], np.array(["BEV", "ICE", "PHEV"]))
+    assert amount[:, :, 0].tolist() == [[0, 0, 0], [10_000, 7_500, 10_000], [10_000, 7_500, 10_000]] + [[0, 0, 0]] * 3
+    assert amount[:, :, 1].max() == 0.0
+
+
+def test_landed_prices_of_the_calendar_are_the_buyer_price_of_each_market():
+    # tiny.yaml with a second market, EU (price level 1.2, VAT 20%, no purchase tax) and a 10% EU duty.
+    cn = load_scenario(TINY).model_dump(mode="json")["markets"][0]
+    over = {
+        "markets": [cn, {**cn, "name": "EU", "price_level": 1.2, "vat": 0.2}],
+        "policies.tariffs": [{"name": "EU duty", "market": "EU", "rate": 0.1}],
+    }
+    cal = compile_calendar(load_scenario(TINY, over))
+    discount = np.array([0.05, 0.05, 0.2])
+    lst, trans, paid = policy.landed_prices(cal.policy, 0, cal.price[0], discount, cal.powertrain, cal.electric_range)
+    assert lst[:, 0].tolist() == cal.price[0].tolist()
+    np.testing.assert_allclose(lst[:, 1], cal.price[0] * 1.1 * 1.2)
+    np.testing.assert_allclose(paid[:, 1], trans[:, 1])  # no purchase tax, no subsidy in the EU
+    # CN: as test_model_prices_tiny_by_hand below.
+    np.testing.assert_allclose(paid[:, 0], [237_500.0, 332_500.0, 348_318.584], atol=0.01)
+    assert cal.policy.purchase_tax.tolist() == [0.10, 0.0] and cal.policy.vat.tolist() == [0.13, 0.2]

@@ -90,10 +90,10 @@ def _product_ages(scenario: Scenario) -> dict[tuple[str, int], float]:
     model = MarketModel(scenario, seed=0)
     months = range(model.start_index, model.start_index + model.n_months)
     return {
-        (name, m): float(model.age_t[t, j])
+        (name, m): float(model.calendar.age[t, j])
         for j, name in enumerate(model.product_names)
         for t, m in enumerate(months)
-        if model.age_t[t, j] > 0
+        if model.calendar.age[t, j] > 0
     }
 
 

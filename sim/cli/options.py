@@ -141,9 +141,9 @@ def kernel_from_environment() -> str | None:
     name = os.environ.get("SIM_KERNEL")
     if not name:
         return None
-    from sim.model.market_model import resolve_kernel
+    from sim.model.kernels import resolve_kernel
 
-    return resolve_kernel(name)
+    return resolve_kernel(name, origin="SIM_KERNEL")
 
 
 def run_kernel(args: argparse.Namespace) -> str:

@@ -1,5 +1,11 @@
 """Layer 2, the model: pure market and policy math, the calendar, the choice kernels, agents,
 observers and ``MarketModel``.
 
+In the order of the data flow: :mod:`~sim.model.market` and :mod:`~sim.model.policy` (pure
+functions of arrays), :mod:`~sim.model.agents`, :mod:`~sim.model.calendar` (a scenario compiled
+into arrays by month), :mod:`~sim.model.kernel` (the compiled kernel) and
+:mod:`~sim.model.kernels` (both kernels behind one interface), :mod:`~sim.model.observe` and
+:mod:`~sim.model.market_model` (the state and the month's timetable).
+
 Imports only from :mod:`sim.scenario`.
 """

@@ -53,14 +53,18 @@ Uniforms are ``(x + 0.5) / 2**32`` for a 32-bit half ``x`` of a word, never 0 or
 Bernoulli(p) draw is ``x < round(p * 2**32)``. Budgets are compared with prices in float32.
 
 The numpy path (:func:`sim.model.market.serve_in_order`, Gumbel-max with ``Exp(1)`` draws) is
-kept as a fallback of the same law (``SIM_KERNEL=numpy`` or ``MarketModel(kernel="numpy")``).
+kept as a fallback of the same law (``MarketModel(kernel="numpy")``; :mod:`sim.model.kernels` holds both
+behind one interface).
 Compiled code is cached on disk by numba (``cache=True``) after the first run.
 """
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numba as nb
 import numpy as np
+from numba.extending import overload
 from numpy.typing import NDArray
 
 #: Buyers handled together in the vectorised pass.
@@ -260,35 +264,85 @@ def _log_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.
 # ------------------------------------------------------------------ choices of a chunk of buyers
 
 
-@_jit
-def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> tuple:  # type: ignore[type-arg]
-    """Scratch arrays of :func:`choose_chunk` and of the kernels' fills, for ``chunk`` buyers.
+class Workspace(NamedTuple):
+    """Scratch arrays of :func:`choose_chunk` and of the fills, for a chunk of buyers (the last axis of each).
 
-    ``(V, masks, f32, f64, i64, bits, seen, nests, XT, E, Ebits, considered, best)``: utilities then
-    weights (products x buyers); ``masks[0]`` may choose now, ``masks[1]`` could choose at the
-    start (residual draws); float32 rows (largest log-mass, two scratch rows, outside utility,
-    what the buyer can pay); float64 rows (outside
-    mass, threshold, running sum, ``u1``, ``u2``, what the buyer can pay); int64 rows (chosen
-    nest, chosen product, outside option); int32 scratch; considered brands' bits; nest rows (sums now,
-    masses, masses at the start, sums at the start, scale factor, inclusive values); the buyers' coefficients (the fused kernel); exps (products x
-    buyers) and their int32 scratch; whether each buyer considers each brand (brands x buyers); the best
-    utility per nest now and at the start.
+    Attributes:
+        V: utilities, then the choice weights ``W``, products x buyers (float32).
+        M: whether each buyer may choose each product now. M0: could choose at the start (draws again).
+        mx: the largest log-mass. x, y: scratch. v0: the outside option's utility. cap: the most the
+            buyer can pay, RMB (float32 rows).
+        o: the outside option's mass. t: the draw's threshold. acc: a running sum. u1, u2: the
+            buyer's two uniforms (float64 rows).
+        kk: the nest chosen. pos: the product chosen (-1: the outside option). found: the outside
+            option was drawn (int64 rows).
+        bits: int32 scratch of the exp and log rows.
+        seen: bits of the brands the buyer considers.
+        s: sum of the weights of each nest now. g: the nest's mass now. g0: its mass at the start.
+            s0: its sum at the start. f: its scale from now to the start. lin: its inclusive value
+            (float64, nests x buyers).
+        XT: the buyers' coefficients (tastes, then alpha), then the budget, RMB (float32, rows x buyers).
+        E: exps of the block ``V`` (products x buyers). E_bits: their int32 scratch.
+        cb: whether the buyer considers each brand (:data:`MAX_BRANDS` x buyers).
+        mk, mk0: the best utility per nest now and at the start (float32, nests x buyers).
     """
-    return (
-        np.zeros((n_products, chunk), np.float32),
-        np.zeros((2, n_products, chunk), np.bool_),
-        np.zeros((5, chunk), np.float32),
-        np.zeros((6, chunk), np.float64),
-        np.zeros((3, chunk), np.int64),
+
+    V: NDArray[np.float32]
+    M: NDArray[np.bool_]
+    M0: NDArray[np.bool_]
+    mx: NDArray[np.float32]
+    x: NDArray[np.float32]
+    y: NDArray[np.float32]
+    v0: NDArray[np.float32]
+    cap: NDArray[np.float32]
+    o: NDArray[np.float64]
+    t: NDArray[np.float64]
+    acc: NDArray[np.float64]
+    u1: NDArray[np.float64]
+    u2: NDArray[np.float64]
+    kk: NDArray[np.int64]
+    pos: NDArray[np.int64]
+    found: NDArray[np.int64]
+    bits: NDArray[np.int32]
+    seen: NDArray[np.uint64]
+    s: NDArray[np.float64]
+    g: NDArray[np.float64]
+    g0: NDArray[np.float64]
+    s0: NDArray[np.float64]
+    f: NDArray[np.float64]
+    lin: NDArray[np.float64]
+    XT: NDArray[np.float32]
+    E: NDArray[np.float32]
+    E_bits: NDArray[np.int32]
+    cb: NDArray[np.bool_]
+    mk: NDArray[np.float32]
+    mk0: NDArray[np.float32]
+
+
+@_jit
+def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> Workspace:
+    """A :class:`Workspace` for ``chunk`` buyers, ``n_products`` products, ``n_nests`` nests and ``n_coefs``
+    rows of ``XT``; the rows of a kind (float32, float64, int64, per nest) are the rows of one block."""
+    masks = np.zeros((2, n_products, chunk), np.bool_)
+    f32 = np.zeros((5, chunk), np.float32)
+    f64 = np.zeros((5, chunk), np.float64)
+    i64 = np.zeros((3, chunk), np.int64)
+    nests = np.zeros((6, n_nests, chunk), np.float64)
+    best = np.zeros((2, n_nests, chunk), np.float32)
+    return Workspace(
+        np.zeros((n_products, chunk), np.float32), masks[0], masks[1],
+        f32[0], f32[1], f32[2], f32[3], f32[4],
+        f64[0], f64[1], f64[2], f64[3], f64[4],
+        i64[0], i64[1], i64[2],
         np.zeros(chunk, np.int32),
         np.zeros(chunk, np.uint64),
-        np.zeros((6, n_nests, chunk), np.float64),
+        nests[0], nests[1], nests[2], nests[3], nests[4], nests[5],
         np.zeros((n_coefs, chunk), np.float32),
         np.zeros((n_products, chunk), np.float32),
         np.zeros(n_products * chunk, np.int32),
         np.zeros((MAX_BRANDS, chunk), np.bool_),
-        np.zeros((2, n_nests, chunk), np.float32),
-    )
+        best[0], best[1],
+    )  # fmt: skip
 
 
 @_jit
@@ -299,9 +353,9 @@ def choose_chunk(
     inv_lam: NDArray[np.float32],
     residual: bool,
     closed: NDArray[np.int64],
-    ws: tuple,  # type: ignore[type-arg]
+    ws: Workspace,
 ) -> None:
-    """Choices of ``c`` buyers from the workspace ``ws``; the product (or -1) is left in ``ws[4][1]``.
+    """Choices of ``c`` buyers from the workspace ``ws``; the product (or -1) is left in ``ws.pos``.
 
     Reads ``V`` (products x buyers utilities, overwritten by the weights), ``M`` (may choose),
     ``v0`` and the uniforms ``u1, u2``. With ``residual``, ``M0`` holds what each buyer could
@@ -315,13 +369,12 @@ def choose_chunk(
     ``exp(v0 - m)`` with ``m`` the largest of them. Loops are written in the forms the compiler
     vectorises (``max`` under a mask, sums of masked values, counts).
     """
-    V, M, M0 = ws[0], ws[1][0], ws[1][1]
-    mx, x, y, v0 = ws[2][0], ws[2][1], ws[2][2], ws[2][3]
-    o, t, acc, u1, u2 = ws[3][0], ws[3][1], ws[3][2], ws[3][3], ws[3][4]
-    kk, pos, found, bits = ws[4][0], ws[4][1], ws[4][2], ws[5]
-    s, g, g0, s0, f, lin = ws[7][0], ws[7][1], ws[7][2], ws[7][3], ws[7][4], ws[7][5]
-    mk, mk0 = ws[12][0], ws[12][1]
-    E = ws[9]
+    V, M, M0 = ws.V, ws.M, ws.M0
+    mx, x, y, v0 = ws.mx, ws.x, ws.y, ws.v0
+    o, t, acc, u1, u2 = ws.o, ws.t, ws.acc, ws.u1, ws.u2
+    kk, pos, found, bits = ws.kk, ws.pos, ws.found, ws.bits
+    s, g, g0, s0, f, lin = ws.s, ws.g, ws.g0, ws.s0, ws.f, ws.lin
+    mk, mk0, E = ws.mk, ws.mk0, ws.E
     n_products = nest.shape[0]
     n_nests = lam.shape[0]
     lowest = _F(-np.inf)
@@ -357,7 +410,7 @@ def choose_chunk(
         il = inv_lam[j]
         for r in range(c):
             V[j, r] = (V[j, r] - mk[k, r]) * il if M[j, r] else _ARG_LO
-    _exp_row(V.reshape(-1), E.reshape(-1), ws[10], n_products * V.shape[1])
+    _exp_row(V.reshape(-1), E.reshape(-1), ws.E_bits, n_products * V.shape[1])
     for j in range(n_products):
         k = nest[j]
         for r in range(c):
@@ -468,14 +521,334 @@ def choose_chunk(
             pos[r] = j
 
 
-# ------------------------------------------------------------------ service in order
+# ------------------------------------------------------------------ buyers into the workspace
 
 
-# Buyers who meet a closed product draw again in chunks. From the current position in the queue,
-# the next buyers (up to a chunk) whose first choice is closed are drawn together under the products
-# open now (_collect, then the kernel's fill and choose_chunk), then the queue is applied in order
-# (_apply); the first product that closes ends the segment, and the buyers after it are taken again
-# from there (their draws discarded), so that each buyer sees exactly what is open at its turn.
+class MatrixBuyers(NamedTuple):
+    """Buyers given by a matrix of utilities (:func:`serve_matrix`, :func:`choose_rows`).
+
+    Attributes:
+        v: utilities, buyers x products (float32).
+        available: whether each buyer may choose each product (considered, affordable).
+        v0: the outside option's utility per buyer (float32).
+        key: the call's key: buyer ``r``'s ``u1, u2`` come from word ``2r``, its ``u3, u4`` from word ``2r + 1``.
+        uniforms: fixed draws instead of the key's (tests), buyers x ``(u1, u2, u3, u4)``; 0 rows: none.
+    """
+
+    v: NDArray[np.float32]
+    available: NDArray[np.bool_]
+    v0: NDArray[np.float32]
+    key: np.uint64
+    uniforms: NDArray[np.float64]
+
+
+class MarketBuyers(NamedTuple):
+    """One market's buyers, as the pool's columns, and what is offered to them (:func:`serve_market`).
+
+    Attributes:
+        rows: the market's buyers (rows of the pool's columns); buyer ``r`` is ``rows[r]``.
+        taste, alpha, budget, tier: the pool's columns (all rows).
+        attrs: the products' attributes, (tastes + 1) x products (float32).
+        delta: mean utility of each product (float32). paid: price paid, RMB. brand: brand of each product.
+        thresholds: Bernoulli thresholds of considering each brand, city tiers x (brands rounded up to even).
+        budget_factor: a buyer can afford ``paid <= budget * budget_factor``.
+        v0_base, v0_alpha: the outside option's utility is ``v0_base + v0_alpha * alpha``.
+        key: the call's key. slots: words per buyer. pairs: words of brand draws per buyer.
+        records: one row per buyer, kept in pass 1 for those who may draw again (:func:`records_buffer`).
+    """
+
+    rows: NDArray[np.int64]
+    taste: NDArray[np.float32]
+    alpha: NDArray[np.float32]
+    budget: NDArray[np.float32]
+    tier: NDArray[np.int16]
+    attrs: NDArray[np.float32]
+    delta: NDArray[np.float32]
+    paid: NDArray[np.float64]
+    brand: NDArray[np.int64]
+    thresholds: NDArray[np.uint64]
+    budget_factor: float
+    v0_base: float
+    v0_alpha: float
+    key: np.uint64
+    slots: int
+    pairs: int
+    records: NDArray[np.float32]
+
+
+@_jit
+def _fill_matrix(
+    which: NDArray[np.int64], c: int, b: MatrixBuyers, is_open: NDArray[np.bool_], again: bool, ws: Workspace
+) -> None:
+    """Buyers ``which[:c]`` into the workspace: ``V``, ``M`` (over ``is_open``), ``v0`` and their uniforms.
+
+    The first draw's uniforms come from word ``2r`` (or columns 0-1 of ``uniforms``), a draw
+    ``again``'s from word ``2r + 1`` (or columns 2-3).
+    """
+    V, M = ws.V, ws.M
+    v0c, u1, u2 = ws.v0, ws.u1, ws.u2
+    v, available, v0, uniforms = b.v, b.available, b.v0, b.uniforms
+    fixed = uniforms.shape[0] > 0
+    for q in range(c):
+        r = which[q]
+        for j in range(v.shape[1]):
+            V[j, q] = v[r, j]
+            M[j, q] = available[r, j] & is_open[j]
+        v0c[q] = v0[r]
+        if fixed:
+            u1[q], u2[q] = uniforms[r, 2 * again], uniforms[r, 2 * again + 1]
+        else:
+            x = word(b.key, np.uint64(2 * r + again))
+            u1[q], u2[q] = _uniform_hi(x), _uniform_lo(x)
+
+
+@_jit_fma
+def _fill_market(
+    which: NDArray[np.int64], c: int, b: MarketBuyers, is_open: NDArray[np.bool_], again: bool, ws: Workspace
+) -> None:
+    """The market's buyers ``which[:c]`` into the workspace: consideration, utilities, ``M``, ``v0``, uniforms.
+
+    Utilities ``V_j = delta_j + sum_k attrs[k, j] * beta_k`` with the coefficients ``beta``
+    (the tastes, then ``alpha``) added in that order, the same for any chunk. A draw ``again``
+    takes ``u3, u4`` (the word after ``u1, u2``) and reads the buyers' inputs from ``records``
+    (kept by :func:`_keep_records`) instead of the pool's columns: draws again come in a random
+    order, and a record is one cache line to fetch where the pool's columns are five.
+    """
+    V, M = ws.V, ws.M
+    v0c, cap, u1, u2 = ws.v0, ws.cap, ws.u1, ws.u2
+    seen, XT, cb = ws.seen, ws.XT, ws.cb
+    rows, taste, alpha, budget, tier, records = b.rows, b.taste, b.alpha, b.budget, b.tier, b.records
+    at, delta, paid, brand, thresholds, key = b.attrs, b.delta, b.paid, b.brand, b.thresholds, b.key
+    budget_factor, v0_base, v0_alpha = b.budget_factor, b.v0_base, b.v0_alpha
+    n_brands = thresholds.shape[1]
+    n_tastes = taste.shape[1]
+    n_coefs = n_tastes + 1
+    pairs = thresholds.shape[1] // 2
+    uniform_slot = pairs + 1 if again else pairs
+    seen_rec = records.view(np.uint64)
+    seen_col = seen_rec.shape[1] - 1
+    if again:
+        # Touch the rows first: the loads of a tight loop overlap, those of the fill would not.
+        touch = _ZERO_F
+        for q in range(c):
+            touch += records[which[q], 0]
+        ws.x[0] = touch
+    for q in range(c):
+        r = which[q]
+        base = np.uint64(r * b.slots)
+        if again:
+            for k in range(n_coefs + 1):
+                XT[k, q] = records[r, k]
+            bits = seen_rec[r, seen_col]
+            seen[q] = bits
+            for h in range(n_brands):
+                cb[h, q] = ((bits >> np.uint64(h)) & _ONE) != _ZERO
+        else:
+            i = rows[r]
+            for k in range(n_tastes):
+                XT[k, q] = taste[i, k]
+            XT[n_tastes, q] = alpha[i]
+            XT[n_coefs, q] = budget[i]
+            # Brand h is considered iff bit h is set; brands 2h and 2h + 1 use the two halves of word h.
+            thr = thresholds[tier[i]]
+            bits = _ZERO
+            for h in range(pairs):
+                x = word(key, base + np.uint64(h))
+                c0 = (x >> _S32) < thr[2 * h]
+                c1 = (x & _LOW) < thr[2 * h + 1]
+                cb[2 * h, q] = c0
+                cb[2 * h + 1, q] = c1
+                bits |= (np.uint64(c0) << np.uint64(2 * h)) | (np.uint64(c1) << np.uint64(2 * h + 1))
+            seen[q] = bits
+        cap[q] = _F(float(XT[n_coefs, q]) * budget_factor)
+        v0c[q] = _F(v0_base + v0_alpha * float(XT[n_tastes, q]))
+        x = word(key, base + np.uint64(uniform_slot))
+        u1[q], u2[q] = _uniform_hi(x), _uniform_lo(x)
+    for j in range(paid.shape[0]):
+        d = delta[j]
+        for q in range(c):
+            V[j, q] = d
+        k = 0
+        while k + 4 <= n_coefs:
+            a0, a1, a2, a3 = at[k, j], at[k + 1, j], at[k + 2, j], at[k + 3, j]
+            for q in range(c):
+                V[j, q] = (((V[j, q] + a0 * XT[k, q]) + a1 * XT[k + 1, q]) + a2 * XT[k + 2, q]) + a3 * XT[k + 3, q]
+            k += 4
+        while k < n_coefs:
+            a0 = at[k, j]
+            for q in range(c):
+                V[j, q] = V[j, q] + a0 * XT[k, q]
+            k += 1
+        considers = cb[brand[j]]
+        p = _F(paid[j])
+        if is_open[j]:
+            for q in range(c):
+                M[j, q] = considers[q] & (p <= cap[q])
+        else:
+            for q in range(c):
+                M[j, q] = False
+
+
+@_jit
+def _keep_records(which: NDArray[np.int64], c: int, b: MarketBuyers, ws: Workspace) -> None:
+    """Keep, in ``records[r]``, the inputs of the buyers of the chunk who chose a product (those who may draw again).
+
+    One 64-byte row per buyer: tastes, alpha, budget (float32), then in the last 8 bytes the
+    bits of the brands it considers.
+    """
+    records = b.records
+    pos, seen, XT = ws.pos, ws.seen, ws.XT
+    seen_rec = records.view(np.uint64)
+    seen_col = seen_rec.shape[1] - 1
+    for q in range(c):
+        if pos[q] >= 0:
+            r = which[q]
+            for k in range(XT.shape[0]):
+                records[r, k] = XT[k, q]
+            seen_rec[r, seen_col] = seen[q]
+
+
+# One pass 1 and one pass 2 serve both kinds of buyers: _fill and _keep below are resolved by the
+# buyers' type when numba compiles the caller (a direct call, and the caller's cache keeps working,
+# which a jitted function passed as an argument would break).
+
+
+def _fill(which: NDArray[np.int64], c: int, buyers: Any, is_open: NDArray[np.bool_], again: bool, ws: Workspace) -> None:
+    """Buyers ``which[:c]`` into the workspace (:func:`_fill_matrix` or :func:`_fill_market`); compiled code only."""
+    raise NotImplementedError("called from compiled code only")
+
+
+def _keep(which: NDArray[np.int64], c: int, buyers: Any, ws: Workspace) -> None:
+    """After first choices: what a draw again will need (:func:`_keep_records`; nothing for a matrix)."""
+    raise NotImplementedError("called from compiled code only")
+
+
+def _is(buyers: Any, kind: type) -> bool:
+    return isinstance(buyers, nb.core.types.BaseNamedTuple) and buyers.instance_class is kind  # type: ignore[attr-defined]
+
+
+@overload(_fill, jit_options={"nogil": True, "error_model": "numpy"})
+def _fill_typed(which, c, buyers, is_open, again, ws):  # type: ignore[no-untyped-def]  # numba matches the names, unannotated
+    if _is(buyers, MatrixBuyers):
+        return lambda which, c, buyers, is_open, again, ws: _fill_matrix(which, c, buyers, is_open, again, ws)
+    if _is(buyers, MarketBuyers):
+        return lambda which, c, buyers, is_open, again, ws: _fill_market(which, c, buyers, is_open, again, ws)
+    return None
+
+
+@overload(_keep, jit_options={"nogil": True, "error_model": "numpy"})
+def _keep_typed(which, c, buyers, ws):  # type: ignore[no-untyped-def]
+    if _is(buyers, MatrixBuyers):
+        return lambda which, c, buyers, ws: None
+    if _is(buyers, MarketBuyers):
+        return lambda which, c, buyers, ws: _keep_records(which, c, buyers, ws)
+    return None
+
+
+# ------------------------------------------------------------------ the passes
+
+
+class Setup(NamedTuple):
+    """What every kernel call sets up once: the nests and the scratch (:func:`_setup`).
+
+    Attributes:
+        nest: the nest of each product. lam: the nesting parameter of each nest (<= 1).
+        inv_lam: ``1 / lambda`` of each product's nest (float32).
+        ws: the :class:`Workspace` of a chunk of buyers. which: the chunk's buyers.
+    """
+
+    nest: NDArray[np.int64]
+    lam: NDArray[np.float64]
+    inv_lam: NDArray[np.float32]
+    ws: Workspace
+    which: NDArray[np.int64]
+
+
+@_jit
+def _setup(nest: NDArray[np.int64], lam: NDArray[np.float64], n_coefs: int) -> Setup:
+    """The :class:`Setup` of a call on ``nest.shape[0]`` products, with ``n_coefs`` rows of coefficients."""
+    n_products = nest.shape[0]
+    inv_lam = np.empty(n_products, np.float32)
+    for j in range(n_products):
+        inv_lam[j] = _F(1.0 / lam[nest[j]])
+    return Setup(nest, lam, inv_lam, workspace(n_products, lam.shape[0], n_coefs, CHUNK), np.empty(CHUNK, np.int64))
+
+
+@_jit
+def _first_choices(
+    buyers: Any, n: int, open0: NDArray[np.bool_], setup: Setup
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pass 1, in order, a chunk at a time: each buyer's first choice over what is open at the start.
+
+    Returns:
+        ``(first, demand)``: the product each buyer chose (-1 = outside option), how many chose each product.
+    """
+    ws, which = setup.ws, setup.which
+    no = _FLAGS[0]
+    none = np.empty(0, np.int64)
+    first = np.empty(n, np.int64)
+    demand = np.zeros(open0.shape[0], np.int64)
+    for r0 in range(0, n, CHUNK):
+        c = min(CHUNK, n - r0)
+        for q in range(c):
+            which[q] = r0 + q
+        _fill(which, c, buyers, open0, no, ws)
+        choose_chunk(c, setup.nest, setup.lam, setup.inv_lam, no, none, ws)
+        _keep(which, c, buyers, ws)
+        for q in range(c):
+            first[r0 + q] = ws.pos[q]
+            if ws.pos[q] >= 0:
+                demand[ws.pos[q]] += 1
+    return first, demand
+
+
+@_jit
+def _draw_again(c: int, buyers: Any, open0: NDArray[np.bool_], is_open: NDArray[np.bool_], setup: Setup) -> None:
+    """The buyers ``setup.which[:c]``, whose first choice has closed, draw from the residual law over
+    what ``is_open`` (into ``setup.ws.pos``)."""
+    ws = setup.ws
+    _fill(setup.which, c, buyers, open0, _FLAGS[1], ws)
+    M, M0 = ws.M, ws.M0
+    for j in range(open0.shape[0]):
+        for k in range(c):
+            M0[j, k] = M[j, k]
+            M[j, k] = M0[j, k] & is_open[j]
+    choose_chunk(c, setup.nest, setup.lam, setup.inv_lam, _FLAGS[1], np.flatnonzero(open0 & ~is_open), ws)
+
+
+# Pass 2. Buyers who meet a closed product draw again in chunks. From the current position in the
+# queue, the next buyers (up to a chunk) whose first choice is closed are drawn together under the
+# products open now (_collect, then _draw_again), then the queue is applied in order (_apply); the
+# first product that closes ends the segment, and the buyers after it are taken again from there
+# (their draws discarded), so that each buyer sees exactly what is open at its turn.
+
+
+@_jit
+def _serve_queue(
+    buyers: Any,
+    first: NDArray[np.int64],
+    limits: NDArray[np.int64],
+    open0: NDArray[np.bool_],
+    base: np.uint64,
+    order: NDArray[np.int64],
+    setup: Setup,
+) -> NDArray[np.bool_]:
+    """Pass 2: who chose a product is served in a random order (words from ``base``, or ``order``);
+    who finds its first choice closed draws again. Updates ``first``; returns what is open at the end."""
+    queue = order_inside(first, order, buyers.key, base)
+    remaining = limits.copy()
+    is_open = open0.copy()
+    drawn = np.empty(CHUNK, np.int64)
+    q = 0
+    while q < queue.shape[0]:
+        e, c = _collect(queue, is_open, q, setup.which)
+        if c > 0:
+            _draw_again(c, buyers, open0, is_open, setup)
+            for k in range(c):
+                drawn[k] = setup.ws.pos[k]
+        q = _apply(queue, remaining, is_open, q, e, drawn)
+    _settle(queue, first)
+    return is_open
 
 
 @_jit
@@ -521,9 +894,6 @@ def _apply(
     return e
 
 
-# ------------------------------------------------------------------ a matrix of utilities
-
-
 @_jit
 def _settle(queue: NDArray[np.int64], first: NDArray[np.int64]) -> None:
     """The choices drawn again, from the queue's marked entries into ``first``."""
@@ -533,38 +903,7 @@ def _settle(queue: NDArray[np.int64], first: NDArray[np.int64]) -> None:
             first[x & 0x7FFFFFFF] = x >> 32
 
 
-@_jit
-def _fill_matrix(
-    which: NDArray[np.int64],
-    c: int,
-    v: NDArray[np.float32],
-    available: NDArray[np.bool_],
-    v0: NDArray[np.float32],
-    is_open: NDArray[np.bool_],
-    key: np.uint64,
-    uniforms: NDArray[np.float64],
-    second: bool,
-    ws: tuple,  # type: ignore[type-arg]
-) -> None:
-    """Buyers ``which[:c]`` into the workspace: ``V``, ``M`` (over ``is_open``), ``v0`` and their uniforms.
-
-    The first draw's uniforms come from word ``2r`` (or columns 0-1 of ``uniforms``), the
-    second's (``second``) from word ``2r + 1`` (or columns 2-3).
-    """
-    V, M = ws[0], ws[1][0]
-    v0c, u1, u2 = ws[2][3], ws[3][3], ws[3][4]
-    fixed = uniforms.shape[0] > 0
-    for q in range(c):
-        r = which[q]
-        for j in range(v.shape[1]):
-            V[j, q] = v[r, j]
-            M[j, q] = available[r, j] & is_open[j]
-        v0c[q] = v0[r]
-        if fixed:
-            u1[q], u2[q] = uniforms[r, 2 * second], uniforms[r, 2 * second + 1]
-        else:
-            x = word(key, np.uint64(2 * r + second))
-            u1[q], u2[q] = _uniform_hi(x), _uniform_lo(x)
+# ------------------------------------------------------------------ the kernels
 
 
 @_jit
@@ -590,48 +929,14 @@ def serve_matrix(
         ``(choice, closed)``: product per buyer (-1 = outside option) and the products closed
         at the end (limit reached, or no room from the start).
     """
-    n, n_products = v.shape
-    inv_lam = np.empty(n_products, np.float32)
-    for j in range(n_products):
-        inv_lam[j] = _F(1.0 / lam[nest[j]])
+    n = v.shape[0]
+    buyers = MatrixBuyers(v, available, v0, key, uniforms)
+    setup = _setup(nest, lam, 1)
     open0 = limits > 0
-    ws = workspace(n_products, lam.shape[0], 1, CHUNK)
-    no, yes = _FLAGS[0], _FLAGS[1]
-    none = np.empty(0, np.int64)
-    M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
-    which = np.empty(CHUNK, np.int64)
-    first = np.empty(n, np.int64)
-    demand = np.zeros(n_products, np.int64)
-    for r0 in range(0, n, CHUNK):
-        c = min(CHUNK, n - r0)
-        for q in range(c):
-            which[q] = r0 + q
-        _fill_matrix(which, c, v, available, v0, open0, key, uniforms, no, ws)
-        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
-        for q in range(c):
-            first[r0 + q] = pos[q]
-            if pos[q] >= 0:
-                demand[pos[q]] += 1
+    first, demand = _first_choices(buyers, n, open0, setup)
     if not np.any(demand > limits):
         return first, ~open0 | (demand >= limits)
-    queue = order_inside(first, order, key, np.uint64(2 * n))
-    remaining = limits.copy()
-    is_open = open0.copy()
-    drawn = np.empty(CHUNK, np.int64)
-    q = 0
-    while q < queue.shape[0]:
-        e, c = _collect(queue, is_open, q, which)
-        if c > 0:
-            _fill_matrix(which, c, v, available, v0, open0, key, uniforms, yes, ws)
-            for j in range(n_products):
-                for k in range(c):
-                    M0[j, k] = M[j, k]
-                    M[j, k] = M0[j, k] & is_open[j]
-            choose_chunk(c, nest, lam, inv_lam, yes, np.flatnonzero(open0 & ~is_open), ws)
-            for k in range(c):
-                drawn[k] = pos[k]
-        q = _apply(queue, remaining, is_open, q, e, drawn)
-    _settle(queue, first)
+    is_open = _serve_queue(buyers, first, limits, open0, np.uint64(2 * n), order, setup)
     return first, ~is_open
 
 
@@ -654,154 +959,15 @@ def choose_rows(
     ``open_now`` being what is open at each one's turn, is the definition that
     :func:`serve_matrix` implements in passes.
     """
-    n, n_products = v.shape
-    inv_lam = np.empty(n_products, np.float32)
-    for j in range(n_products):
-        inv_lam[j] = _F(1.0 / lam[nest[j]])
-    ws = workspace(n_products, lam.shape[0], 1, CHUNK)
-    no, yes = _FLAGS[0], _FLAGS[1]
-    none = np.empty(0, np.int64)
-    M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
-    which = np.empty(CHUNK, np.int64)
-    choice = np.empty(n, np.int64)
-    for r0 in range(0, n, CHUNK):
-        c = min(CHUNK, n - r0)
-        for q in range(c):
-            which[q] = r0 + q
-        _fill_matrix(which, c, v, available, v0, open_start, np.uint64(0), uniforms, no, ws)
-        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
-        for q in range(c):
-            choice[r0 + q] = pos[q]
-    closed = np.flatnonzero(open_start & ~open_now)
-    for r in range(n):
+    buyers = MatrixBuyers(v, available, v0, np.uint64(0), uniforms)
+    setup = _setup(nest, lam, 1)
+    choice, _ = _first_choices(buyers, v.shape[0], open_start, setup)
+    for r in range(v.shape[0]):
         if choice[r] >= 0 and not open_now[choice[r]]:
-            which[0] = r
-            _fill_matrix(which, 1, v, available, v0, open_start, np.uint64(0), uniforms, yes, ws)
-            for j in range(n_products):
-                M0[j, 0] = M[j, 0]
-                M[j, 0] = M0[j, 0] & open_now[j]
-            choose_chunk(1, nest, lam, inv_lam, yes, closed, ws)
-            choice[r] = pos[0]
+            setup.which[0] = r
+            _draw_again(1, buyers, open_start, open_now, setup)
+            choice[r] = setup.ws.pos[0]
     return choice
-
-
-# ------------------------------------------------------------------ the model's fused kernel
-
-
-@_jit_fma
-def _fill_buyers(
-    which: NDArray[np.int64],
-    c: int,
-    rows: NDArray[np.int64],
-    taste: NDArray[np.float32],
-    alpha: NDArray[np.float32],
-    budget: NDArray[np.float32],
-    tier: NDArray[np.int16],
-    at: NDArray[np.float32],
-    delta: NDArray[np.float32],
-    paid: NDArray[np.float64],
-    brand: NDArray[np.int64],
-    is_open: NDArray[np.bool_],
-    thresholds: NDArray[np.uint64],
-    budget_factor: float,
-    v0_base: float,
-    v0_alpha: float,
-    key: np.uint64,
-    slots: int,
-    uniform_slot: int,
-    records: NDArray[np.float32],
-    from_records: bool,
-    ws: tuple,  # type: ignore[type-arg]
-) -> None:
-    """The market's buyers ``which[:c]`` into the workspace: consideration, utilities, ``M``, ``v0``, uniforms.
-
-    Utilities ``V_j = delta_j + sum_k at[k, j] * beta_k`` with the coefficients ``beta``
-    (the tastes, then ``alpha``) added in that order, the same for any chunk. With
-    ``from_records`` the buyers' inputs are read from ``records`` (kept by :func:`_keep_records`)
-    instead of the pool's columns: draws again come in a random order, and a record is one
-    cache line to fetch where the pool's columns are five.
-    """
-    V, M = ws[0], ws[1][0]
-    v0c, cap, u1, u2 = ws[2][3], ws[2][4], ws[3][3], ws[3][4]
-    seen, XT, cb = ws[6], ws[8], ws[11]
-    n_brands = thresholds.shape[1]
-    n_tastes = taste.shape[1]
-    n_coefs = n_tastes + 1
-    pairs = thresholds.shape[1] // 2
-    seen_rec = records.view(np.uint64)
-    seen_col = seen_rec.shape[1] - 1
-    for q in range(c):
-        r = which[q]
-        base = np.uint64(r * slots)
-        if from_records:
-            for k in range(n_coefs + 1):
-                XT[k, q] = records[r, k]
-            bits = seen_rec[r, seen_col]
-            seen[q] = bits
-            for b in range(n_brands):
-                cb[b, q] = ((bits >> np.uint64(b)) & _ONE) != _ZERO
-        else:
-            i = rows[r]
-            for k in range(n_tastes):
-                XT[k, q] = taste[i, k]
-            XT[n_tastes, q] = alpha[i]
-            XT[n_coefs, q] = budget[i]
-            # Brand b is considered iff bit b is set; brands 2h and 2h + 1 use the two halves of word h.
-            thr = thresholds[tier[i]]
-            bits = _ZERO
-            for h in range(pairs):
-                x = word(key, base + np.uint64(h))
-                c0 = (x >> _S32) < thr[2 * h]
-                c1 = (x & _LOW) < thr[2 * h + 1]
-                cb[2 * h, q] = c0
-                cb[2 * h + 1, q] = c1
-                bits |= (np.uint64(c0) << np.uint64(2 * h)) | (np.uint64(c1) << np.uint64(2 * h + 1))
-            seen[q] = bits
-        cap[q] = _F(float(XT[n_coefs, q]) * budget_factor)
-        v0c[q] = _F(v0_base + v0_alpha * float(XT[n_tastes, q]))
-        x = word(key, base + np.uint64(uniform_slot))
-        u1[q], u2[q] = _uniform_hi(x), _uniform_lo(x)
-    for j in range(paid.shape[0]):
-        d = delta[j]
-        for q in range(c):
-            V[j, q] = d
-        k = 0
-        while k + 4 <= n_coefs:
-            a0, a1, a2, a3 = at[k, j], at[k + 1, j], at[k + 2, j], at[k + 3, j]
-            for q in range(c):
-                V[j, q] = (((V[j, q] + a0 * XT[k, q]) + a1 * XT[k + 1, q]) + a2 * XT[k + 2, q]) + a3 * XT[k + 3, q]
-            k += 4
-        while k < n_coefs:
-            a0 = at[k, j]
-            for q in range(c):
-                V[j, q] = V[j, q] + a0 * XT[k, q]
-            k += 1
-        considers = cb[brand[j]]
-        p = _F(paid[j])
-        if is_open[j]:
-            for q in range(c):
-                M[j, q] = considers[q] & (p <= cap[q])
-        else:
-            for q in range(c):
-                M[j, q] = False
-
-
-@_jit
-def _keep_records(which: NDArray[np.int64], c: int, records: NDArray[np.float32], ws: tuple) -> None:  # type: ignore[type-arg]
-    """Keep, in ``records[r]``, the inputs of the buyers of the chunk who chose a product (those who may draw again).
-
-    One 64-byte row per buyer: tastes, alpha, budget (float32), then in the last 8 bytes the
-    bits of the brands it considers.
-    """
-    pos, seen, XT = ws[4][1], ws[6], ws[8]
-    seen_rec = records.view(np.uint64)
-    seen_col = seen_rec.shape[1] - 1
-    for q in range(c):
-        if pos[q] >= 0:
-            r = which[q]
-            for k in range(XT.shape[0]):
-                records[r, k] = XT[k, q]
-            seen_rec[r, seen_col] = seen[q]
 
 
 @_jit
@@ -871,60 +1037,17 @@ def serve_market(
     for h in range(consider.shape[0]):
         for b in range(consider.shape[1]):
             thresholds[h, b] = consider[h, b]
+    buyers = MarketBuyers(
+        rows, taste, alpha, budget, tier, attrs, delta, paid, brand, thresholds,
+        budget_factor, v0_base, v0_alpha, key, slots, pairs, records,
+    )  # fmt: skip
+    setup = _setup(nest, lam, taste.shape[1] + 2)  # coefficients, then the budget
     open0 = limits > 0
-    inv_lam = np.empty(n_products, np.float32)
-    for j in range(n_products):
-        inv_lam[j] = _F(1.0 / lam[nest[j]])
-    ws = workspace(n_products, lam.shape[0], taste.shape[1] + 2, CHUNK)  # coefficients, then the budget
-    no, yes = _FLAGS[0], _FLAGS[1]
-    none = np.empty(0, np.int64)
-    M, M0, pos = ws[1][0], ws[1][1], ws[4][1]
-    which = np.empty(CHUNK, np.int64)
-    first = np.empty(n, np.int64)
-    demand = np.zeros(n_products, np.int64)
     # Pass 1, in pool order: first choices over what is open at the start of the month.
-    for r0 in range(0, n, CHUNK):
-        c = min(CHUNK, n - r0)
-        for q in range(c):
-            which[q] = r0 + q
-        _fill_buyers(
-            which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand, open0, thresholds,
-            budget_factor, v0_base, v0_alpha, key, slots, pairs, records, no, ws,
-        )  # fmt: skip
-        choose_chunk(c, nest, lam, inv_lam, no, none, ws)
-        _keep_records(which, c, records, ws)
-        for q in range(c):
-            first[r0 + q] = pos[q]
-            if pos[q] >= 0:
-                demand[pos[q]] += 1
+    first, demand = _first_choices(buyers, n, open0, setup)
     # Pass 2, in serving order, if a limit binds: who finds its first choice closed draws again.
     if np.any(demand > limits):
-        queue = order_inside(first, np.empty(0, np.int64), key, np.uint64(n * slots))
-        remaining = limits.copy()
-        is_open = open0.copy()
-        drawn = np.empty(CHUNK, np.int64)
-        q = 0
-        while q < queue.shape[0]:
-            e, c = _collect(queue, is_open, q, which)
-            if c > 0:
-                # Touch the rows first: the loads of a tight loop overlap, those of the fill would not.
-                touch = _ZERO_F
-                for k in range(c):
-                    touch += records[which[k], 0]
-                ws[2][1][0] = touch
-                _fill_buyers(
-                    which, c, rows, taste, alpha, budget, tier, attrs, delta, paid, brand, open0, thresholds,
-                    budget_factor, v0_base, v0_alpha, key, slots, pairs + 1, records, yes, ws,
-                )  # fmt: skip
-                for j in range(n_products):
-                    for k in range(c):
-                        M0[j, k] = M[j, k]
-                        M[j, k] = M0[j, k] & is_open[j]
-                choose_chunk(c, nest, lam, inv_lam, yes, np.flatnonzero(open0 & ~is_open), ws)
-                for k in range(c):
-                    drawn[k] = pos[k]
-            q = _apply(queue, remaining, is_open, q, e, drawn)
-        _settle(queue, first)
+        _serve_queue(buyers, first, limits, open0, np.uint64(n * slots), np.empty(0, np.int64), setup)
     # Pass 3, in pool order: the choices; who took the outside option may stay (defer).
     counts = np.zeros(n_products, np.int64)
     for r in range(n):

@@ -1,4 +1,4 @@
-"""Market math: arrivals, awareness, reach, capacity, utilities, choice and allocation.
+"""Market math: arrivals, awareness, reach, capacity, utilities, choice, allocation and delivery.
 
 Pure functions of arrays, no Mesa and no I/O; the symbols are those of docs/ODD.md
 (see its notation table). Utilities are in "utils" (logit scale); prices in RMB.
@@ -14,14 +14,15 @@ which gives exactly the nested-logit probabilities (plain logit when every
 lambda is 1), with the random draws fixed per buyer, so that a buyer turned
 away from a sold-out product takes the next choice among what is left.
 
-This is the numpy path of the choice (``SIM_KERNEL=numpy``). The production path is
-the compiled kernel of :mod:`sim.model.kernel`, which draws the same law differently (by
-inverse CDF, one uniform per decision instead of one per product).
+This is the numpy kernel's choice (:class:`sim.model.kernels.NumpyKernel`). The production
+path is the compiled kernel of :mod:`sim.model.kernel`, which draws the same law differently
+(by inverse CDF, one uniform per decision instead of one per product).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -396,6 +397,82 @@ def nested_logit_probabilities(v: F64, nest: NDArray[np.intp], lam: F64, v0: flo
     p_nest = nest_w / denom
     within = np.exp(v / lam[nest]) / np.exp(inclusive[nest])
     return np.append(p_nest[nest] * within, np.exp(v0) / denom)
+
+
+def segment_of(price: F64, floors: F64) -> NDArray[np.intp]:
+    """The price segment of each price: the segment with the highest floor (lowest price, RMB) at or below it.
+
+    A price below every floor falls in the lowest segment.
+    """
+    order = np.argsort(floors)
+    pos = np.searchsorted(floors[order], price, side="right") - 1
+    return order[np.clip(pos, 0, len(floors) - 1)].astype(np.intp)  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------ supply side
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A month of supply, products (P) x markets (M), in units.
+
+    Attributes:
+        cancelled: orders of the backlog cancelled this month (P x M).
+        units: units delivered (P x M).
+        delivered: units delivered, all markets (P).
+        production: units built (P).
+        stock: units in stock at the end of the month (P).
+        backlog: orders waiting at the end of the month (P x M).
+    """
+
+    cancelled: F64
+    units: F64
+    delivered: F64
+    production: F64
+    stock: F64
+    backlog: F64
+
+
+def deliver(
+    backlog: F64,
+    orders: F64,
+    wait: F64,
+    cancel_rate_per_wait_month: float,
+    capacity: F64,
+    deliverable: B,
+    stock: F64,
+    target_stock: F64,
+) -> Delivery:
+    """Cancellations, deliveries from stock and capacity, production and the new stock and backlog.
+
+    The backlog carried into the month loses its cancellations (a share rising with the wait),
+    takes the month's orders, and is delivered, per product, from stock plus this month's
+    capacity (split over markets by largest remainder); production fills the orders delivered
+    and tops stock up towards its target, within capacity.
+
+    Args:
+        backlog: orders waiting at the start of the month (P x M).
+        orders: orders taken this month (P x M).
+        wait: expected wait of an order, months (P).
+        cancel_rate_per_wait_month: cancellation hazard per month of wait.
+        capacity: this month's capacity, units (P).
+        deliverable: whether deliveries have started (P).
+        stock: units in stock at the start of the month (P).
+        target_stock: units the brand wants in stock (P).
+    """
+    cancelled = np.rint(backlog * cancellation_rate(wait, cancel_rate_per_wait_month)[:, None])
+    pending = backlog - cancelled + orders
+    total_pending = pending.sum(axis=1)
+    available = np.where(deliverable, stock + capacity, 0.0)
+    delivered = np.minimum(total_pending, available)
+    units = np.zeros_like(pending)
+    for j in np.flatnonzero(delivered > 0):
+        units[j] = split_largest_remainder(int(delivered[j]), pending[j])
+    production = np.where(
+        deliverable, np.minimum(capacity, np.maximum(0.0, np.ceil(delivered + target_stock - stock))), 0.0
+    )
+    production = np.maximum(production, delivered - stock)
+    return Delivery(cancelled, units, delivered, production, stock + production - delivered, pending - units)
 
 
 def split_largest_remainder(total: int, weights: F64) -> I64:

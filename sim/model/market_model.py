@@ -1,17 +1,29 @@
 """The market model: one step is one calendar month.
 
-``MarketModel.step`` reads as the month's timetable: dated events take effect
-(stores open, discounts change), waits and capacity are read, brands set their
-discounts, prices are formed per market (the policy calendar and tariffs, compiled
-into monthly arrays when the model is built), awareness grows, buyers arrive (and
-those who left go), buyers choose within the order books still open, capacity
-delivers (with cancellations and backlog), the month is recorded.
+A :class:`MarketModel` holds the market's state: the buyers in the market (a pool of
+arrays), the brands' discounts (:class:`~sim.model.agents.Brand` agents), the store networks
+(:class:`~sim.model.agents.Dealer` agents), awareness, owners, the order backlog, stock,
+recent sales and waits. Everything dated (prices, appeal, capacity, what is on sale, the
+policy calendar, demand, the agents' events) it reads from its
+:class:`~sim.model.calendar.Calendar`, compiled once from the scenario. ``step`` is the month's
+timetable:
+
+1. dated events change the agents (stores open, discounts change);
+2. waits and this month's capacity are read;
+3. brands set their discounts;
+4. prices are formed per market (tariffs, taxes, exemptions, subsidies);
+5. awareness grows;
+6. buyers arrive (and those who left go);
+7. buyers choose, within the order books still open;
+8. capacity delivers (cancellations, production, backlog);
+9. the month is recorded.
+
+The draws of 6 and 7 are made by the model's kernel (:mod:`sim.model.kernels`), chosen once,
+when the model is built.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +32,8 @@ import numpy as np
 
 from sim.model import market, observe, policy
 from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
+from sim.model.calendar import Calendar, DiscountChange, StoreChange, compile_calendar
+from sim.model.kernels import Arrivals, Kernel, Offer, make_kernel
 from sim.scenario.fields import POWERTRAINS
 from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
@@ -32,24 +46,6 @@ MAX_WAIT = 24.0
 
 class InvariantError(RuntimeError):
     """An accounting identity failed in a month (raised only with ``check=True``)."""
-
-
-#: Implementations of the monthly choice (same law, different random streams).
-KERNELS = ("numba", "numpy")
-
-
-def resolve_kernel(name: str | None = None) -> str:
-    """The choice kernel to use: ``name``, else ``$SIM_KERNEL``, else ``"numba"``.
-
-    Raises:
-        InputError: an unknown name, or ``"numba"`` without numba installed.
-    """
-    chosen = name or os.environ.get("SIM_KERNEL") or "numba"
-    if chosen not in KERNELS:
-        raise InputError(f"kernel must be one of {', '.join(KERNELS)}, got {chosen!r} (from SIM_KERNEL?)")
-    if chosen == "numba" and importlib.util.find_spec("numba") is None:
-        raise InputError("the numba choice kernel needs the numba package: pip install numba, or set SIM_KERNEL=numpy")
-    return chosen
 
 
 def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +62,9 @@ class MarketModel(mesa.Model):
         rng: a ``numpy.random.Generator`` (one per run; replications pass spawned ones).
         scale: real buyers per buyer agent (default: the scenario's).
         check: assert the accounting invariants after every month (``sim run --check``).
-        kernel: the choice kernel, ``"numba"`` (compiled, :mod:`sim.model.kernel`) or ``"numpy"``
-            (:func:`sim.model.market.serve_in_order`); default ``$SIM_KERNEL``, else ``"numba"``. The two
-            draw the same law from different random streams: a run repeats itself bit for bit
-            only with the same kernel.
+        kernel: the kernel of the monthly draws (:mod:`sim.model.kernels`), ``"numba"`` (compiled)
+            or ``"numpy"``. The two draw the same law from different random streams: a run repeats
+            itself bit for bit only with the same kernel.
         **overrides: scenario values by path, ``buyers__price_sensitivity=1.2`` or
             ``**{"products.AITO M6.price": 260000}`` (applied before validation).
     """
@@ -81,7 +76,7 @@ class MarketModel(mesa.Model):
         rng: np.random.Generator | None = None,
         scale: float | None = None,
         check: bool = False,
-        kernel: str | None = None,
+        kernel: str = "numba",
         **overrides: Any,
     ):
         if isinstance(scenario, Scenario):
@@ -103,241 +98,41 @@ class MarketModel(mesa.Model):
             super().__init__(seed=cfg.seed if seed is None else seed)
         self.config = cfg
         self.check = bool(check)
-        self.kernel = resolve_kernel(kernel)
-        self._records: np.ndarray | None = None
-        self._buffers: dict[str, np.ndarray] = {}
         self.scale = float(cfg.scale if scale is None else scale)
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
-        self._setup_static()
-        if self.kernel == "numba":
-            from sim.model import kernel as compiled
-
-            if BuyerPool.ARRAYS != compiled.POOL_COLUMNS:  # keep_rows moves exactly these columns
-                raise RuntimeError(f"sim.model.kernel.POOL_COLUMNS {compiled.POOL_COLUMNS} != BuyerPool.ARRAYS {BuyerPool.ARRAYS}")
-            if self.n_brands > compiled.MAX_BRANDS:
-                raise InputError(
-                    f"{self.n_brands} brands: the numba kernel handles at most {compiled.MAX_BRANDS}; set SIM_KERNEL=numpy"
-                )
-        self._compile_schedules()
+        self.calendar: Calendar = compile_calendar(cfg)
+        cal = self.calendar
+        # Names and sizes, as agents, observers and tables read them.
+        self.market_names, self.brand_names = list(cal.market_names), list(cal.brand_names)
+        self.product_names, self.segment_names = list(cal.product_names), list(cal.segment_names)
+        self.n_months, self.n_products = cal.n_months, len(cal.product_names)
+        self.n_markets, self.n_brands = len(cal.market_names), len(cal.brand_names)
+        self.product_brand, self.powertrain = cal.product_brand, cal.powertrain
+        self.start_index = cal.start
+        self.t = 0
+        self.month_index = self.start_index
+        tier_shares = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
+        self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
+        self.kernel: Kernel = make_kernel(kernel, cfg.buyers, tier_shares, self.n_brands)
         self._setup_state()
         self.datacollector = mesa.DataCollector(model_reporters=observe.REPORTERS)
 
-    # ----------------------------------------------------------------- set-up
-
-    def _setup_static(self) -> None:
-        cfg = self.config
-        self.start_index = cfg.start_index
-        self.n_months = cfg.n_months
-        self.t = 0
-        self.month_index = self.start_index
-        self.market_names = [m.name for m in cfg.markets]
-        self.brand_names = [b.name for b in cfg.brands]
-        self.product_names = [p.name for p in cfg.products]
-        self.segment_names = [s.name for s in cfg.segments]
-        bidx = {n: i for i, n in enumerate(self.brand_names)}
-        midx = {n: i for i, n in enumerate(self.market_names)}
-        prods = cfg.products
-        self.n_products, self.n_markets, self.n_brands = len(prods), len(cfg.markets), len(cfg.brands)
-        self.product_brand = np.array([bidx[p.brand] for p in prods], np.intp)
-        self.powertrain = np.array([p.powertrain for p in prods])
-        self.powertrain_index = np.array([POWERTRAINS.index(p.powertrain) for p in prods], np.intp)
-        self.body = np.array([p.body for p in prods])
-        self.seats = np.array([p.seats for p in prods])
-        self.electric_range = np.array([p.electric_range_km for p in prods], float)
-        self.made_in = np.array([p.made_in for p in prods])
-        self.sold_in = np.zeros((self.n_products, self.n_markets), bool)
-        for i, p in enumerate(prods):
-            for m in p.markets:
-                self.sold_in[i, midx[m]] = True
-        self.launch = np.array([parse_month(p.launch) for p in prods])
-        self.delivery_start = np.array(
-            [parse_month(p.delivery_start or p.launch) for p in prods]
-        )
-        self.end = np.array([parse_month(p.end) if p.end else 10**9 for p in prods])
-        self.capacity_start = np.array(
-            [parse_month(p.capacity.start) if p.capacity.start else parse_month(p.delivery_start or p.launch) for p in prods]
-        )
-        self.ramp = np.array([p.capacity.ramp_months for p in prods])
-        self.max_wait = np.array([p.max_wait_months for p in prods], float)
-        b = cfg.brands
-        self.brand_prestige = np.array([x.prestige for x in b], float)
-        self.brand_huawei = np.array([x.huawei for x in b], float)
-        self.brand_domestic = np.array([x.origin == "domestic" for x in b], float)
-        self.brand_appeal = np.array([x.appeal for x in b], float)
-        self.brand_stock_months = np.array([x.pricing.stock_months for x in b], float)
-        # Static attribute columns (buyers x products utilities are taste @ X.T).
-        self.attr_static = np.zeros((self.n_products, len(TASTES)), np.float32)
-        col = {n: i for i, n in enumerate(TASTES)}
-        self.attr_static[:, col["prestige"]] = self.brand_prestige[self.product_brand]
-        self.attr_static[:, col["huawei"]] = self.brand_huawei[self.product_brand]
-        self.attr_static[:, col["domestic"]] = self.brand_domestic[self.product_brand]
-        for k, pt in enumerate(POWERTRAINS):
-            self.attr_static[:, col[pt]] = self.powertrain_index == k
-        for body in ("SUV", "MPV", "sedan"):
-            self.attr_static[:, col[body]] = self.body == body
-        self.attr_static[:, col["large"]] = self.seats >= 6
-        self._smart_col = col["smart"]
-
-    def _compile_schedules(self) -> None:
-        """Turn dated events and the policy calendar into per-month arrays (T x ...)."""
-        cfg = self.config
-        T, P, M = self.n_months, self.n_products, self.n_markets
-        months = np.arange(self.start_index, self.start_index + T)
-        prods = cfg.products
-        pidx = {n: i for i, n in enumerate(self.product_names)}
-        self.price_t = np.tile(np.array([p.price for p in prods], float), (T, 1))
-        appeal = np.array([p.appeal for p in prods], float)
-        for i, p in enumerate(prods):
-            if p.appeal_like:
-                appeal[i] = p.appeal + float(np.mean([appeal[pidx[o]] for o in p.appeal_like if not prods[pidx[o]].appeal_like]))
-        self.appeal_t = np.tile(appeal, (T, 1))
-        self.smart_t = np.tile(np.array([p.smart for p in prods], float), (T, 1))
-        self.cap_full_t = np.tile(np.array([p.capacity.max for p in prods], float), (T, 1))
-        cap_factor = np.ones((T, P))
-        self.pre_refresh_t = np.zeros((T, P), bool)
-        brand_appeal_t = np.tile(self.brand_appeal, (T, 1))
-        # A brand's appeal trend: ``appeal`` from ``appeal_trend_until`` on, ``trend`` utils a
-        # year less for every year before it (more, for a falling brand).
-        for b, brand in enumerate(cfg.brands):
-            if brand.appeal_trend:
-                until = parse_month(str(brand.appeal_trend_until))  # set whenever there is a trend
-                brand_appeal_t[:, b] -= brand.appeal_trend * np.maximum(until - months, 0) / 12.0
-        end = self.end.copy()
-        self.events_by_month: dict[int, list[Any]] = {}
-        for ev in cfg.events:
-            m0 = parse_month(ev.month)
-            t0 = m0 - self.start_index
-            self.events_by_month.setdefault(m0, []).append(ev)
-            after = slice(max(t0, 0), T) if t0 < T else slice(T, T)
-            j = pidx.get(ev.product) if ev.product else None
-            if ev.type == "price" and j is not None:
-                if ev.price is not None:
-                    self.price_t[after, j] = ev.price
-                else:
-                    self.price_t[after, j] *= ev.factor
-            elif ev.type in ("refresh", "appeal"):
-                if ev.appeal is not None:
-                    if j is not None:
-                        self.appeal_t[after, j] += ev.appeal
-                    elif ev.brand is not None:
-                        brand_appeal_t[after, self.brand_names.index(ev.brand)] += ev.appeal
-                if ev.type == "refresh" and j is not None:
-                    if ev.price is not None:
-                        self.price_t[after, j] = ev.price
-                    if ev.smart is not None:
-                        self.smart_t[after, j] = ev.smart
-                    if ev.announce_months:
-                        lo = max(t0 - ev.announce_months, 0)
-                        self.pre_refresh_t[lo : max(t0, 0), j] = True
-            elif ev.type == "capacity" and j is not None:
-                stop = T if ev.until is None else min(parse_month(ev.until) - self.start_index + 1, T)
-                window = slice(max(t0, 0), max(stop, 0))
-                if ev.capacity is not None:
-                    self.cap_full_t[window, j] = ev.capacity
-                if ev.factor is not None:
-                    cap_factor[window, j] *= ev.factor
-            elif ev.type == "discontinue" and j is not None:
-                end[j] = min(end[j], m0 - 1)
-        self.end = end
-        self.brand_appeal_t = brand_appeal_t
-        # Years since launch or last refresh (life-cycle ageing of appeal).
-        # Lines already delivering at the start count their age from their first deliveries
-        # (on_sale_since) when it is given; without it they are mature and do not age.
-        since = np.array([parse_month(p.on_sale_since) if p.on_sale_since else np.nan for p in prods], float)
-        renewed = np.tile(np.where(np.isnan(since), self.launch, since), (T, 1))
-        for ev in cfg.events:
-            if ev.type == "refresh" and ev.renew and ev.product in pidx:
-                m0 = parse_month(ev.month)
-                renewed[months >= m0, pidx[ev.product]] = m0
-        fresh = (self.delivery_start > self.start_index) | ~np.isnan(since)
-        self.age_t = np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)
-        # Utils lost per year of age: the buyers' common rate plus each product's own (fitted) rate.
-        self.ageing = self.config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float)
-        # Spring Festival shutdowns: products made in a market lose the shutdown's share of the
-        # month's output (not of the full capacity that order books are measured against).
-        working = np.ones((T, P))
-        for mk in cfg.markets:
-            s = mk.seasonality
-            made_here = self.made_in == mk.name
-            if s.lunar_new_year_shutdown_days > 0 and made_here.any():
-                for t, mi in enumerate(months.tolist()):
-                    lost = market.shutdown_share(mi // 12, mi % 12 + 1, s.lunar_new_year, s.lunar_new_year_shutdown_days)
-                    working[t, made_here] = 1.0 - lost
-        # Capacity with its ramp, units a month, integer.
-        since = months[:, None] - self.capacity_start[None, :]
-        self.capacity_t = np.floor(
-            market.ramp_capacity(since, self.ramp[None, :], self.cap_full_t) * cap_factor * working + 1e-9
-        )
-        self.capacity_t[months[:, None] < self.delivery_start[None, :]] = 0.0
-        self.cap_full_t = self.cap_full_t * cap_factor
-        on_sale = (months[:, None] >= self.launch[None, :]) & (months[:, None] <= self.end[None, :])
-        self.open_t = on_sale[:, :, None] & self.sold_in[None, :, :]  # T x P x M
-        self.deliverable_t = months[:, None] >= self.delivery_start[None, :]
-        # Policy: tariffs (T x P x M), NEV exemption (T x M: share, cap, min range), subsidies (T x P x M).
-        pol = cfg.policies
-        self.tariff_t = np.zeros((T, P, M))
-        for tr in pol.tariffs:
-            m = self.market_names.index(tr.market)
-            lo = parse_month(tr.start) if tr.start else -(10**9)
-            hi = parse_month(tr.end) if tr.end else 10**9
-            when = (months >= lo) & (months <= hi)
-            applies = self.made_in != tr.market if tr.made_in is None else np.isin(self.made_in, tr.made_in)
-            if tr.powertrains is not None:
-                applies &= np.isin(self.powertrain, tr.powertrains)
-            if tr.brands is not None:
-                applies &= np.isin(np.array(self.brand_names)[self.product_brand], tr.brands)
-            self.tariff_t[np.ix_(when, applies, np.array([m]))] += tr.rate
-        self.exempt_share_t = np.zeros((T, M))
-        self.exempt_cap_t = np.zeros((T, M))
-        self.exempt_min_range_t = np.zeros((T, M))
-        for ex in pol.nev_exemptions:
-            when = (months >= parse_month(ex.start)) & (months <= parse_month(ex.end))
-            for name in ex.markets:
-                if name in self.market_names:
-                    m = self.market_names.index(name)
-                    self.exempt_share_t[when, m] = ex.share
-                    self.exempt_cap_t[when, m] = ex.cap
-                    self.exempt_min_range_t[when, m] = ex.min_electric_range_km
-        self.subsidy_t = np.zeros((T, P, M))
-        nev = np.isin(self.powertrain, ("BEV", "EREV", "PHEV"))
-        for sub in pol.subsidies:
-            if sub.market not in self.market_names:
-                continue
-            m = self.market_names.index(sub.market)
-            when = (months >= parse_month(sub.start)) & (months <= parse_month(sub.end))
-            amount = np.where(nev, sub.amount_nev, sub.amount_ice) * sub.uptake
-            self.subsidy_t[when, :, m] += amount[None, :]
-        self.tax_on = np.array([m in pol.purchase_tax_markets for m in self.market_names])
-        # Demand: expected arrivals per month and market (people).
-        self.arrivals_t = np.zeros((T, M))
-        for m, mk in enumerate(cfg.markets):
-            ref = parse_month(mk.reference_month)
-            s = mk.seasonality
-            for t, mi in enumerate(months.tolist()):
-                year, mon = mi // 12, mi % 12 + 1
-                season = market.seasonality_factor(
-                    year, mon, s.monthly, s.lunar_new_year, s.lunar_new_year_depth, s.lunar_new_year_window_days
-                )
-                self.arrivals_t[t, m] = market.expected_arrivals(
-                    mk.buyers_per_month, int(mi - ref), mk.growth_per_year, mk.growth.get(str(year), 1.0), season
-                )
-
     def _setup_state(self) -> None:
+        """The agents and the market's state at the start (a backlog from the scenario, no stock)."""
         cfg = self.config
         P, M, B = self.n_products, self.n_markets, self.n_brands
         self.brand_agents = [Brand(self, i, b) for i, b in enumerate(cfg.brands)]
         self.dealers: list[Dealer] = [
             Dealer(self, s, self.brand_names.index(s.brand), self.market_names.index(s.market)) for s in cfg.stores
         ]
-        self.awareness = np.zeros((B, M))
-        for i, b in enumerate(cfg.brands):
-            for m, name in enumerate(self.market_names):
-                self.awareness[i, m] = b.awareness.get(name, 0.05)
+        awareness = [[b.awareness.get(name, 0.05) for name in self.market_names] for b in cfg.brands]
+        self.awareness = np.array(awareness, float).reshape(B, M)
         self.owners = np.zeros((B, M))
         self.backlog = np.zeros((P, M))
+        sold_in = self.calendar.sold_in
         for i, p in enumerate(cfg.products):
-            first = int(np.flatnonzero(self.sold_in[i])[0]) if self.sold_in[i].any() else 0
+            first = int(np.flatnonzero(sold_in[i])[0]) if sold_in[i].any() else 0
             self.backlog[i, first] = np.rint(p.initial_backlog)
         self.stock = np.zeros(P)
         self.recent_deliveries = np.zeros(P)
@@ -350,8 +145,6 @@ class MarketModel(mesa.Model):
         self.next_buyer_id = 0
         self.returning = np.zeros(M)
         self.last_orders = np.zeros((P, M))
-        self._tier_p = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
-        self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
         self.total_decisions = 0
 
     # -------------------------------------------------------------- properties
@@ -402,72 +195,57 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------ the month
 
     def _take_events(self, t: int) -> None:
-        """Dated events that change agents' state: store openings and discounts."""
+        """Spread store openings go on; the month's events change the dealers and brands they name."""
         for d in self.dealers:
             d.advance()
-        for ev in self.events_by_month.get(self.start_index + t, []):
-            if ev.type == "stores":
-                b = self.brand_names.index(ev.brand)
-                m = self.market_names.index(ev.market) if ev.market else 0
-                found = [d for d in self.dealers if d.brand == b and d.market == m and (ev.channel is None or d.channel == ev.channel)]
-                if found:
-                    found[0].open_stores(ev.count, ev.add, ev.over_months)
-                else:
-                    from sim.scenario.schema import Stores
+        for ev in self.calendar.events[t]:
+            if isinstance(ev, StoreChange):
+                self._dealer(ev).open_stores(ev.count, ev.add, ev.over_months)
+            elif isinstance(ev, DiscountChange):
+                for b in ev.brands:
+                    self.brand_agents[b].set_discount(ev.discount, ev.floor)
 
-                    cfg = Stores(brand=ev.brand, market=self.market_names[m], channel=ev.channel or "direct", count=0)
-                    d = Dealer(self, cfg, b, m)
-                    d.open_stores(ev.count, ev.add, ev.over_months)
-                    self.dealers.append(d)
-            elif ev.type == "discount":
-                for name in ([ev.brand] if ev.brand else []) + list(ev.brands or []):
-                    self.brand_agents[self.brand_names.index(name)].set_discount(ev.discount, ev.floor)
+    def _dealer(self, ev: StoreChange) -> Dealer:
+        """The store network a ``stores`` event changes: the brand's first in the market (of the event's
+        channel, if it names one), or a new one with no stores yet."""
+        for d in self.dealers:
+            if d.brand == ev.brand and d.market == ev.market and (ev.channel is None or d.channel == ev.channel):
+                return d
+        from sim.scenario.schema import Stores
+
+        config = Stores(
+            brand=self.brand_names[ev.brand], market=self.market_names[ev.market], channel=ev.channel or "direct", count=0
+        )
+        d = Dealer(self, config, ev.brand, ev.market)
+        self.dealers.append(d)
+        return d
 
     def _update_waits(self, t: int) -> None:
         """Expected wait of a new order (months) and this month's capacity."""
-        cap = self.capacity_t[t]
-        full = np.maximum(self.cap_full_t[t], 1.0)
+        cal = self.calendar
+        cap = cal.capacity[t]
+        full = np.maximum(cal.capacity_full[t], 1.0)
         self.capacity_now = cap
         pending = self.backlog.sum(axis=1) - self.stock
-        before = np.maximum(self.delivery_start - self.month_index, 0)
+        before = np.maximum(cal.delivery_start - self.month_index, 0)
         wait = np.where(cap > 0, pending / np.maximum(cap, 1.0), before + pending / full)
         self.wait = np.clip(wait, 0.0, MAX_WAIT)
 
     def _price(self, t: int) -> None:
-        """Landed list price, transaction price and what buyers pay, products x markets."""
+        """Landed list price, transaction price and what buyers pay (products x markets), and the
+        known price rise of next month in each market (100k RMB, weighted by last month's orders)."""
+        cal = self.calendar
         disc = np.array([b.discount for b in self.brand_agents])[self.product_brand]
-        self.month_list_price, self.month_transaction_price, self.month_paid = self._prices_at(t, disc)
+        prices = policy.landed_prices(cal.policy, t, cal.price[t], disc, cal.powertrain, cal.electric_range)
+        self.month_list_price, self.month_transaction_price, self.month_paid = prices
         nxt = min(t + 1, self.n_months - 1)
-        _, _, paid_next = self._prices_at(nxt, disc)
+        _, _, paid_next = policy.landed_prices(cal.policy, nxt, cal.price[nxt], disc, cal.powertrain, cal.electric_range)
         # Known price change next month (tax steps, announced price moves), 100k RMB.
         change = (paid_next - self.month_paid) / 1e5
-        open_now = self.open_t[t]
-        weight = (self.last_orders + 1.0) * open_now
+        weight = (self.last_orders + 1.0) * cal.open[t]
         with np.errstate(invalid="ignore", divide="ignore"):
             g = (change * weight).sum(axis=0) / weight.sum(axis=0)
         self.expected_rise = np.nan_to_num(g)
-
-    def _prices_at(self, t: int, discount: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cfg, pol = self.config, self.config.policies
-        P, M = self.n_products, self.n_markets
-        lst, trans, paid = np.zeros((P, M)), np.zeros((P, M)), np.zeros((P, M))
-        for m, mk in enumerate(cfg.markets):
-            lp = policy.landed_list_price(self.price_t[t], self.tariff_t[t, :, m], mk.price_level)
-            eligible = policy.nev_eligible(self.powertrain, self.electric_range, self.exempt_min_range_t[t, m])
-            tr, pd = policy.buyer_price(
-                lp,
-                discount,
-                vat=mk.vat,
-                tax_rate=pol.purchase_tax_rate if self.tax_on[m] else 0.0,
-                exemption_share=self.exempt_share_t[t, m],
-                exemption_cap=self.exempt_cap_t[t, m],
-                eligible=eligible,
-                luxury_threshold=pol.luxury_tax_threshold,
-                luxury_rate=pol.luxury_tax_rate if self.tax_on[m] else 0.0,
-                subsidy=self.subsidy_t[t, :, m],
-            )
-            lst[:, m], trans[:, m], paid[:, m] = lp, tr, pd
-        return lst, trans, paid
 
     def _hear(self) -> None:
         """Awareness grows by advertising (p) and word of mouth from owners (q)."""
@@ -483,16 +261,17 @@ class MarketModel(mesa.Model):
 
     def _arrive(self, t: int) -> None:
         """New buyers arrive (and buyers who cancelled come back); leavers go."""
-        if self.kernel == "numba":
-            self._arrive_compiled(t)
-        else:
-            self._arrive_numpy(t)
+        counts = [self._arrivals(t, m) for m in range(self.n_markets)]
+        new = Arrivals(counts, self.month_index, self.next_buyer_id, *self._taste_moments())
+        self.kernel.arrive(self.pool, new, self.market_rngs)
+        self.next_buyer_id += sum(counts)
+        self.month_arrivals = sum(counts)
         self.returning[:] = 0.0
         self.pool.choice[:] = -2
 
     def _arrivals(self, t: int, m: int) -> int:
         """Buyer agents arriving in market ``m`` this month (drawn from the market's stream)."""
-        expected = self.arrivals_t[t, m] / self.scale
+        expected = self.calendar.arrivals[t, m] / self.scale
         n = int(self.market_rngs[m].poisson(expected)) if expected > 0 else 0
         return n + int(np.rint(self.returning[m] / self.scale))
 
@@ -504,113 +283,57 @@ class MarketModel(mesa.Model):
         sd = np.array([cfg.tastes[k].sd if k in cfg.tastes else 0.0 for k in TASTES], np.float32)
         return mean, sd
 
-    def _arrive_compiled(self, t: int) -> None:
-        """The pool as buffers kept from month to month: leavers are squeezed out in place, arrivals drawn into it.
-
-        Each market's arrivals are drawn by :func:`sim.model.kernel.draw_buyers` from one key taken
-        from the market's stream after the Poisson count.
-        """
-        from sim.model import kernel
-
-        pool = self.pool
+    def _choose(self, t: int) -> None:
+        """Buyers consider what their stores and awareness show them, and order or wait."""
         cfg = self.config.buyers
-        size = 0
-        if len(pool):
-            buf = self._buffers
-            size = kernel.keep_rows(
-                ~pool.leaves, buf["id"], buf["market"], buf["tier"], buf["family"], buf["budget"], buf["alpha"],
-                buf["taste"], buf["arrived"], buf["choice"], buf["leaves"],
-            )  # fmt: skip
-        counts = [self._arrivals(t, m) for m in range(self.n_markets)]
-        self._reserve(size + sum(counts), size)
-        buf = self._buffers
-        mean, sd = self._taste_moments()
-        alpha_at_median = cfg.price_sensitivity * (cfg.budget_reference / cfg.budget_median) ** cfg.income_elasticity
-        for m, n in enumerate(counts):
-            if n == 0:
-                continue
-            new = slice(size, size + n)
-            key = kernel.new_key(self.market_rngs[m])
-            kernel.draw_buyers(
-                key,
-                np.cumsum(self._tier_p[m]),
-                kernel.bernoulli_threshold_of(cfg.family_share),
-                float(np.log(cfg.budget_median)),
-                float(cfg.budget_sigma),
-                float(alpha_at_median),
-                float(cfg.income_elasticity),
-                mean,
-                sd,
-                TASTES.index("large"),
-                float(cfg.family_large_car),
-                buf["tier"][new],
-                buf["family"][new],
-                buf["budget"][new],
-                buf["alpha"][new],
-                buf["taste"][new],
-            )
-            buf["id"][new] = np.arange(self.next_buyer_id, self.next_buyer_id + n)
-            self.next_buyer_id += n
-            buf["market"][new] = m
-            buf["arrived"][new] = self.month_index
-            buf["leaves"][new] = False
-            size += n
-        for name in BuyerPool.ARRAYS:
-            setattr(pool, name, buf[name][:size])
-        self.month_arrivals = sum(counts)
-
-    def _reserve(self, rows: int, used: int) -> None:
-        """Room for ``rows`` buyers in the pool's buffers (grown by half, keeping the first ``used`` rows)."""
-        if self._buffers and rows <= self._buffers["id"].shape[0]:
-            return
-        empty = BuyerPool()
-        old = self._buffers
-        self._buffers = {}
-        for name in BuyerPool.ARRAYS:
-            like = getattr(empty, name)
-            new = np.empty((max(rows + rows // 2, 1024),) + like.shape[1:], like.dtype)
-            if old:
-                new[:used] = old[name][:used]
-            self._buffers[name] = new
-
-    def _arrive_numpy(self, t: int) -> None:
-        """New buyers drawn by numpy from the market's stream, one call per attribute."""
         pool = self.pool
-        if len(pool):
-            pool.keep(~pool.leaves)
-        cfg = self.config.buyers
-        arrivals = 0
-        for m in range(self.n_markets):
-            rng = self.market_rngs[m]
-            n = self._arrivals(t, m)
-            if n == 0:
+        P, M = self.n_products, self.n_markets
+        self.month_orders = np.zeros((P, M))
+        cal = self.calendar
+        limit_left = np.floor(
+            np.maximum(cal.max_wait * cal.capacity_full[t] + self.stock - self.backlog.sum(axis=1), 0.0) / self.scale
+        )
+        may_defer = (self.month_index - pool.arrived) < cfg.max_defer_months
+        stays = np.zeros(len(pool), bool)
+        decisions = 0
+        for m in range(M):
+            rows = np.flatnonzero(pool.market == m)
+            if rows.size == 0:
                 continue
-            arrivals += n
-            tier = rng.choice(len(self._tier_p[m]), size=n, p=self._tier_p[m]).astype(np.int16)
-            family = rng.random(n) < cfg.family_share
-            budget = (cfg.budget_median * np.exp(cfg.budget_sigma * rng.standard_normal(n))).astype(np.float32)
-            mean, sd = self._taste_moments()
-            taste = mean + sd * rng.standard_normal((n, len(TASTES)), dtype=np.float32)
-            large = TASTES.index("large")
-            taste[:, large] += np.where(family, cfg.family_large_car, 0.0).astype(np.float32)
-            alpha = market.price_sensitivity(cfg.price_sensitivity, budget, cfg.budget_reference, cfg.income_elasticity)
-            ids = np.arange(self.next_buyer_id, self.next_buyer_id + n, dtype=np.int64)
-            self.next_buyer_id += n
-            pool.extend(
-                BuyerPool(
-                    id=ids,
-                    market=np.full(n, m, np.int16),
-                    tier=tier,
-                    family=family,
-                    budget=budget,
-                    alpha=alpha,
-                    taste=taste,
-                    arrived=np.full(n, self.month_index, np.int32),
-                    choice=np.full(n, -2, np.int32),
-                    leaves=np.zeros(n, bool),
-                )
-            )
-        self.month_arrivals = arrivals
+            offer = self._offer(t, m, limit_left)
+            counts = np.zeros(P)
+            counts[offer.products] = self.kernel.choose(offer, pool, rows, may_defer, stays, self.market_rngs[m])
+            limit_left -= counts
+            self.month_orders[:, m] = np.rint(counts * self.scale)
+            decisions += rows.size
+        pool.leaves = ~self.kernel.who_stays(pool, may_defer, stays, self.market_rngs)
+        self.month_decisions = decisions
+        self.total_decisions += decisions
+        self.last_orders = self.month_orders
+
+    def _offer(self, t: int, m: int, limit_left: np.ndarray) -> Offer:
+        """What market ``m``'s buyers are offered this month: the products open to orders, in the kernel's
+        order, their attributes, mean utilities and prices, the brands' reach and the order limits."""
+        cfg, cal = self.config.buyers, self.calendar
+        open_now = np.flatnonzero(cal.open[t, :, m])
+        prods = self.kernel.arrange(open_now, self.month_paid[open_now, m])
+        paid = self.month_paid[prods, m]
+        attrs = np.concatenate([cal.attributes[prods], (-paid / 1e5)[:, None].astype(np.float32)], axis=1)
+        attrs[:, TASTES.index("smart")] = cal.smart[t, prods]
+        delta = (
+            cal.appeal[t, prods]
+            + cal.brand_appeal[t, self.product_brand[prods]]
+            - cfg.wait_cost * self.wait[prods]
+            - cfg.pre_refresh_penalty * cal.pre_refresh[t, prods]
+            - cal.ageing[prods] * cal.age[t, prods]
+        ).astype(np.float32)
+        # Consideration: brand awareness times store reach in the buyer's city tier.
+        reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
+        nest, lam = self._nests(prods, self.month_transaction_price[prods, m])
+        return Offer(
+            prods, attrs, delta, paid, self.product_brand[prods], self.awareness[:, m][None, :] * reach, nest, lam,
+            limit_left[prods], self.expected_rise[m],
+        )  # fmt: skip
 
     def _nests(self, prods: np.ndarray, trans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Nest of each offered product and the nesting parameter of each nest."""
@@ -619,192 +342,29 @@ class MarketModel(mesa.Model):
             lam = 1.0 if ch.model == "logit" else ch.nest_lambda
             return np.zeros(prods.size, np.intp), np.array([lam], np.float32)
         if ch.nests == "powertrain":
-            return self.powertrain_index[prods], np.full(len(POWERTRAINS), ch.nest_lambda, np.float32)
-        seg = self._segment_of(trans)
-        return seg, np.full(len(self.segment_names), ch.nest_lambda, np.float32)
+            return self.calendar.powertrain_index[prods], np.full(len(POWERTRAINS), ch.nest_lambda, np.float32)
+        return self._segment_of(trans), np.full(len(self.segment_names), ch.nest_lambda, np.float32)
 
     def _segment_of(self, price: np.ndarray) -> np.ndarray:
-        lows = np.array([s.min_price for s in self.config.segments])
-        order = np.argsort(lows)
-        pos = np.searchsorted(lows[order], price, side="right") - 1
-        return order[np.clip(pos, 0, len(lows) - 1)].astype(np.intp)
-
-    def _choose(self, t: int) -> None:
-        """Buyers consider what their stores and awareness show them, and order or wait."""
-        cfg = self.config.buyers
-        pool = self.pool
-        P, M = self.n_products, self.n_markets
-        self.month_orders = np.zeros((P, M))
-        limit_left = np.floor(
-            np.maximum(self.max_wait * self.cap_full_t[t] + self.stock - self.backlog.sum(axis=1), 0.0) / self.scale
-        )
-        may_defer = (self.month_index - pool.arrived) < cfg.max_defer_months
-        stays = np.zeros(len(pool), bool)
-        decisions = 0
-        for m in range(M):
-            rows = np.flatnonzero(pool.market == m)
-            n = rows.size
-            if n == 0:
-                continue
-            prods = np.flatnonzero(self.open_t[t, :, m])
-            if self.kernel == "numba":
-                # Cheapest paid price first: the kernel reads what a buyer can afford as a prefix.
-                prods = prods[np.argsort(self.month_paid[prods, m], kind="stable")]
-                counts = self._choose_compiled(t, m, rows, prods, limit_left, may_defer, stays)
-            else:
-                counts = self._choose_numpy(t, m, rows, prods, limit_left)
-            limit_left -= counts
-            self.month_orders[:, m] = np.rint(counts * self.scale)
-            decisions += n
-        if self.kernel == "numpy":
-            # Who stays: of the buyers who did not order, the deferrers (one draw each, after all markets chose).
-            draw = np.empty(len(pool))
-            for m in range(M):
-                rows = np.flatnonzero(pool.market == m)
-                draw[rows] = self.market_rngs[m].random(rows.size)
-            stays = (pool.choice < 0) & (draw < cfg.defer_share) & may_defer
-        pool.leaves = ~stays
-        self.month_decisions = decisions
-        self.total_decisions += decisions
-        self.last_orders = self.month_orders
-
-    def _choice_inputs(
-        self, t: int, m: int, prods: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """What the choice needs about the products on sale in market ``m``.
-
-        Returns:
-            ``attrs`` (products x (tastes + 1), float32; the last column minus the paid price in
-            100k RMB), ``delta`` (float32), ``paid`` (RMB), consideration probabilities (city tiers x
-            brands), and the nest of each product with the nesting parameter of each nest.
-        """
-        cfg = self.config.buyers
-        paid = self.month_paid[prods, m]
-        trans = self.month_transaction_price[prods, m]
-        attrs = np.concatenate([self.attr_static[prods], (-paid / 1e5)[:, None].astype(np.float32)], axis=1)
-        attrs[:, self._smart_col] = self.smart_t[t, prods]
-        delta = (
-            self.appeal_t[t, prods]
-            + self.brand_appeal_t[t, self.product_brand[prods]]
-            - cfg.wait_cost * self.wait[prods]
-            - cfg.pre_refresh_penalty * self.pre_refresh_t[t, prods]
-            - self.ageing[prods] * self.age_t[t, prods]
-        ).astype(np.float32)
-        # Consideration: brand awareness times store reach in the buyer's city tier.
-        reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
-        p_consider = self.awareness[:, m][None, :] * reach
-        nest, lam = self._nests(prods, trans)
-        return attrs, delta, paid, p_consider, nest, lam
-
-    def _choose_compiled(
-        self,
-        t: int,
-        m: int,
-        rows: np.ndarray,
-        prods: np.ndarray,
-        limit_left: np.ndarray,
-        may_defer: np.ndarray,
-        stays: np.ndarray,
-    ) -> np.ndarray:
-        """Market ``m``'s month by the compiled kernel (:func:`sim.model.kernel.serve_market`); orders per product (agents)."""
-        from sim.model import kernel
-
-        cfg = self.config.buyers
-        pool = self.pool
-        attrs, delta, paid, p_consider, nest, lam = self._choice_inputs(t, m, prods)
-        key = kernel.new_key(self.market_rngs[m])
-        taken = kernel.serve_market(
-            rows,
-            pool.taste,
-            pool.alpha,
-            pool.budget,
-            pool.tier,
-            may_defer,
-            np.ascontiguousarray(attrs.T),
-            delta,
-            paid,
-            self.product_brand[prods].astype(np.int64),
-            nest.astype(np.int64),
-            lam.astype(np.float64),
-            kernel.bernoulli_threshold(p_consider),
-            1.0 + cfg.budget_stretch,
-            float(cfg.outside_value),
-            # A known rise next month lowers the value of waiting: v0 = u0 - gamma * alpha * rise (ODD 7.7).
-            float(-cfg.price_expectation * self.expected_rise[m]),
-            kernel.bernoulli_threshold_of(cfg.defer_share),
-            np.minimum(limit_left[prods], rows.size + 1).astype(np.int64),
-            prods.astype(np.int64),
-            key,
-            pool.choice,
-            stays,
-            self._kernel_records(rows.size),
-        )
-        counts = np.zeros(self.n_products)
-        counts[prods] = taken
-        return counts
-
-    def _kernel_records(self, n: int) -> np.ndarray:
-        """The compiled kernel's scratch rows for ``n`` buyers, kept from month to month (grown by a quarter)."""
-        from sim.model import kernel
-
-        if self._records is None or self._records.shape[0] < n:
-            self._records = kernel.records_buffer(n + n // 4, len(TASTES))
-        return self._records
-
-    def _choose_numpy(self, t: int, m: int, rows: np.ndarray, prods: np.ndarray, limit_left: np.ndarray) -> np.ndarray:
-        """Market ``m``'s month by the numpy path (:func:`sim.model.market.serve_in_order`); orders per product (agents)."""
-        cfg = self.config.buyers
-        pool = self.pool
-        rng = self.market_rngs[m]
-        n = rows.size
-        counts = np.zeros(self.n_products)
-        if prods.size == 0:
-            pool.choice[rows] = market.OUTSIDE
-            return counts
-        attrs, delta, paid, p_consider, nest, lam = self._choice_inputs(t, m, prods)
-        taste = np.concatenate([pool.taste[rows], pool.alpha[rows, None]], axis=1)
-        v = market.utilities(taste, attrs, delta)
-        considers = rng.random((n, self.n_brands), dtype=np.float32) < p_consider.astype(np.float32)[pool.tier[rows]]
-        affordable = paid[None, :] <= pool.budget[rows, None] * (1.0 + cfg.budget_stretch)
-        available = considers[:, self.product_brand[prods]] & affordable
-        v0 = (cfg.outside_value - cfg.price_expectation * pool.alpha[rows] * self.expected_rise[m]).astype(np.float32)
-        e = rng.standard_exponential((n, prods.size), dtype=np.float32)
-        e0 = rng.standard_exponential((n, lam.size + 1), dtype=np.float32)
-        order = rng.permutation(n)
-        choice, _ = market.serve_in_order(v, available, v0, nest, lam, e, e0, limit_left[prods], order)
-        picked = np.where(choice >= 0, prods[np.maximum(choice, 0)], market.OUTSIDE)
-        pool.choice[rows] = picked
-        counts += np.bincount(picked[picked >= 0], minlength=self.n_products)
-        return counts
+        """The segment of each transaction price (RMB)."""
+        return market.segment_of(price, self.calendar.segment_floor)
 
     def _deliver(self, t: int) -> None:
-        """Cancellations, deliveries from stock and capacity, production, backlog."""
-        cfg = self.config.buyers
-        cancel = np.rint(self.backlog * market.cancellation_rate(self.wait, cfg.cancel_rate_per_wait_month)[:, None])
-        pending = self.backlog - cancel + self.month_orders
-        cap = self.capacity_t[t]
-        total_pending = pending.sum(axis=1)
-        deliverable = self.deliverable_t[t]
-        available = np.where(deliverable, self.stock + cap, 0.0)
-        delivered = np.minimum(total_pending, available)
-        units = np.zeros_like(pending)
-        for j in np.flatnonzero(delivered > 0):
-            units[j] = market.split_largest_remainder(int(delivered[j]), pending[j])
-        stock_months = self.brand_stock_months[self.product_brand]
-        target_stock = np.where(self.open_t[t].any(axis=1), stock_months * self.recent_deliveries, 0.0)
-        production = np.where(
-            deliverable, np.minimum(cap, np.maximum(0.0, np.ceil(delivered + target_stock - self.stock))), 0.0
-        )
-        production = np.maximum(production, delivered - self.stock)
-        self.stock = self.stock + production - delivered
-        self.backlog = pending - units
-        self.owners += np.array([units[self.product_brand == b].sum(axis=0) for b in range(self.n_brands)])
-        self.recent_deliveries = (2.0 * self.recent_deliveries + delivered) / 3.0
-        self.returning = cancel.sum(axis=0) * cfg.switch_share
-        self.month_units = units
-        self.month_cancellations = cancel
-        self.production = production
-        self.month_offered = self.open_t[t] | (units > 0) | (self.backlog > 0)
+        """Cancellations, deliveries from stock and capacity, production, backlog; owners and sales follow."""
+        cfg, cal = self.config.buyers, self.calendar
+        on_sale = cal.open[t].any(axis=1)
+        target_stock = np.where(on_sale, cal.stock_months * self.recent_deliveries, 0.0)
+        out = market.deliver(
+            self.backlog, self.month_orders, self.wait, cfg.cancel_rate_per_wait_month,
+            cal.capacity[t], cal.deliverable[t], self.stock, target_stock,
+        )  # fmt: skip
+        self.stock, self.backlog, self.production = out.stock, out.backlog, out.production
+        self.owners += np.array([out.units[self.product_brand == b].sum(axis=0) for b in range(self.n_brands)])
+        self.recent_deliveries = (2.0 * self.recent_deliveries + out.delivered) / 3.0
+        self.returning = out.cancelled.sum(axis=0) * cfg.switch_share
+        self.month_units = out.units
+        self.month_cancellations = out.cancelled
+        self.month_offered = cal.open[t] | (out.units > 0) | (self.backlog > 0)
 
     def _check_month(self, t: int, stock_before: np.ndarray, backlog_before: np.ndarray) -> None:
         """Accounting invariants of the month just simulated; raise :class:`InvariantError` if one fails."""
@@ -822,12 +382,13 @@ class MarketModel(mesa.Model):
             if bad.any():
                 j = int(np.argwhere(bad)[0][0])
                 raise InvariantError(f"{month}: {names[j]}: {what} is negative or not a number ({arr[j].tolist()})")
-        over = self.month_units.sum(axis=1) > stock_before + self.capacity_t[t] + 1e-9
+        capacity = self.calendar.capacity[t]
+        over = self.month_units.sum(axis=1) > stock_before + capacity + 1e-9
         if over.any():
             j = int(np.flatnonzero(over)[0])
             raise InvariantError(
                 f"{month}: {names[j]}: delivered {self.month_units[j].sum():,.0f} > stock {stock_before[j]:,.0f}"
-                f" + capacity {self.capacity_t[t, j]:,.0f}"
+                f" + capacity {capacity[j]:,.0f}"
             )
         gap = self.month_orders - (self.month_units + self.backlog - backlog_before + self.month_cancellations)
         if np.abs(gap).max(initial=0.0) > 1e-6:

@@ -68,7 +68,8 @@ class RunSpec:
             after the values of the run's ensemble member if the scenario has an ``ensemble``.
         point: the sweep's design point (None outside sweeps).
         check: assert the accounting invariants every month (a violation fails the run).
-        kernel: the choice kernel, ``"numba"`` or ``"numpy"`` (same law, different random streams).
+        kernel: the kernel of the monthly draws, ``"numba"`` or ``"numpy"`` (:mod:`sim.model.kernels`);
+            a run repeats itself bit for bit only with the same kernel.
     """
 
     run_id: int
@@ -121,7 +122,7 @@ def make_specs(
         point: the sweep's design point recorded with each run.
         first_stream: index of the first child seed used.
         check: assert the accounting invariants every month in each run.
-        kernel: the choice kernel of every run.
+        kernel: the kernel of the monthly draws in each run (:mod:`sim.model.kernels`).
     """
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
     entropy = int(root.entropy)  # type: ignore[arg-type]
@@ -195,8 +196,9 @@ def execute(spec: RunSpec) -> RunOutput:
         if member is not None:
             row[MEMBER_COLUMN] = member
         rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
-        model = MarketModel(spec.scenario, rng=rng, scale=spec.scale, check=spec.check, kernel=spec.kernel,
-                            **run_overrides(spec, member))
+        model = MarketModel(
+            spec.scenario, rng=rng, scale=spec.scale, check=spec.check, kernel=spec.kernel, **run_overrides(spec, member)
+        )
         row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
         model.run()
         sales = sales_table(model, spec)

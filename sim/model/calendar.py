@@ -1,0 +1,480 @@
+"""The calendar: a scenario compiled, once, into arrays by month, product and market.
+
+A scenario says what happens when: launches and first deliveries, capacity and its ramp,
+Spring Festival shutdowns, refreshes, price and appeal moves, the policy calendar, demand and
+its seasons. :func:`compile_calendar` reads all of it when a model is built and returns a
+:class:`Calendar` of frozen arrays indexed by month ``t`` (0: the scenario's first month),
+product ``j``, market ``m`` and brand ``b``, built by the small pure functions below. The model
+reads the calendar and holds only state.
+
+**Dated events: one mechanism.** Every event of the scenario is read here, once, and goes one
+way by its type:
+
+* an event that changes *what is on offer* is folded into the arrays from its month on
+  (:data:`SCHEDULE_EVENTS`): ``price`` (the list price), ``refresh`` (appeal, price,
+  smartness, the announcement before it, the product's age), ``appeal`` (a product's or a
+  brand's appeal), ``capacity`` (full capacity, for a window), ``discontinue`` (the last month
+  on sale);
+* an event that changes *an agent's state* becomes a typed record in ``Calendar.events[t]``
+  (:data:`AGENT_EVENTS`), which ``MarketModel.step`` hands to the agents in month ``t``:
+  ``stores`` (:class:`StoreChange`: a dealer network grows or shrinks, possibly over months)
+  and ``discount`` (:class:`DiscountChange`: a brand's discount, which its pricing rule then
+  moves on from).
+
+A new event type is one function here and its entry in one of the two tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sim.model import market
+from sim.model.agents import TASTES
+from sim.model.policy import PolicyCalendar, policy_calendar
+from sim.scenario.fields import POWERTRAINS
+from sim.scenario.months import parse_month
+
+if TYPE_CHECKING:
+    from sim.scenario.events import Event
+    from sim.scenario.schema import Scenario
+
+F = NDArray[np.float64]
+I64 = NDArray[np.int64]
+B = NDArray[np.bool_]
+
+#: Month index after any scenario's end: a product with no end date is never discontinued.
+NEVER = 10**9
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """A brand's store network in a market changes (a ``stores`` event).
+
+    Attributes:
+        brand: the brand's index. market: the market's index.
+        channel: the network's channel; None: the brand's first network in the market, whatever its channel.
+        count: the new number of stores (None: unchanged before ``add``).
+        add: stores added (negative: closed), or None.
+        over_months: months the change is spread over, in equal monthly steps (1: at once).
+    """
+
+    brand: int
+    market: int
+    channel: str | None
+    count: float | None
+    add: float | None
+    over_months: int
+
+
+@dataclass(frozen=True)
+class DiscountChange:
+    """Brands set their discount off the list price (a ``discount`` event).
+
+    Attributes:
+        brands: the brands' indices.
+        discount: the new discount, share of the list price.
+        floor: the discount is also the brands' lowest from now on (a price war).
+    """
+
+    brands: tuple[int, ...]
+    discount: float
+    floor: bool
+
+
+#: What ``Calendar.events`` holds: the events that change an agent's state.
+AgentEvent = StoreChange | DiscountChange
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A scenario over its months: T months, P products, M markets, B brands, S segments.
+
+    Month indices count months from January of year 0 (:func:`sim.scenario.months.parse_month`);
+    ``t`` is a month's position in the run. Arrays are read-only.
+
+    Attributes:
+        start: month index of the first month.
+        months: month index of each month (T).
+        market_names, brand_names, product_names, segment_names: names, in the scenario's order.
+        product_brand: each product's brand (P).
+        powertrain: each product's powertrain, a name (P). powertrain_index: its position in ``POWERTRAINS``.
+        electric_range: electric-only range, km (P).
+        sold_in: whether each product is sold in each market (P x M).
+        launch, delivery_start, end: month index of the launch (orders open), of the first
+            deliveries and of the last month on sale (:data:`NEVER` if none), per product.
+        max_wait: months of full capacity an order book may hold (P).
+        ageing: utils lost per year of age: the buyers' common rate plus the product's own (P).
+        attributes: the products' attributes in ``TASTES`` order, float32 (P x tastes); the
+            ``smart`` column is set each month from ``smart``.
+        stock_months: months of sales the product's brand keeps in stock (P; 0: build to order).
+        segment_floor: lowest transaction price of each segment, RMB (S).
+        price: base list price, RMB (T x P).
+        appeal: product appeal, utils (T x P).
+        brand_appeal: brand appeal, utils (T x B).
+        smart: smart-driving and cockpit score, 0..1 (T x P).
+        pre_refresh: a refresh is announced and not yet out (T x P).
+        age: years since launch or the last renewing refresh, 0 for a mature line (T x P).
+        capacity_full: full monthly capacity, units, which order books are measured against (T x P).
+        capacity: the month's capacity, units, with its ramp and shutdowns, whole (T x P).
+        open: on sale in the market (T x P x M).
+        deliverable: deliveries have started (T x P).
+        arrivals: expected potential buyers arriving, people (T x M).
+        policy: taxes, exemptions, subsidies and tariffs in force.
+        events: the events that change agents' state, per month (T tuples).
+    """
+
+    start: int
+    months: I64
+    market_names: tuple[str, ...]
+    brand_names: tuple[str, ...]
+    product_names: tuple[str, ...]
+    segment_names: tuple[str, ...]
+    product_brand: NDArray[np.intp]
+    powertrain: NDArray[np.str_]
+    powertrain_index: NDArray[np.intp]
+    electric_range: F
+    sold_in: B
+    launch: I64
+    delivery_start: I64
+    end: I64
+    max_wait: F
+    ageing: F
+    attributes: NDArray[np.float32]
+    stock_months: F
+    segment_floor: F
+    price: F
+    appeal: F
+    brand_appeal: F
+    smart: F
+    pre_refresh: B
+    age: F
+    capacity_full: F
+    capacity: F
+    open: B
+    deliverable: B
+    arrivals: F
+    policy: PolicyCalendar
+    events: tuple[tuple[AgentEvent, ...], ...]
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
+    @property
+    def n_months(self) -> int:
+        return int(self.months.size)
+
+
+# ------------------------------------------------------------------ dated events
+
+
+@dataclass
+class _Schedules:
+    """The arrays events edit while the calendar is compiled (T x P, brand appeal T x B)."""
+
+    start: int
+    brand_names: list[str]
+    product_index: dict[str, int]
+    price: F
+    appeal: F
+    brand_appeal: F
+    smart: F
+    pre_refresh: B
+    capacity_full: F
+    capacity_factor: F
+    end: I64
+    renewed: F
+
+    def product(self, ev: Event) -> int | None:
+        """The index of the event's product (None: it names none)."""
+        return self.product_index.get(ev.product) if ev.product else None
+
+    def month(self, ev: Event) -> int:
+        """The event's month ``t`` (negative before the run, ``T`` or more after it)."""
+        return parse_month(ev.month) - self.start
+
+    def from_month(self, ev: Event) -> slice:
+        """The months from the event's on."""
+        T = self.price.shape[0]
+        t0 = self.month(ev)
+        return slice(max(t0, 0), T) if t0 < T else slice(T, T)
+
+
+def _price_event(s: _Schedules, ev: Event) -> None:
+    """A new list price, or the old one times ``factor``, from the event's month on."""
+    j = s.product(ev)
+    if j is None:
+        return
+    if ev.price is not None:
+        s.price[s.from_month(ev), j] = ev.price
+    else:
+        s.price[s.from_month(ev), j] *= ev.factor  # type: ignore[operator,arg-type]  # a price event has one or the other
+
+
+def _appeal_event(s: _Schedules, ev: Event) -> None:
+    """A product's appeal (or, without a product, its brand's) changes by ``appeal`` utils from the event's month on."""
+    if ev.appeal is None:
+        return
+    j = s.product(ev)
+    if j is not None:
+        s.appeal[s.from_month(ev), j] += ev.appeal
+    elif ev.brand is not None:
+        s.brand_appeal[s.from_month(ev), s.brand_names.index(ev.brand)] += ev.appeal
+
+
+def _refresh_event(s: _Schedules, ev: Event) -> None:
+    """A new version: its appeal change, price and smartness from its month on; buyers hold back
+    ``announce_months`` before it; with ``renew`` the product's age starts again."""
+    _appeal_event(s, ev)
+    j = s.product(ev)
+    if j is None:
+        return
+    t0 = s.month(ev)
+    if ev.price is not None:
+        s.price[s.from_month(ev), j] = ev.price
+    if ev.smart is not None:
+        s.smart[s.from_month(ev), j] = ev.smart
+    if ev.announce_months:
+        s.pre_refresh[max(t0 - ev.announce_months, 0) : max(t0, 0), j] = True
+    if ev.renew:
+        s.renewed[s.from_month(ev), j] = s.start + t0
+
+
+def _capacity_event(s: _Schedules, ev: Event) -> None:
+    """Full capacity set, or multiplied by ``factor``, from the event's month to ``until`` (inclusive) or the end."""
+    j = s.product(ev)
+    if j is None:
+        return
+    T = s.price.shape[0]
+    t0 = s.month(ev)
+    stop = T if ev.until is None else min(parse_month(ev.until) - s.start + 1, T)
+    window = slice(max(t0, 0), max(stop, 0))
+    if ev.capacity is not None:
+        s.capacity_full[window, j] = ev.capacity
+    if ev.factor is not None:
+        s.capacity_factor[window, j] *= ev.factor
+
+
+def _discontinue_event(s: _Schedules, ev: Event) -> None:
+    """The product's last month on sale is the month before the event's (or its own end, if earlier)."""
+    j = s.product(ev)
+    if j is not None:
+        s.end[j] = min(s.end[j], parse_month(ev.month) - 1)
+
+
+def _stores_event(ev: Event, brand_names: list[str], market_names: list[str]) -> tuple[AgentEvent, ...]:
+    market_index = market_names.index(ev.market) if ev.market else 0
+    return (StoreChange(brand_names.index(ev.brand), market_index, ev.channel, ev.count, ev.add, ev.over_months),)  # type: ignore[arg-type]
+
+
+def _discount_event(ev: Event, brand_names: list[str], market_names: list[str]) -> tuple[AgentEvent, ...]:
+    names = ([ev.brand] if ev.brand else []) + list(ev.brands or [])
+    return (DiscountChange(tuple(brand_names.index(n) for n in names), ev.discount, ev.floor),)  # type: ignore[arg-type]
+
+
+#: Events folded into the arrays, by type: each edits the schedules from its month on.
+SCHEDULE_EVENTS: dict[str, Callable[[_Schedules, Event], None]] = {
+    "price": _price_event,
+    "refresh": _refresh_event,
+    "appeal": _appeal_event,
+    "capacity": _capacity_event,
+    "discontinue": _discontinue_event,
+}
+#: Events handed to the agents in their month, by type: each becomes typed records (brand and market indices).
+AGENT_EVENTS: dict[str, Callable[[Event, list[str], list[str]], tuple[AgentEvent, ...]]] = {
+    "stores": _stores_event,
+    "discount": _discount_event,
+}
+
+
+def agent_events(config: Scenario) -> tuple[tuple[AgentEvent, ...], ...]:
+    """The events that change agents' state, per month of the run (events outside the run are dropped)."""
+    brands = [b.name for b in config.brands]
+    markets = [m.name for m in config.markets]
+    by_month: list[list[AgentEvent]] = [[] for _ in range(config.n_months)]
+    for ev in config.events:
+        t = parse_month(ev.month) - config.start_index
+        if ev.type in AGENT_EVENTS and 0 <= t < config.n_months:
+            by_month[t].extend(AGENT_EVENTS[ev.type](ev, brands, markets))
+    return tuple(tuple(month) for month in by_month)
+
+
+# ------------------------------------------------------------------ products, supply and demand
+
+
+def product_attributes(config: Scenario, product_brand: NDArray[np.intp]) -> NDArray[np.float32]:
+    """The products' attributes in ``TASTES`` order (P x tastes): the brand's prestige, Huawei and
+    domestic flags, powertrain, body and large (6+ seats) dummies; ``smart`` is left at 0."""
+    prods, brands = config.products, config.brands
+    attrs = np.zeros((len(prods), len(TASTES)), np.float32)
+    col = {n: i for i, n in enumerate(TASTES)}
+    attrs[:, col["prestige"]] = np.array([x.prestige for x in brands], float)[product_brand]
+    attrs[:, col["huawei"]] = np.array([x.huawei for x in brands], float)[product_brand]
+    attrs[:, col["domestic"]] = np.array([x.origin == "domestic" for x in brands], float)[product_brand]
+    powertrain_index = np.array([POWERTRAINS.index(p.powertrain) for p in prods], np.intp)
+    for k, pt in enumerate(POWERTRAINS):
+        attrs[:, col[pt]] = powertrain_index == k
+    body = np.array([p.body for p in prods])
+    for kind in ("SUV", "MPV", "sedan"):
+        attrs[:, col[kind]] = body == kind
+    attrs[:, col["large"]] = np.array([p.seats for p in prods]) >= 6
+    return attrs
+
+
+def base_appeal(config: Scenario) -> F:
+    """Each product's appeal, utils; a product ``appeal_like`` others adds its own to the mean of theirs."""
+    prods = config.products
+    index = {p.name: i for i, p in enumerate(prods)}
+    appeal = np.array([p.appeal for p in prods], float)
+    for i, p in enumerate(prods):
+        if p.appeal_like:
+            appeal[i] = p.appeal + float(np.mean([appeal[index[o]] for o in p.appeal_like if not prods[index[o]].appeal_like]))
+    return appeal
+
+
+def brand_appeal_trend(config: Scenario, months: I64) -> F:
+    """Each brand's appeal by month (T x B), utils: ``appeal`` from ``appeal_trend_until`` on, and
+    ``appeal_trend`` utils a year less for every year before it (more, for a falling brand)."""
+    appeal = np.tile(np.array([b.appeal for b in config.brands], float), (months.size, 1))
+    for b, brand in enumerate(config.brands):
+        if brand.appeal_trend:
+            until = parse_month(str(brand.appeal_trend_until))  # set whenever there is a trend
+            appeal[:, b] -= brand.appeal_trend * np.maximum(until - months, 0) / 12.0
+    return appeal
+
+
+def working_share(config: Scenario, months: I64, made_in: NDArray[np.str_]) -> F:
+    """Share of each month's output each product's plant works (T x P): 1, less the Spring
+    Festival shutdown's share of the month in the market where it is made."""
+    working = np.ones((months.size, made_in.size))
+    for mk in config.markets:
+        s = mk.seasonality
+        made_here = made_in == mk.name
+        if s.lunar_new_year_shutdown_days > 0 and made_here.any():
+            for t, mi in enumerate(months.tolist()):
+                lost = market.shutdown_share(mi // 12, mi % 12 + 1, s.lunar_new_year, s.lunar_new_year_shutdown_days)
+                working[t, made_here] = 1.0 - lost
+    return working
+
+
+def monthly_capacity(
+    config: Scenario, months: I64, capacity_full: F, factor: F, working: F, delivery_start: I64
+) -> F:
+    """Units each product can build a month (T x P), whole: the full capacity on its linear ramp
+    from the capacity's start, times event factors and the working share; 0 before first deliveries."""
+    prods = config.products
+    start = np.array(
+        [parse_month(p.capacity.start) if p.capacity.start else parse_month(p.delivery_start or p.launch) for p in prods]
+    )
+    ramp = np.array([p.capacity.ramp_months for p in prods])
+    since = months[:, None] - start[None, :]
+    capacity = np.floor(market.ramp_capacity(since, ramp[None, :], capacity_full) * factor * working + 1e-9)
+    capacity[months[:, None] < delivery_start[None, :]] = 0.0
+    return capacity
+
+
+def ages(config: Scenario, months: I64, renewed: F, delivery_start: I64, since: F) -> F:
+    """Years since launch or the last renewing refresh (``renewed``: its month, T x P). Lines already
+    delivering at the start age from ``on_sale_since`` (``since``) when given; without it they are
+    mature and do not age."""
+    fresh = (delivery_start > config.start_index) | ~np.isnan(since)
+    return np.where(fresh[None, :], np.maximum(months[:, None] - renewed, 0.0) / 12.0, 0.0)  # type: ignore[no-any-return]
+
+
+def expected_arrivals(config: Scenario, months: I64) -> F:
+    """Expected potential buyers arriving in each month and market (T x M), people: the market's
+    rate at its reference month, grown by year, times its season."""
+    arrivals = np.zeros((months.size, len(config.markets)))
+    for m, mk in enumerate(config.markets):
+        ref = parse_month(mk.reference_month)
+        s = mk.seasonality
+        for t, mi in enumerate(months.tolist()):
+            year, mon = mi // 12, mi % 12 + 1
+            season = market.seasonality_factor(
+                year, mon, s.monthly, s.lunar_new_year, s.lunar_new_year_depth, s.lunar_new_year_window_days
+            )
+            arrivals[t, m] = market.expected_arrivals(
+                mk.buyers_per_month, int(mi - ref), mk.growth_per_year, mk.growth.get(str(year), 1.0), season
+            )
+    return arrivals
+
+
+# ------------------------------------------------------------------ the calendar
+
+
+def compile_calendar(config: Scenario) -> Calendar:
+    """The scenario's :class:`Calendar`: its products and markets, month by month, and its agents' events."""
+    prods = config.products
+    T = config.n_months
+    months = np.arange(config.start_index, config.start_index + T)
+    market_names = [m.name for m in config.markets]
+    brand_names = [b.name for b in config.brands]
+    product_brand = np.array([brand_names.index(p.brand) for p in prods], np.intp)
+    powertrain = np.array([p.powertrain for p in prods])
+    made_in = np.array([p.made_in for p in prods])
+    sold_in = np.array([[m in p.markets for m in market_names] for p in prods], bool).reshape(len(prods), len(market_names))
+    launch = np.array([parse_month(p.launch) for p in prods])
+    delivery_start = np.array([parse_month(p.delivery_start or p.launch) for p in prods])
+    since = np.array([parse_month(p.on_sale_since) if p.on_sale_since else np.nan for p in prods], float)
+    s = _Schedules(
+        start=config.start_index,
+        brand_names=brand_names,
+        product_index={p.name: i for i, p in enumerate(prods)},
+        price=np.tile(np.array([p.price for p in prods], float), (T, 1)),
+        appeal=np.tile(base_appeal(config), (T, 1)),
+        brand_appeal=brand_appeal_trend(config, months),
+        smart=np.tile(np.array([p.smart for p in prods], float), (T, 1)),
+        pre_refresh=np.zeros((T, len(prods)), bool),
+        capacity_full=np.tile(np.array([p.capacity.max for p in prods], float), (T, 1)),
+        capacity_factor=np.ones((T, len(prods))),
+        end=np.array([parse_month(p.end) if p.end else NEVER for p in prods]),
+        renewed=np.tile(np.where(np.isnan(since), launch, since), (T, 1)),
+    )
+    for ev in config.events:
+        if ev.type in SCHEDULE_EVENTS:
+            SCHEDULE_EVENTS[ev.type](s, ev)
+    capacity = monthly_capacity(
+        config, months, s.capacity_full, s.capacity_factor, working_share(config, months, made_in), delivery_start
+    )
+    on_sale = (months[:, None] >= launch[None, :]) & (months[:, None] <= s.end[None, :])
+    return Calendar(
+        start=config.start_index,
+        months=months,
+        market_names=tuple(market_names),
+        brand_names=tuple(brand_names),
+        product_names=tuple(p.name for p in prods),
+        segment_names=tuple(sg.name for sg in config.segments),
+        product_brand=product_brand,
+        powertrain=powertrain,
+        powertrain_index=np.array([POWERTRAINS.index(p.powertrain) for p in prods], np.intp),
+        electric_range=np.array([p.electric_range_km for p in prods], float),
+        sold_in=sold_in,
+        launch=launch,
+        delivery_start=delivery_start,
+        end=s.end,
+        max_wait=np.array([p.max_wait_months for p in prods], float),
+        ageing=config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float),
+        attributes=product_attributes(config, product_brand),
+        stock_months=np.array([b.pricing.stock_months for b in config.brands], float)[product_brand],
+        segment_floor=np.array([sg.min_price for sg in config.segments]),
+        price=s.price,
+        appeal=s.appeal,
+        brand_appeal=s.brand_appeal,
+        smart=s.smart,
+        pre_refresh=s.pre_refresh,
+        age=ages(config, months, s.renewed, delivery_start, since),
+        capacity_full=s.capacity_full * s.capacity_factor,
+        capacity=capacity,
+        open=on_sale[:, :, None] & sold_in[None, :, :],
+        deliverable=months[:, None] >= delivery_start[None, :],
+        arrivals=expected_arrivals(config, months),
+        policy=policy_calendar(config, months, made_in, powertrain, np.array(brand_names)[product_brand]),
+        events=agent_events(config),
+    )
