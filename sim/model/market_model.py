@@ -8,7 +8,8 @@ policy calendar, demand, the agents' events) it reads from its
 :class:`~sim.model.calendar.Calendar`, compiled once from the scenario. ``step`` is the month's
 timetable:
 
-1. dated events change the agents (stores open, discounts change);
+1. appeal drifts (after the data, when the scenario asks for it), and dated events change the
+   agents (stores open, discounts change);
 2. waits and this month's capacity are read;
 3. brands set their discounts;
 4. prices are formed per market (tariffs, taxes, exemptions, subsidies);
@@ -30,7 +31,7 @@ from typing import Any
 import mesa
 import numpy as np
 
-from sim.model import market, observe, policy
+from sim.model import draws, market, observe, policy
 from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
 from sim.model.calendar import Calendar, DiscountChange, StoreChange, compile_calendar
 from sim.model.kernels import Arrivals, Kernel, Offer, make_kernel
@@ -101,7 +102,14 @@ class MarketModel(mesa.Model):
         self.scale = float(cfg.scale if scale is None else scale)
         if not self.scale > 0:
             raise InputError(f"scale must be > 0, got {self.scale}")
-        self.calendar: Calendar = compile_calendar(cfg)
+        # What the forecast does not know, drawn from the run's seed by named streams of their own
+        # (the model's stream is untouched): fixed draws folded into the calendar, and the drift of
+        # appeal that the month's timetable walks.
+        seed = self.rng.bit_generator.seed_seq
+        assert isinstance(seed, np.random.SeedSequence)  # a Generator made from a seed or a SeedSequence
+        self.draws = draws.draw(cfg, seed)
+        self.calendar: Calendar = draws.apply(compile_calendar(cfg), self.draws, cfg)
+        self.drift = draws.Drift(cfg, seed, self.draws.start)
         cal = self.calendar
         # Names and sizes, as agents, observers and tables read them.
         self.market_names, self.brand_names = list(cal.market_names), list(cal.brand_names)
@@ -176,6 +184,7 @@ class MarketModel(mesa.Model):
             return
         t = self.t
         self.month_index = self.start_index + t
+        self.drift.step(t)
         self._take_events(t)
         self._update_waits(t)
         self.brands.do("set_prices")
@@ -326,7 +335,10 @@ class MarketModel(mesa.Model):
             - cfg.wait_cost * self.wait[prods]
             - cfg.pre_refresh_penalty * cal.pre_refresh[t, prods]
             - cal.ageing[prods] * cal.age[t, prods]
-        ).astype(np.float32)
+        )
+        if self.drift.active:
+            delta = delta + self.drift.brand[self.product_brand[prods]] + self.drift.product[prods]
+        delta = delta.astype(np.float32)
         # Consideration: brand awareness times store reach in the buyer's city tier.
         reach = market.store_reach(self.effective_stores[:, m][None, :], self._tier_k[m][:, None])  # tiers x brands
         nest, lam = self._nests(prods, self.month_transaction_price[prods, m])

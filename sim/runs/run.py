@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ RUNS_COLUMNS = (
 )
 #: Column added to the runs table when the scenario has an ``ensemble``: the member the run used.
 MEMBER_COLUMN = "member"
+#: Column added to the runs table when a run drew uncertainties (the scenario's ``uncertainty``
+#: section or capacity ranges): its draws as JSON, with each brand's appeal drift at the end.
+DRAWS_COLUMN = "draws"
 #: Spawn-key suffix of the sub-stream from which a run draws its ensemble member; the model's own
 #: stream is untouched, so every member sees the same random numbers (common random numbers).
 MEMBER_STREAM = 2**32 - 1
@@ -203,12 +207,22 @@ def execute(spec: RunSpec) -> RunOutput:
         model.run()
         sales = sales_table(model, spec)
         row["buyer_decisions"] = int(model.total_decisions)
+        if model.draws.any or model.drift.active:
+            row[DRAWS_COLUMN] = json.dumps(draws_record(model), sort_keys=True)
     except Exception:  # a failed run is data; the batch goes on
         row["status"] = "failed"
         row["error"] = traceback.format_exc(limit=20)
         sales = empty_sales()
     row["seconds"] = time.perf_counter() - t0
     return RunOutput(row, sales)
+
+
+def draws_record(model: MarketModel) -> dict[str, Any]:
+    """A run's uncertainty draws: the fixed ones, and each brand's appeal drift at the end (utils)."""
+    out = model.draws.record()
+    if model.drift.active:
+        out["drift"] = {b: round(float(v), 6) for b, v in zip(model.brand_names, model.drift.brand, strict=True)}
+    return out
 
 
 def empty_sales() -> pd.DataFrame:
