@@ -46,7 +46,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``sim compare``; bad input raises :class:`InputError` (exit 2)."""
     import pandas as pd
 
-    from sim.analysis.compare import all_figures, compare, compare_pair, default_figures
+    from sim.analysis.compare import compare
+    from sim.analysis.figure_comparison import all_figures, default_figures
+    from sim.analysis.pair_comparison import compare_pair
     from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
     from sim.present.comparison import build_document, format_csv, format_table
     from sim.runs.store import load_results

@@ -39,14 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from sim.analysis.compare import (
-    Comparison,
-    PairComparison,
-    compare,
-    compare_pair,
-    default_figures,
-    target_table,
-)
+from sim.analysis.compare import Comparison, compare, target_table
+from sim.analysis.figure_comparison import default_figures
+from sim.analysis.pair_comparison import PairComparison, compare_pair
 from sim.analysis.targets import target_outcomes
 from sim.runs.store import Results, load_results
 from sim.scenario.months import parse_month
