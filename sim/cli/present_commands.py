@@ -19,7 +19,7 @@ from sim.cli.options import (
 )
 from sim.cli.registry import command
 from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE
-from sim.present.report import PLOTS
+from sim.present.report_figures import PLOTS
 from sim.scenario.yamlio import InputError
 
 REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
@@ -141,7 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 @command("plot", _plot_arguments, help="draw one figure of a batch as PNG, SVG or PDF",
          description="Draw one figure of the report (the report's figures, one at a time).")  # fmt: skip
 def cmd_plot(args: argparse.Namespace) -> int:
-    from sim.present.report import write_plot
+    from sim.present.report_figures import write_plot
 
     _check_vs(args)
     if args.dpi < 20 or args.dpi > 1200:
