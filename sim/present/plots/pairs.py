@@ -22,7 +22,7 @@ def plot_paired(paired: pd.DataFrame, *, title: str, subtitle: str = "", drop_id
     """Paired differences B - A: the mean, its 95% CI (thick) and 90% of the differences (thin).
 
     Args:
-        paired: the ``paired`` table of :func:`sim.analysis.compare.compare_pair` (``metric``,
+        paired: the ``paired`` table of :func:`sim.analysis.pair_comparison.compare_pair` (``metric``,
             ``mean_diff``, ``ci_low``, ``ci_high``, ``diff_p5``, ``diff_p95``); metrics ending
             in ``reached`` are probabilities (right panel), the others vehicles (left panel).
         drop_identical: leave out the delivery rows identical in every pair (the years before
@@ -76,7 +76,7 @@ def plot_cannibalisation(
     """Where the new products' deliveries came from: units each product lost, and the outside option.
 
     Args:
-        table: the ``cannibalisation`` table of :func:`sim.analysis.compare.compare_pair` (``model``,
+        table: the ``cannibalisation`` table of :func:`sim.analysis.pair_comparison.compare_pair` (``model``,
             ``brand``, ``units_lost``, ``lost_p5``, ``lost_p95``), sorted by units lost.
         summary: its ``cannibalisation_summary`` (``outside_option``, ``new_units``,
             ``new_products``).
