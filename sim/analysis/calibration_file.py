@@ -104,7 +104,7 @@ class MethodSpec(_Strict):
 
 
 class CalibrationFile(_Strict):
-    """A calibration file, validated. Build with :func:`load_calibration`."""
+    """A calibration file, validated. Build with :func:`sim.analysis.calibrate.load_calibration`."""
 
     name: str | None = Field(None, description="Default: the file's stem.")
     description: str = ""

@@ -45,8 +45,9 @@ reason``; the reason starts with a short category (``not found``, ``unparseable 
 Every line of the file is in at least one of the two tables.
 
 Entity names are mapped by the ordered pattern table of :mod:`sim.analysis.reported_entities`
-(with :data:`BRANDS`); the cells are read by :mod:`sim.analysis.reported_periods` (date and
-metric: :data:`MEASURES`) and :mod:`sim.analysis.reported_values` (value: :data:`APPROX_TOLERANCE`),
+(:data:`~sim.analysis.reported_entities.BRANDS`); the cells are read by
+:mod:`sim.analysis.reported_periods` (date and metric: :data:`~sim.analysis.reported_periods.MEASURES`)
+and :mod:`sim.analysis.reported_values` (value: :data:`~sim.analysis.reported_values.APPROX_TOLERANCE`),
 the file by :mod:`sim.analysis.reported_csv`.
 """
 
