@@ -16,19 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.analysis.compare import (
-    CONFIDENCE_WEIGHTS,
-    FIGURE_COLUMNS,
-    all_figures,
-    compare,
-    compare_pair,
-    coverage,
-    mape,
-    mase,
-    naive_scale,
-    paired_summary,
-    target_summary,
-)
+from sim.analysis.compare import compare, target_summary
+from sim.analysis.figure_comparison import CONFIDENCE_WEIGHTS, FIGURE_COLUMNS, all_figures
+from sim.analysis.metrics import coverage, mape, mase, naive_scale, paired_summary
+from sim.analysis.pair_comparison import compare_pair
 from sim.cli import main
 from sim.runs import store
 from sim.runs.run import RUNS_COLUMNS, sales_frame

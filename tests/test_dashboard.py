@@ -21,7 +21,8 @@ import pytest
 from conftest import ROOT, TINY, cli_env, tiny_scenario
 
 from sim import cli
-from sim.analysis.compare import compare_pair, target_table
+from sim.analysis.compare import target_table
+from sim.analysis.pair_comparison import compare_pair
 from sim.model.market_model import MarketModel
 from sim.present.dashboard import levers as lv
 from sim.present.dashboard.config import DashboardConfig, make_config, scenario_files
@@ -375,7 +376,7 @@ def test_segment_shares_average_per_run_shares():
 
 def test_cumulative_fan_counts_months_outside_the_results_as_zero():
     res = _results("x", [[10, 20, 30], [20, 20, 20]])
-    from sim.analysis.compare import unit_cube
+    from sim.analysis.unit_cube import unit_cube
 
     fan = cumulative_fan(unit_cube(res), "A", "2024-02", "2024-05", 1000.0, "s").set_index("month")
     assert fan.loc["2024-01", "mean"] == 1000  # the month before the window holds the anchor

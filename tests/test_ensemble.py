@@ -18,18 +18,10 @@ import yaml
 from conftest import CALIB_TINY
 from scipy import integrate
 
-from sim.analysis.calibrate import (
-    FreeParameter,
-    Proposal,
-    distances,
-    importance_weights,
-    load_calibration,
-    log_prior,
-    population,
-    read_table_file,
-    select,
-    target_values,
-)
+from sim.analysis.abc_smc import Proposal, importance_weights, log_prior, population, select
+from sim.analysis.calibrate import load_calibration
+from sim.analysis.calibration_file import FreeParameter
+from sim.analysis.calibration_targets import distances, read_table_file, target_values
 from sim.analysis.fit_appeals import simulate_monthly, volume_targets
 from sim.cli import main
 from sim.runs import store

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from sim.analysis.compare import compare_pair
+from sim.analysis.pair_comparison import compare_pair
 from sim.analysis.targets import target_outcomes
 from sim.present import plots
 from sim.runs import store

@@ -17,7 +17,7 @@ import pytest
 from conftest import DATA, TINY
 
 from sim import cli
-from sim.analysis.reported import MAX_FILE_BYTES as CSV_LIMIT
+from sim.analysis.reported_csv import MAX_FILE_BYTES as CSV_LIMIT
 from sim.scenario.yamlio import MAX_FILE_BYTES as YAML_LIMIT
 from sim.scenario.yamlio import MAX_NODES
 

@@ -19,7 +19,8 @@ from test_plots import PRODUCTS, write_synthetic_results
 
 from sim.analysis.targets import summarize, target_outcomes
 from sim.cli import main
-from sim.present.report import NEEDS_VS, PLOTS, scenario_differences
+from sim.present.report_assumptions import scenario_differences
+from sim.present.report_figures import NEEDS_VS, PLOTS
 from sim.runs.store import load_results
 
 ROOT = Path(__file__).resolve().parent.parent

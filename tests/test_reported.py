@@ -12,26 +12,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.analysis.reported import (
-    APPROX_TOLERANCE,
-    BRANDS,
     CONFIDENCE_LEVELS,
     DEFAULT_PATH,
     FIGURE_COLUMNS,
+    UNUSABLE_COLUMNS,
+    ReportedFigures,
+    load_reported,
+    volume_series,
+)
+from sim.analysis.reported_entities import BRANDS, resolve_entity
+from sim.analysis.reported_periods import (
     FREQUENCIES,
     GRANULARITIES,
     MEASURES,
-    QUALIFIERS,
-    UNUSABLE_COLUMNS,
     VOLUME_MEASURES,
-    ReportedFigures,
     classify_measure,
-    load_reported,
-    parse_items,
     parse_period,
-    parse_value,
-    resolve_entity,
-    volume_series,
 )
+from sim.analysis.reported_values import APPROX_TOLERANCE, QUALIFIERS, parse_items, parse_value
 
 SHARED_COPY = Path("/work/shared/data/reported_figures.csv")
 HEADER = '"date","entity","metric","value","unit","source","quote","confidence"\n'

@@ -11,13 +11,13 @@ import json
 import pandas as pd
 from conftest import CALIB_TINY, TINY
 
-from sim.analysis.validate_model import (
+from sim.analysis.elasticities import elasticity_checks
+from sim.analysis.patterns import (
     check_discounts,
     check_legacy_decline,
     check_refresh_dip,
     check_seasonality,
     check_tax_pull_forward,
-    elasticity_checks,
 )
 from sim.cli import main
 from sim.scenario.load import load_scenario

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.calibrate import FreeParameter, ParameterPrior, read_calibration_file, resolve_parameters
+from sim.analysis.calibration_file import FreeParameter, ParameterPrior, read_calibration_file, resolve_parameters
 from sim.analysis.targets import target_outcomes
 from sim.runs import store
 from sim.runs.manifest import new_manifest

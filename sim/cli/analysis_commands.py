@@ -93,7 +93,8 @@ def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("calibrate", _calibrate_arguments, help="ensemble calibration (ABC-SMC) of a calibration file's free parameters")
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from sim.analysis.calibrate import OUTPUTS, calibrate, format_report, load_calibration, write_outputs
+    from sim.analysis.calibrate import OUTPUTS, calibrate, load_calibration
+    from sim.analysis.calibration_outputs import format_report, write_outputs
     from sim.runs import store
     from sim.runs.batch import check_executor
 

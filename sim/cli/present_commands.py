@@ -19,7 +19,7 @@ from sim.cli.options import (
 )
 from sim.cli.registry import command
 from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE
-from sim.present.report import PLOTS
+from sim.present.report_figures import PLOTS
 from sim.scenario.yamlio import InputError
 
 REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
@@ -46,7 +46,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``sim compare``; bad input raises :class:`InputError` (exit 2)."""
     import pandas as pd
 
-    from sim.analysis.compare import all_figures, compare, compare_pair, default_figures
+    from sim.analysis.compare import compare
+    from sim.analysis.figure_comparison import all_figures, default_figures
+    from sim.analysis.pair_comparison import compare_pair
     from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
     from sim.present.comparison import build_document, format_csv, format_table
     from sim.runs.store import load_results
@@ -139,7 +141,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 @command("plot", _plot_arguments, help="draw one figure of a batch as PNG, SVG or PDF",
          description="Draw one figure of the report (the report's figures, one at a time).")  # fmt: skip
 def cmd_plot(args: argparse.Namespace) -> int:
-    from sim.present.report import write_plot
+    from sim.present.report_figures import write_plot
 
     _check_vs(args)
     if args.dpi < 20 or args.dpi > 1200:

@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.compare import (
-    Comparison,
-    PairComparison,
-)
+from sim.analysis.compare import Comparison
+from sim.analysis.pair_comparison import PairComparison
 from sim.scenario.yamlio import InputError
 
 # --------------------------------------------------------------------------- output

@@ -164,7 +164,7 @@ def run_pair(
     """Run ``scenario`` and ``baseline`` with ``replications`` replicates each on the root ``seed``.
 
     Replicate ``r`` of both draws the same random numbers (common random numbers), so that
-    :func:`sim.analysis.compare.compare_pair` pairs them. Batches found in ``cache`` are not rerun.
+    :func:`sim.analysis.pair_comparison.compare_pair` pairs them. Batches found in ``cache`` are not rerun.
 
     Args:
         scenario, baseline: resolved scenarios (overrides already applied to ``scenario``).

@@ -2,8 +2,8 @@
 
 Everything here reads :class:`sim.runs.store.Results` (in memory or loaded from a folder) and reuses
 :mod:`sim.analysis.compare` for the target (:func:`sim.analysis.compare.target_table`), the paired differences
-(:func:`sim.analysis.compare.compare_pair`) and the reported figures set against the simulation
-(:func:`sim.analysis.compare.figure_table`, the table :func:`sim.analysis.compare.compare` starts from; the series
+(:func:`sim.analysis.pair_comparison.compare_pair`) and the reported figures set against the simulation
+(:func:`sim.analysis.figure_comparison.figure_table`, the table :func:`sim.analysis.compare.compare` starts from; the series
 metrics are left out, as they take seconds and the page does not show them). Nothing re-runs the model.
 
 The fan chart counts deliveries as the target does: the reported cumulative at the window's start
@@ -23,9 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.analysis.compare import UnitCube, compare_pair, figure_table, read_reported, target_table, unit_cube
+from sim.analysis.compare import read_reported, target_table
+from sim.analysis.figure_comparison import figure_table
+from sim.analysis.pair_comparison import compare_pair
 from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
 from sim.analysis.reported import ReportedFigures
+from sim.analysis.unit_cube import UnitCube, unit_cube
 from sim.runs.store import Results
 from sim.scenario.months import format_month, parse_month
 
@@ -45,7 +48,7 @@ class Summary:
             ``reported_cumulative_at_start``), or None.
         anchor: reported cumulative deliveries at the window's start (0 when not given).
         targets: :func:`sim.analysis.compare.target_summary` of the target for ``scenario`` and ``baseline``.
-        paired: :func:`sim.analysis.compare.compare_pair` of baseline (A) and scenario (B): its
+        paired: :func:`sim.analysis.pair_comparison.compare_pair` of baseline (A) and scenario (B): its
             ``paired`` table; ``pair_note`` says on how many replicates.
         reached_diff, delivered_diff: the paired rows of the target (``reached`` 1/0 and window
             deliveries): ``mean_diff``, ``ci_low``/``ci_high`` (95% CI of the mean),
@@ -57,7 +60,7 @@ class Summary:
             results' first month.
         window: per role, the window deliveries of each replicate.
         reported_cumulative: the brand's reported cumulative figures counted since launch, with
-            the simulated mean and band over the same months (:func:`sim.analysis.compare.figure_table`
+            the simulated mean and band over the same months (:func:`sim.analysis.figure_comparison.figure_table`
             rows).
         monthly: mean deliveries per role, month and brand (all markets), vehicles.
         reported_monthly: reported monthly volume figures per brand (``month``, ``brand``,
