@@ -12,13 +12,9 @@ import pytest
 from conftest import TINY, tiny_child, tiny_scenario
 
 from sim.analysis import levenberg_marquardt
-from sim.analysis.fit_appeals import (
-    block_levenberg_marquardt,
-    fit_appeals,
-    simulate_monthly,
-    volume_targets,
-    write_overlay,
-)
+from sim.analysis.fit_appeals import fit_appeals, write_overlay
+from sim.analysis.fit_targets import simulate_monthly, volume_targets
+from sim.analysis.levenberg_marquardt import block_levenberg_marquardt
 from sim.scenario.load import load_scenario
 
 

@@ -22,7 +22,7 @@ from sim.analysis.abc_smc import Proposal, importance_weights, log_prior, popula
 from sim.analysis.calibrate import load_calibration
 from sim.analysis.calibration_file import FreeParameter
 from sim.analysis.calibration_targets import distances, read_table_file, target_values
-from sim.analysis.fit_appeals import simulate_monthly, volume_targets
+from sim.analysis.fit_targets import simulate_monthly, volume_targets
 from sim.cli import main
 from sim.runs import store
 from sim.runs.run import ensemble_member, execute, make_specs

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import stats
 from scipy.special import expit, logit
 
-from sim.analysis.fit_appeals import FREQUENCY_WEIGHT
+from sim.analysis.fit_targets import FREQUENCY_WEIGHT
 from sim.runs.sweep import point_scenario
 from sim.scenario.errors import validate
 from sim.scenario.paths import PathError, value_at

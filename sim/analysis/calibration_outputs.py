@@ -21,7 +21,7 @@ import yaml
 
 from sim.analysis.calibrate import Calibration, Outcome, write_json
 from sim.analysis.calibration_targets import FitTarget, distances
-from sim.analysis.fit_appeals import CONFIDENCE_WEIGHT
+from sim.analysis.fit_targets import CONFIDENCE_WEIGHT
 from sim.scenario.load import load_scenario
 from sim.scenario.months import parse_month
 from sim.scenario.paths import parse_path

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.calibration_file import CalibrationFile, DataSpec
-from sim.analysis.fit_appeals import CONFIDENCE_WEIGHT, FREQUENCY_WEIGHT, VolumeTarget, volume_targets
+from sim.analysis.fit_targets import CONFIDENCE_WEIGHT, FREQUENCY_WEIGHT, VolumeTarget, volume_targets
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Problem

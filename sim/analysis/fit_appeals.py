@@ -51,27 +51,18 @@ import pandas as pd
 import yaml
 
 from sim.analysis.fit_targets import (
-    CONFIDENCE_WEIGHT,
-    FREQUENCY_WEIGHT,
-    VOLUME_MEASURES,
     VolumeTarget,
     delivery_response,
     replicate_monthly,
     residuals,
-    simulate_monthly,
     target_rows,
     volume_targets,
 )
-from sim.analysis.levenberg_marquardt import MAX_DAMPING, block_levenberg_marquardt
+from sim.analysis.levenberg_marquardt import block_levenberg_marquardt
 from sim.analysis.posterior import Laplace, laplace
 from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
-
-__all__ = [
-    "CONFIDENCE_WEIGHT", "FREQUENCY_WEIGHT", "MAX_DAMPING", "VOLUME_MEASURES", "AppealFit", "VolumeTarget",
-    "block_levenberg_marquardt", "fit", "fit_appeals", "simulate_monthly", "volume_targets", "write_overlay",
-]
 
 #: A product's own ageing rate is fitted only with at least this many months of deliveries in sample.
 AGEING_MIN_MONTHS = 9
