@@ -40,14 +40,21 @@ def _fit_appeals_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-trend", dest="trend", action="store_false",
                    help="no brand appeal trends (utils a year up to the cut-off, flat after it)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")  # fmt: skip
+                   help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
+    p.add_argument("--members", type=int, default=0,
+                   help="parameter sets drawn from the fit's posterior (Laplace approximation), written as the "
+                        "overlay's ensemble: each run draws one (default 0: none)")
+    p.add_argument("--product-prior", type=float, default=0.0,
+                   help="partial pooling: weight of the prior pulling each product's appeal to its brand's (default 0)")
+    p.add_argument("--ageing-prior", type=float, default=0.0,
+                   help="partial pooling: weight of the prior pulling each life-cycle rate to 0 (default 0)")  # fmt: skip
 
 
 @command("fit-appeals", _fit_appeals_arguments,
          help="fit brand/product appeals to reported volumes (writes an overlay scenario)")  # fmt: skip
 def cmd_fit_appeals(args: argparse.Namespace) -> int:
-    from sim.analysis.fit_appeals import fit_appeals, write_overlay
-    from sim.scenario.months import parse_month
+    from sim.analysis.fit_appeals import fit, write_overlay
+    from sim.scenario.months import format_month, parse_month
     from sim.scenario.paths import parse_set_option
 
     try:
@@ -59,15 +66,30 @@ def cmd_fit_appeals(args: argparse.Namespace) -> int:
     out_dir = Path(args.write).resolve().parent
     if not out_dir.is_dir():
         raise InputError(f"--write: folder {out_dir} does not exist")
-    brand_fit, prod_fit, report = fit_appeals(
+    for name in ("members", "product_prior", "ageing_prior"):
+        value = getattr(args, name)
+        if not (0 <= value < math.inf):
+            raise InputError(f"--{name.replace('_', '-')}: must be a finite number at least 0, got {value}")
+    result = fit(
         args.scenario, through=args.through, replications=args.replications, seed=args.seed,
         scale=args.scale, iterations=args.iterations, fit_ageing=args.ageing, fit_trend=args.trend,
         overrides=dict(parse_set_option(s) for s in args.sets), kernel=run_kernel(args),
+        product_prior=args.product_prior, ageing_prior=args.ageing_prior,
     )  # fmt: skip
+    brand_fit, prod_fit = result.values()
     out = Path(args.write)
     extends = os.path.relpath(Path(args.scenario).resolve(), out.resolve().parent)
-    write_overlay(out, extends, args.name, brand_fit, prod_fit, report, _typed_command())
-    print(report.to_string(index=False))
+    spread, n = result.new_product_spread()
+    uncertainty = {"start": format_month(parse_month(result.cut) + 1), "new_product_appeal": round(spread, 4),
+                   "source": f"sim fit-appeals: the data end {result.cut}; new products' appeal spread = the RMS of "
+                             f"{n} fitted product appeals"}  # fmt: skip
+    members = result.members(args.members, seed=args.seed) if args.members else None
+    write_overlay(out, extends, args.name, brand_fit, prod_fit, result.report, _typed_command(),
+                  members=members, uncertainty=uncertainty)  # fmt: skip
+    post = result.posterior
+    print(result.report.to_string(index=False))
+    print(f"posterior: {post.n} figures, {post.p_eff:.1f} effective parameters of {len(result.theta)}, "
+          f"residual variance {post.s2:.4f}")  # fmt: skip
     print(f"wrote {out}")
     return 0
 
