@@ -44,7 +44,14 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis.benchmarks import BENCHMARKS, benchmark_forecasts
-from sim.analysis.drift import DriftEstimate, estimate_drift, horizon_variance
+from sim.analysis.drift import (
+    NO_DRIFT,
+    DriftEstimate,
+    estimate_drift,
+    horizon_variance,
+    level_weight,
+    realized_conversion,
+)
 from sim.analysis.figures import figures_upto, scorable_figures
 from sim.analysis.fit_appeals import fit, write_overlay
 from sim.analysis.reported import load_reported
@@ -201,6 +208,7 @@ def score_forecast(
             cols = (months >= int(fig["start_index"])) & (months <= int(fig["end_index"]))
             shares = tables[str(fig["entity"])][:, cols].mean(axis=0)
             row["H"] = horizon_variance(months[cols] - o, shares)
+            row["L"] = level_weight(months[cols] - o, shares)
             row["level"] = "product" if level == "model" else "brand"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -246,6 +254,7 @@ class Backtest:
         names = [p.name for p in self.market.products]
         self.figures = scorable_figures(self.reported, [b.name for b in self.market.brands], names)
         self.utils_to_log = 1.0 / _lambda(self.market)
+        self.conversion: dict[str, float | None] = {}
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
@@ -284,8 +293,7 @@ class Backtest:
     def forecast(self, origin: str, fitted: Path, kind: str, drift: DriftEstimate, replications: int) -> store.Results:
         """Run the forecast from ``origin`` (the fit's history included) into ``origins/T/<kind>``."""
         end = min(parse_month(origin) + self.plan.horizon, parse_month(self.plan.through))
-        over = {"end": format_month(end), "uncertainty.brand_drift": round(drift.brand, 6),
-                "uncertainty.product_drift": round(drift.product, 6)}
+        over = {"end": format_month(end), **drift.overrides()}
         scenario = load_scenario(fitted, over)
         folder = self.out / "origins" / origin / kind
         done = (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete"
@@ -308,23 +316,41 @@ class Backtest:
         o = parse_month(origin)
         errors = [r.pilot_errors for r in done if parse_month(r.origin) < o and not r.pilot_errors.empty]
         if not errors:
-            return DriftEstimate(0.0, 0.0, 0, float("nan"))
+            return NO_DRIFT
         e = pd.concat(errors, ignore_index=True)
         e = e[(e["end"].map(parse_month) <= o) & e["qualifier"].isin(TWO_SIDED)]
-        return estimate_drift(e, utils_to_log=self.utils_to_log)
+        return estimate_drift(e)  # in log-volume units: calibrated_drift converts them into utils
+
+    def calibrated_drift(self, origin: str, fitted: Path, figs: pd.DataFrame, pilot_errors: pd.DataFrame,
+                         drift_log: DriftEstimate) -> DriftEstimate:
+        """The drift in utils that gives the model's figures the spread estimated in log-volume units.
+
+        A probe forecast with the drift converted at ``1 / lambda`` measures how much spread a util
+        of drift gives this fit's figures (:func:`sim.analysis.drift.realized_conversion`); the
+        drift is then converted at that rate.
+        """
+        if drift_log.zero or self.plan.drift is not None:
+            return drift_log
+        trial = drift_log.scaled(1.0 / self.utils_to_log)
+        probe = self.forecast(origin, fitted, "probe", trial, self.plan.pilot_replications)
+        k = realized_conversion(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
+        drift = drift_log.scaled(1.0 / k) if k else trial
+        self.conversion[origin] = k
+        self.say(f"[{origin}] from {drift_log.figures} earlier errors: appeal offset at the origin "
+                 f"{drift.brand_level:.3f} (brands), {drift.product_level:.3f} (products); drift {drift.brand:.3f}, "
+                 f"{drift.product:.3f} utils a month (a util moves these figures by {k or 0:.2f} log units)")  # fmt: skip
+        return drift
 
     def run_origin(self, origin: str, warmup: bool, done: list[OriginResult]) -> OriginResult:
         fitted = self.fit_origin(origin)
         figs = self.scored_figures(origin)
-        zero = DriftEstimate(0.0, 0.0, 0, float("nan"))
+        zero = NO_DRIFT
         pilot = self.forecast(origin, fitted, "pilot", zero, self.plan.pilot_replications)
         pilot_errors = score_forecast(pilot, figs, origin, with_spread=True)
         if warmup:
             self.say(f"[{origin}] warm-up origin: {len(pilot_errors)} figures teach the drift scale")
             return OriginResult(origin, True, zero, pilot_errors)
-        drift = self.drift_at(origin, done)
-        self.say(f"[{origin}] drift scale {drift.brand:.3f} (brands), {drift.product:.3f} (products) utils a month, "
-                 f"from {drift.figures} earlier errors")  # fmt: skip
+        drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(origin, done))
         results = self.forecast(origin, fitted, "forecast", drift, self.plan.replications)
         scores = score_forecast(results, figs, origin)
         history = figures_upto(self.figures, origin)
@@ -343,6 +369,7 @@ class Backtest:
         scores = pd.concat([r.scores for r in done if not r.warmup], ignore_index=True)
         scores.to_parquet(self.out / "scores.parquet", index=False)
         summary = summarize_backtest(scores, self.plan, {r.origin: r.drift for r in done if not r.warmup})
+        summary["utils_to_log"] = {o: (None if k is None else round(k, 4)) for o, k in self.conversion.items()}
         manifest = new_manifest("backtest", plan=asdict(self.plan), summary=summary)
         (self.out / "backtest.json").write_text(json.dumps(manifest, indent=2, default=str))
         return summary
@@ -394,8 +421,8 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
         **_pooled(scores),
         "focus": {"brands": list(FOCUS_BRANDS)} | _pooled(focus),
         "by_horizon": by_h,
-        "drift": {o: {"brand": round(d.brand, 4), "product": round(d.product, 4), "figures": d.figures}
-                  for o, d in drift.items()},
+        "drift": {o: {"brand": round(d.brand, 4), "product": round(d.product, 4), "brand_level": round(d.brand_level, 4),
+                      "product_level": round(d.product_level, 4), "figures": d.figures} for o, d in drift.items()},
         "benchmarks": list(BENCHMARKS),
         "inputs_note": "launches, price changes, store openings, policies and capacities in the scenario are "
                        "taken as known at every origin, as in the production forecast",

@@ -10,9 +10,13 @@ appeal from the first month after the data, with a monthly step of standard devi
 Its scale is estimated from past forecast errors, as a forecaster sets the width of the bands: a
 figure ``i`` scored against a forecast made at an origin has log error ``e_i`` with variance
 
-    v_i + (sigma_brand**2 + [i is a product's figure] * sigma_product**2) * H_i * k**2,
+    v_i + k**2 * (tau_brand**2 * L_i + sigma_brand**2 * H_i)
+        + [i is a product's figure] * k**2 * (tau_product**2 * L_i + sigma_product**2 * H_i),
 
-where ``v_i`` is the variance of the forecast's own replicates (log units), ``k`` converts utils
+where ``v_i`` is the variance of the forecast's own replicates (log units), ``tau`` is the
+standard deviation of the appeal's offset at the origin (the fit fixes the level of a brand's
+appeal at the origin only so well: a random walk is not a trend), ``L_i`` the squared share of
+the figure's months after the origin (:func:`level_weight`), ``k`` converts utils
 into log volume (``1 / nest_lambda``: a brand's volume moves by about ``d / lambda`` when its
 appeal moves by ``d`` utils in a nested logit where its share is small) and ``H_i`` is the
 variance, in months, that a unit random walk started at the origin gives the log of the figure's
@@ -27,7 +31,7 @@ that origin (prequential), so that no figure after the origin sets the width of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -60,13 +64,24 @@ def horizon_variance(horizons: np.ndarray, shares: np.ndarray | None = None) -> 
     return float(s @ np.minimum.outer(h, h) @ s)
 
 
+def level_weight(horizons: np.ndarray, shares: np.ndarray | None = None) -> float:
+    """Weight of an offset at the origin in the log of a figure's total: the squared share of its months after it."""
+    h = np.asarray(horizons, float)
+    s = np.full(h.size, 1.0 / max(h.size, 1)) if shares is None else np.asarray(shares, float)
+    total = s.sum()
+    after = float(s[h > 0].sum() / total) if total > 0 else float(np.mean(h > 0)) if h.size else 0.0
+    return after**2
+
+
 @dataclass(frozen=True)
 class DriftEstimate:
-    """Monthly random-walk scales of appeal (utils) estimated from forecast errors.
+    """Appeal offsets at the origin and monthly random-walk steps (utils) estimated from forecast errors.
 
     Attributes:
         brand: standard deviation of a brand's monthly appeal step.
         product: standard deviation of a product's own monthly appeal step (on top of its brand's).
+        brand_level: standard deviation of a brand's appeal offset at the origin.
+        product_level: standard deviation of a product's own offset at the origin.
         figures: number of forecast errors the estimate rests on.
         log_likelihood: at the estimate (normal errors).
     """
@@ -75,43 +90,101 @@ class DriftEstimate:
     product: float
     figures: int
     log_likelihood: float
+    brand_level: float = 0.0
+    product_level: float = 0.0
+
+    def scaled(self, factor: float) -> DriftEstimate:
+        """The same estimate with every scale multiplied by ``factor`` (e.g. log-volume units into utils)."""
+        return replace(self, brand=self.brand * factor, product=self.product * factor,
+                       brand_level=self.brand_level * factor, product_level=self.product_level * factor)  # fmt: skip
+
+    @property
+    def zero(self) -> bool:
+        return not any((self.brand, self.product, self.brand_level, self.product_level))
+
+    def overrides(self) -> dict[str, float]:
+        """The scenario values that carry the estimate (paths of the ``uncertainty`` section)."""
+        return {"uncertainty.brand_drift": round(self.brand, 6), "uncertainty.product_drift": round(self.product, 6),
+                "uncertainty.brand_level": round(self.brand_level, 6),
+                "uncertainty.product_level": round(self.product_level, 6)}  # fmt: skip
+
+
+#: No drift at all.
+NO_DRIFT = DriftEstimate(0.0, 0.0, 0, float("nan"))
+
+
+def utils_variance(errors: pd.DataFrame, drift: DriftEstimate) -> np.ndarray:
+    """Variance (utils squared) the drift gives the log of each figure, before conversion to log volume."""
+    is_product = (errors["level"] == "product").to_numpy()
+    h, lw = errors["H"].to_numpy(float), errors["L"].to_numpy(float)
+    return (h * drift.brand**2 + lw * drift.brand_level**2
+            + is_product * (h * drift.product**2 + lw * drift.product_level**2))  # fmt: skip
+
+
+def realized_conversion(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> float | None:
+    """How many log-volume units a util of drift moves the figures, as the model answers (k).
+
+    Args:
+        without: per-figure ``spread`` (variance of the log replicates) of a forecast without drift.
+        with_drift: the same figures forecast with ``drift`` (utils) on the same seeds.
+        drift: the drift of the second forecast.
+
+    Returns:
+        ``sqrt(sum of the variance the drift added / sum of the variance it was asked to give, in
+        utils)``, pooled over the figures (capacity-bound lines and large shares answer less than
+        ``1 / lambda``); None when the drift asked for nothing.
+    """
+    both = without[["line", "entity", "spread", "H", "L", "level"]].merge(
+        with_drift[["line", "entity", "spread"]], on=["line", "entity"], suffixes=("", "_drift"))
+    asked = utils_variance(both, drift)
+    if not np.isfinite(asked).any() or asked.sum() <= 0:
+        return None
+    added = np.clip(both["spread_drift"].to_numpy(float) - both["spread"].to_numpy(float), 0.0, None)
+    return float(np.sqrt(added.sum() / asked.sum()))
 
 
 def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: DriftEstimate | None = None) -> DriftEstimate:
-    """Maximum likelihood scales of the brand and product random walks.
+    """Maximum likelihood offsets and steps of the brand and product walks.
 
     Args:
         errors: one row per scored figure with ``log_error`` (log of forecast mean over reported
             value), ``spread`` (variance of the forecast's log replicates), ``H``
-            (:func:`horizon_variance`) and ``level`` (``"brand"`` or ``"product"``).
+            (:func:`horizon_variance`), ``L`` (:func:`level_weight`) and ``level`` (``"brand"``
+            or ``"product"``).
         utils_to_log: log-volume change per util of appeal (``1 / nest_lambda``).
         prior: returned unchanged when there are no errors to learn from.
 
     Returns:
-        The estimate; both scales 0 when ``errors`` is empty and no prior is given.
+        The estimate; all scales 0 when ``errors`` is empty and no prior is given.
     """
-    e = errors.dropna(subset=["log_error", "spread", "H"])
-    e = e[e["H"] > 0]
+    e = errors.dropna(subset=["log_error", "spread", "H", "L"])
+    e = e[(e["H"] > 0) | (e["L"] > 0)]
     if e.empty:
-        return prior if prior is not None else DriftEstimate(0.0, 0.0, 0, float("nan"))
+        return prior if prior is not None else NO_DRIFT
     err = e["log_error"].to_numpy(float)
     v = e["spread"].to_numpy(float)
     h = e["H"].to_numpy(float) * utils_to_log**2
+    lw = e["L"].to_numpy(float) * utils_to_log**2
     is_product = (e["level"] == "product").to_numpy()
     has_products = bool(is_product.any())
+    free = 4 if has_products else 2
+
+    def scales(x: np.ndarray) -> np.ndarray:
+        out = np.zeros(4)
+        out[:free] = np.exp(x[:free])
+        return out  # brand step, brand level, product step, product level
 
     def nll(x: np.ndarray) -> float:
-        sb, sp = np.exp(x[0]), (np.exp(x[1]) if has_products else 0.0)
-        var = v + h * (sb**2 + is_product * sp**2) + 1e-8
+        sb, lb, sp, lp = scales(x)
+        var = v + h * sb**2 + lw * lb**2 + is_product * (h * sp**2 + lw * lp**2) + 1e-8
         return float(0.5 * np.sum(np.log(2 * np.pi * var) + err**2 / var))
 
     best = None
     for start in (np.log(0.01), np.log(0.05), np.log(0.2)):
-        res = minimize(nll, np.array([start, start]), method="L-BFGS-B",
-                       bounds=[(np.log(1e-4), np.log(MAX_SIGMA))] * 2)
+        res = minimize(nll, np.full(free, start), method="L-BFGS-B", bounds=[(np.log(1e-4), np.log(MAX_SIGMA))] * free)
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
-    sb = float(np.exp(best.x[0]))
-    sp = float(np.exp(best.x[1])) if has_products else 0.0
-    return DriftEstimate(brand=sb, product=sp, figures=int(len(e)), log_likelihood=-float(best.fun))
+    sb, lb, sp, lp = scales(best.x)
+    return DriftEstimate(brand=float(sb), product=float(sp), figures=int(len(e)), log_likelihood=-float(best.fun),
+                         brand_level=float(lb), product_level=float(lp))  # fmt: skip

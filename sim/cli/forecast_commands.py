@@ -167,3 +167,47 @@ def format_summary(s: dict[str, Any], out: Any) -> str:
                  + "; ".join(f"{o} {d['brand']:.3f}/{d['product']:.3f}" for o, d in s["drift"].items()))
     lines.append(f"  note: {s['inputs_note']}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- decompose
+
+
+def _decompose_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario YAML file")
+    p.add_argument("--seed", type=nonneg_int, help="root seed (default: the scenario's); every configuration shares it")
+    p.add_argument("--replications", "-r", type=positive_int, default=20, help="runs per configuration (default 20)")
+    p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario value, as in sim run")
+    add_out_option(p, "folder of the configurations' batches (default: results/<scenario>/decomposition/<time>)")
+    add_batch_options(p, "workers", "executor", "resume", "force", "quiet")
+
+
+@command("decompose", _decompose_arguments,
+         help="where the spread of a target's deliveries comes from: parameters, drift, market, capacities, new products",
+         description="Runs the scenario on the same seeds with every source of uncertainty on, with none (the agents' "
+                     "sampling noise alone) and with each source alone, and reports each source's share of the "
+                     "variance of each target's deliveries (decomposition.json in the output folder).")  # fmt: skip
+def cmd_decompose(args: argparse.Namespace) -> int:
+    from sim.analysis.decomposition import format_decomposition, run_decomposition
+    from sim.runs.batch import check_executor
+    from sim.runs.store import prepare_folder
+    from sim.scenario.load import load_scenario
+    from sim.scenario.paths import parse_set_option
+
+    check_executor(args.executor)
+    overrides = dict(parse_set_option(s) for s in args.sets)
+    scenario = load_scenario(args.scenario, overrides)
+    out = output_folder(args, default_folder(scenario.name, "decomposition"), what="decomposition",
+                        prepare=lambda f, force, resume: prepare_folder(
+                            f, force=force, resume=resume, owned=("decomposition.json", "all", "none"),
+                            hint="a decomposition folder"))  # fmt: skip
+    result = run_decomposition(
+        args.scenario, out, seed=scenario.seed if args.seed is None else args.seed, replications=args.replications,
+        scale=args.scale, overrides=overrides, kernel=run_kernel(args), workers=args.workers,
+        executor=args.executor, progress=not args.quiet,
+    )  # fmt: skip
+    if not args.quiet:
+        print(format_decomposition(result))
+        print(f"-> {out}")
+    return 0

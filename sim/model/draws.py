@@ -91,7 +91,7 @@ def draw(config: Scenario, seed: np.random.SeedSequence) -> Draws:
             z = item_stream(seed, "market", mk.name).standard_normal(2)
             market[mk.name] = (float(u.market_level * z[0]), float(u.market_growth * z[1]))
     capacity = {}
-    for p in config.products:
+    for p in config.products if u.capacity_ranges else ():
         r = p.capacity.range
         if r is not None:
             capacity[p.name] = float(item_stream(seed, "capacity", p.name).uniform(r.low, r.high))
@@ -137,7 +137,11 @@ def apply(calendar: Calendar, draws: Draws, config: Scenario) -> Calendar:
 
 
 class Drift:
-    """Each brand's and product's appeal drift (utils): a random walk from the first uncertain month.
+    """Each brand's and product's appeal drift (utils): an offset at the first uncertain month, then a
+    random walk.
+
+    At month ``start`` each walk takes its first value, ``level * z0 + step * z1`` (the offset the
+    data leave at the origin and the month's step); each later month adds ``step * z``.
 
     Attributes:
         brand: each brand's drift now (B). product: each product's own drift now (P).
@@ -147,21 +151,34 @@ class Drift:
     def __init__(self, config: Scenario, seed: np.random.SeedSequence, start: int):
         u = config.uncertainty
         self.brand_sd, self.product_sd = float(u.brand_drift), float(u.product_drift)
+        self.brand_level, self.product_level = float(u.brand_level), float(u.product_level)
         self.start = start
         self.brand = np.zeros(len(config.brands))
         self.product = np.zeros(len(config.products))
-        self.brand_streams = [item_stream(seed, "brand", b.name) for b in config.brands] if self.brand_sd > 0 else []
-        self.product_streams = [item_stream(seed, "product", p.name) for p in config.products] if self.product_sd > 0 else []
+        on_brands = self.brand_sd > 0 or self.brand_level > 0
+        on_products = self.product_sd > 0 or self.product_level > 0
+        self.brand_streams = [item_stream(seed, "brand", b.name) for b in config.brands] if on_brands else []
+        self.product_streams = [item_stream(seed, "product", p.name) for p in config.products] if on_products else []
 
     @property
     def active(self) -> bool:
         return bool(self.brand_streams or self.product_streams)
 
     def step(self, t: int) -> None:
-        """One month of the walk (nothing before its first month)."""
+        """One month of the walk (nothing before its first month; the offset and a step at it)."""
         if t < self.start:
             return
         if self.brand_streams:
-            self.brand = self.brand + self.brand_sd * np.array([g.standard_normal() for g in self.brand_streams])
+            self.brand = self.brand + _steps(self.brand_streams, self.brand_sd, self.brand_level if t == self.start else None)
         if self.product_streams:
-            self.product = self.product + self.product_sd * np.array([g.standard_normal() for g in self.product_streams])
+            self.product = self.product + _steps(
+                self.product_streams, self.product_sd, self.product_level if t == self.start else None
+            )
+
+
+def _steps(streams: list[np.random.Generator], step: float, level: float | None) -> np.ndarray:
+    """One draw per stream: a step of sd ``step``, plus, at the first month, an offset of sd ``level``."""
+    if level is None:
+        return step * np.array([g.standard_normal() for g in streams])
+    z = np.array([g.standard_normal(2) for g in streams])
+    return level * z[:, 0] + step * z[:, 1]

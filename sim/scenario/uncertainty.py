@@ -5,10 +5,11 @@ two scenarios run with the same seed share every draw of the items they share (c
 numbers) and a paired difference between them holds only the effect of what differs. Parameter
 uncertainty is the scenario's ``ensemble`` (each run draws one member); the rest is here:
 
-* ``brand_drift`` and ``product_drift``: each brand's (and each product's own) appeal follows a
-  random walk from ``start`` on, with monthly steps of this standard deviation (utils). What the
-  model holds constant after the data (a brand's pull) in fact moves; ``sim backtest`` estimates
-  these scales from past forecast errors;
+* ``brand_level`` and ``brand_drift`` (and ``product_level``, ``product_drift`` for each product's
+  own): each brand's appeal is off by a normal offset of sd ``brand_level`` at ``start`` (the data
+  fix a brand's level at the origin only so well) and then follows a random walk with monthly
+  steps of sd ``brand_drift`` (utils): what the model holds constant after the data (a brand's
+  pull) in fact moves. ``sim backtest`` estimates these scales from past forecast errors;
 * ``market_level`` and ``market_growth``: the market's size from ``start`` on is multiplied by
   ``exp(level + growth * years since start)``, with ``level`` and ``growth`` normal draws of these
   standard deviations (log units; log units a year);
@@ -33,19 +34,25 @@ class Uncertainty(Frozen):
         None, description="First month of the drift and of the draws below (default: forecast_start); "
         "the months before it are history, fitted to the data."
     )
+    brand_level: NonNeg = Field(
+        0.0, description="Std. dev. of each brand's appeal offset at start, utils: how well the data fix its level then."
+    )
     brand_drift: NonNeg = Field(0.0, description="Std. dev. of each brand's monthly appeal step after start, utils.")
+    product_level: NonNeg = Field(0.0, description="Std. dev. of each product's own appeal offset at start, utils.")
     product_drift: NonNeg = Field(0.0, description="Std. dev. of each product's own monthly appeal step after start, utils.")
     market_level: NonNeg = Field(0.0, description="Std. dev. of the log of the market's size from start on.")
     market_growth: NonNeg = Field(0.0, description="Std. dev. of the market's growth rate after start, log units a year.")
     new_product_appeal: NonNeg = Field(
         0.0, description="Std. dev. of the appeal of products first delivered from start on, utils."
     )
+    capacity_ranges: bool = Field(True, description="Draw the capacities that have a range from it (false: use max).")
     source: str = Field("", description="Where the scales come from (a command, a published estimate, or 'assumption').")
 
     @property
     def any(self) -> bool:
         """Whether any draw is asked for (the capacity ranges aside)."""
-        return any((self.brand_drift, self.product_drift, self.market_level, self.market_growth, self.new_product_appeal))
+        return any((self.brand_level, self.brand_drift, self.product_level, self.product_drift, self.market_level,
+                    self.market_growth, self.new_product_appeal))
 
 
 class CapacityRange(Frozen):
