@@ -150,8 +150,15 @@ class Drift:
         self.start = start
         self.brand = np.zeros(len(config.brands))
         self.product = np.zeros(len(config.products))
-        self.brand_streams = [item_stream(seed, "brand", b.name) for b in config.brands] if self.brand_sd > 0 else []
-        self.product_streams = [item_stream(seed, "product", p.name) for p in config.products] if self.product_sd > 0 else []
+        self._names = [b.name for b in config.brands], [p.name for p in config.products]
+        self.reseed(seed)
+
+    def reseed(self, seed: np.random.SeedSequence) -> None:
+        """The walk's streams, one per brand and product (none when its sd is 0), derived from ``seed`` by
+        :func:`item_stream` (at construction, or to give a copy of a model streams of its own)."""
+        brands, products = self._names
+        self.brand_streams = [item_stream(seed, "brand", b) for b in brands] if self.brand_sd > 0 else []
+        self.product_streams = [item_stream(seed, "product", p) for p in products] if self.product_sd > 0 else []
 
     @property
     def active(self) -> bool:
