@@ -4,8 +4,9 @@ observers and ``MarketModel``.
 In the order of the data flow: :mod:`~sim.model.market` and :mod:`~sim.model.policy` (pure
 functions of arrays), :mod:`~sim.model.agents`, :mod:`~sim.model.calendar` (a scenario compiled
 into arrays by month), :mod:`~sim.model.kernel` (the compiled kernel) and
-:mod:`~sim.model.kernels` (both kernels behind one interface), :mod:`~sim.model.observe` and
-:mod:`~sim.model.market_model` (the state and the month's timetable).
+:mod:`~sim.model.kernels` (both kernels behind one interface), :mod:`~sim.model.observe`,
+:mod:`~sim.model.market_model` (the state and the month's timetable) and :mod:`~sim.model.snapshot`
+(a model's whole state saved, restored and copied).
 
 Imports only from :mod:`sim.scenario`.
 """

@@ -9,6 +9,7 @@ Brands and dealers are few and are ordinary Mesa agents.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +179,14 @@ class Brand(mesa.Agent):
             self.floor = float(value)
         self.discount = float(np.clip(self.discount, self.floor, self.config.pricing.max_discount))
 
+    def state(self) -> dict[str, float]:
+        """The brand's pricing as plain data (for snapshots): its discount and its floor."""
+        return {"discount": self.discount, "floor": self.floor}
+
+    def set_state(self, state: Mapping[str, float]) -> None:
+        """Take the discount and floor of a :meth:`state`."""
+        self.discount, self.floor = float(state["discount"]), float(state["floor"])
+
     def set_prices(self) -> None:
         """The discount rule: move the discount toward the brand's wait or stock target.
 
@@ -242,3 +251,17 @@ class Dealer(mesa.Agent):
         if self._left > 0:
             self._left -= 1
             self.count = max(0.0, self.count + self._step)
+
+    def state(self) -> dict[str, Any]:
+        """The network as plain data (for snapshots): brand and market indices, channel, weight, stores now,
+        and a spread change under way (``step``: stores a month, ``left``: months still to go)."""
+        where = {"brand": int(self.brand), "market": int(self.market), "channel": self.channel}
+        return {**where, "weight": self.weight, "count": self.count, "step": self._step, "left": self._left}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Take the weight, stores and spread change of a :meth:`state` of the same brand, market and channel."""
+        mine, theirs = (self.brand, self.market, self.channel), (state["brand"], state["market"], state["channel"])
+        if theirs != mine:
+            raise ValueError(f"the state of store network {theirs} (brand, market, channel) given to {mine}")
+        self.weight, self.count = float(state["weight"]), float(state["count"])
+        self._step, self._left = float(state["step"]), int(state["left"])

@@ -155,10 +155,17 @@ class Drift:
         self.start = start
         self.brand = np.zeros(len(config.brands))
         self.product = np.zeros(len(config.products))
+        self._names = [b.name for b in config.brands], [p.name for p in config.products]
+        self.reseed(seed)
+
+    def reseed(self, seed: np.random.SeedSequence) -> None:
+        """The walk's streams, one per brand and product (none when its scales are 0), derived from ``seed``
+        by :func:`item_stream` (at construction, or to give a copy of a model streams of its own)."""
+        brands, products = self._names
         on_brands = self.brand_sd > 0 or self.brand_level > 0
         on_products = self.product_sd > 0 or self.product_level > 0
-        self.brand_streams = [item_stream(seed, "brand", b.name) for b in config.brands] if on_brands else []
-        self.product_streams = [item_stream(seed, "product", p.name) for p in config.products] if on_products else []
+        self.brand_streams = [item_stream(seed, "brand", b) for b in brands] if on_brands else []
+        self.product_streams = [item_stream(seed, "product", p) for p in products] if on_products else []
 
     @property
     def active(self) -> bool:

@@ -145,6 +145,11 @@ class Kernel(ABC):
         """After every market chose: which buyers stay in the market next month (deferrers)."""
         return stays
 
+    @abstractmethod
+    def adopt(self, pool: BuyerPool) -> None:
+        """Take ``pool``, a pool restored from a snapshot, as the buyers in the market (a kernel may copy its
+        arrays and point the pool's columns at its own)."""
+
 
 class NumbaKernel(Kernel):
     """The compiled kernel (:mod:`sim.model.kernel`): draws from one key a call, the pool in buffers."""
@@ -223,6 +228,15 @@ class NumbaKernel(Kernel):
             if old:
                 new[:used] = old[name][:used]
             self._buffers[name] = new
+
+    def adopt(self, pool: BuyerPool) -> None:
+        """The pool copied into fresh buffers, its columns made views of them (as :meth:`arrive` leaves them)."""
+        self._buffers = {}
+        self._reserve(len(pool), 0)
+        for name in BuyerPool.ARRAYS:
+            view = self._buffers[name][: len(pool)]
+            view[...] = getattr(pool, name)
+            setattr(pool, name, view)
 
     def arrange(self, products: NDArray[np.intp], paid: NDArray[np.float64]) -> NDArray[np.intp]:
         """Cheapest paid price first: the kernel reads what a buyer can afford as a prefix."""
@@ -330,6 +344,9 @@ class NumpyKernel(Kernel):
         choice, _ = market.serve_in_order(v, available, v0, offer.nest, offer.lam, e, e0, offer.limits, order)
         pool.choice[rows] = np.where(choice >= 0, prods[np.maximum(choice, 0)], market.OUTSIDE)
         return np.bincount(choice[choice >= 0], minlength=prods.size)
+
+    def adopt(self, pool: BuyerPool) -> None:
+        """Nothing: the numpy kernel keeps the pool's arrays as they are."""
 
     def who_stays(self, pool: BuyerPool, may_defer: Mask, stays: Mask, rngs: Sequence[Rng]) -> Mask:
         """Of the buyers who ordered nothing, the deferrers: one draw each, market by market, after all chose."""
