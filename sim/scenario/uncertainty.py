@@ -22,9 +22,11 @@ uncertainty is the scenario's ``ensemble`` (each run draws one member); the rest
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
-from sim.scenario.fields import Frozen, Month, NonNeg
+from sim.scenario.fields import Frozen, Month, NonNeg, PosFloat
 
 
 class Uncertainty(Frozen):
@@ -44,6 +46,11 @@ class Uncertainty(Frozen):
     market_growth: NonNeg = Field(0.0, description="Std. dev. of the market's growth rate after start, log units a year.")
     new_product_appeal: NonNeg = Field(
         0.0, description="Std. dev. of the appeal of products first delivered from start on, utils."
+    )
+    observation_sd: dict[Literal["monthly", "quarterly", "annual", "cumulative"], PosFloat] = Field(
+        default_factory=dict,
+        description="Log-scale error of a reported figure around the model's aggregate, by frequency, for "
+        "assimilation (sim forecast); sim fit-appeals writes the fit's residual RMS.",
     )
     capacity_ranges: bool = Field(True, description="Draw the capacities that have a range from it (false: use max).")
     source: str = Field("", description="Where the scales come from (a command, a published estimate, or 'assumption').")
