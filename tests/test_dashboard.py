@@ -166,6 +166,8 @@ def test_price_war_depth_scales_the_moves_it_adds():
             if e.type == "price":
                 before = lv.list_price_before(ls.scenario, e.product, e.month, i)
                 assert got.price == pytest.approx(before + depth * (e.price - before), abs=0.01)
+            elif e.add is not None:  # a change on top of the brand's path scales as is
+                assert got.add == pytest.approx(depth * e.add)
             else:
                 s0 = start[e.brand]
                 assert got.discount == pytest.approx(min(1.0, max(0.0, s0 + depth * (e.discount - s0))))

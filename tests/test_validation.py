@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from conftest import CALIB_TINY, TINY
+from conftest import CALIB_TINY, ROOT, TINY
 
 from sim.analysis.elasticities import elasticity_checks
 from sim.analysis.patterns import (
+    check_aito_record_december,
     check_discounts,
     check_legacy_decline,
+    check_m8_segment_lead,
+    check_m9_segment_share,
     check_refresh_dip,
     check_seasonality,
     check_tax_pull_forward,
@@ -90,6 +93,59 @@ def test_legacy_decline_and_discount_dispersion():
     assert check_discounts(df.assign(transaction_price=0.9 * 300000), sc).passed is False
 
 
+MARKET = ROOT / "scenarios" / "base" / "market.yaml"  # its segments: ... 400-500k, 500k+
+
+
+def test_m9_share_of_the_top_segment_within_its_tolerance():
+    sc = load_scenario(MARKET)
+    rows = [{"month": "2026-01", "brand": "AITO", "model": "AITO M9", "segment": "500k+", "units": 6000, "powertrain": "EREV"},
+            {"month": "2026-01", "brand": "AITO", "model": "AITO M9 EV", "segment": "500k+", "units": 1000},
+            {"month": "2026-01", "brand": "AITO", "model": "AITO M9", "segment": "400-500k", "units": 9000, "powertrain": "EREV"},
+            {"month": "2026-01", "brand": "Porsche", "model": "Porsche Cayenne", "segment": "500k+", "units": 3000,
+             "powertrain": "ICE"}]
+    good = sales_table(rows)
+    check = check_m9_segment_share(good, sc)
+    assert check.passed is True and check.figure.startswith("2026-01: 70% of the 500k+ segment")
+    assert "70% of the M9 line's" not in " ".join(check.detail) and "44% of the M9 line's 16,000 units" in " ".join(check.detail)
+    assert "100% of its NEV deliveries" in check.detail[0]
+    # 85% passes, 86% does not (the band is +-15 points); a month not in the results cannot be judged.
+    assert check_m9_segment_share(good.assign(units=good["units"].where(good["model"] != "Porsche Cayenne", 1236)), sc).passed is True
+    assert check_m9_segment_share(good.assign(units=good["units"].where(good["model"] != "Porsche Cayenne", 1100)), sc).passed is False
+    assert check_m9_segment_share(good.assign(units=good["units"].where(good["model"] != "Porsche Cayenne", 9000)), sc).passed is False
+    assert check_m9_segment_share(good.assign(month="2025-12"), sc).passed is None
+
+
+def test_m8_first_in_its_segment_in_each_of_the_six_months():
+    sc = load_scenario(MARKET)
+    rows = []
+    for m in months("2025-07", 6):
+        rows += [{"month": m, "brand": "AITO", "model": "AITO M8", "segment": "400-500k", "units": 5000},
+                 {"month": m, "brand": "AITO", "model": "AITO M8 EV", "segment": "400-500k", "units": 1000},
+                 {"month": m, "brand": "AITO", "model": "AITO M9", "segment": "400-500k", "units": 5500},
+                 {"month": m, "brand": "NIO", "model": "NIO ES8", "segment": "400-500k", "units": 3000}]
+    good = sales_table(rows)
+    check = check_m8_segment_lead(good, sc)
+    assert check.passed is True and check.figure.startswith("first in 6 of the 6 months 2025-07..2025-12")  # the line: M8 + M8 EV
+    es8_in_december = (good["model"] == "NIO ES8") & (good["month"] == "2025-12")
+    lost = check_m8_segment_lead(good.assign(units=good["units"].where(~es8_in_december, 7000)), sc)
+    assert lost.passed is False and "first in 5 of the 6" in lost.figure and "2025-12: the M8 line 6,000 (rank 2); first NIO ES8" in lost.detail[5]
+    assert check_m8_segment_lead(good[good["month"] != "2025-09"], sc).passed is None
+
+
+def test_a_record_aito_december_above_the_reported_figure():
+    sc = load_scenario(MARKET)
+    series = dict(zip(months("2025-01", 12), [30000, 25000, 35000, 40000, 42000, 45000, 44000, 46000, 50000, 52000, 55000, 60000],
+                      strict=True))
+    good = sales_table([{"month": m, "brand": "AITO", "model": "AITO M9", "units": u} for m, u in series.items()])
+    check = check_aito_record_december(good, sc)
+    assert check.passed is True and check.figure == "2025-12: 60,000 (reported >57,000); the highest month before it 2025-11 55,000"
+    low = good.assign(units=good["units"].where(good["month"] != "2025-12", 56000))
+    assert check_aito_record_december(low, sc).passed is False
+    not_a_record = good.assign(units=good["units"].where(good["month"] != "2025-11", 61000))
+    assert check_aito_record_december(not_a_record, sc).passed is False
+    assert check_aito_record_december(good[good["month"] != "2025-12"], sc).passed is None
+
+
 def test_elasticity_checks_against_the_published_band():
     good = pd.DataFrame([
         {"product": "P1", "price": 250000, "orders_up": 900, "orders_down": 1100, "elasticity": -4.0},
@@ -109,7 +165,7 @@ def test_validate_model_command_writes_the_report_with_elasticities(tmp_path, ca
     assert main(["validate-model", str(run), "--elasticities", "--products", "0", "-r", "1", "--executor", "serial",
                  "-q", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert len(rep["patterns"]) == 7 and {p["passed"] for p in rep["patterns"]} <= {True, False, None}
+    assert len(rep["patterns"]) == 10 and {p["passed"] for p in rep["patterns"]} <= {True, False, None}
     table = {r["product"]: r for r in rep["elasticities"]["table"]}
     assert set(table) == {"A1", "A2", "B1", "market"}
     # Dearer own price, fewer orders; a dearer market, fewer premium orders.

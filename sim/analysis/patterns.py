@@ -16,7 +16,11 @@ fails with the figure it rests on (:class:`Check`; None when it cannot be comput
 - **capacity-bound launches with long waits**: the longest expected wait in a launch's first
   six months of deliveries;
 - **discount dispersion**: the units-weighted discount (1 - transaction / list price) of the
-  foreign dealer-stock brands exceeds that of the others by at least 10 points.
+  foreign dealer-stock brands exceeds that of the others by at least 10 points;
+- the brief's own, each a reported figure (``scenarios/reported/figures.csv``): **the AITO M9 at
+  about 70% of the >RMB 500k segment** in Jan 2026; **the M8 first in the RMB 400-500k segment for
+  six consecutive months** (Jul-Dec 2025); **a record AITO month of over 57,000 deliveries** in
+  Dec 2025. Segments are the sales table's, by transaction price across each product's trims.
 
 ``sim validate-model`` (:mod:`sim.analysis.validate_model`) runs them all (:func:`pattern_checks`).
 """
@@ -37,6 +41,22 @@ from sim.scenario.schema import Scenario
 DISCOUNT_GAP = 0.10
 #: A launch's wait counts as long from this many months.
 LONG_WAIT_MONTHS = 1.0
+
+#: Products counted as one model line, as the reported figures count them (a line's BEV is a version of it).
+LINES = {"AITO M9 EV": "AITO M9", "AITO M8 EV": "AITO M8", "AITO M5 EV": "AITO M5"}
+#: data: 2026-01 "AITO M9 share of >RMB 500k segment" 70% (thesinoreport.com, medium; Yu Chengdong at the
+#: 1,000,000th car: 7 of every 10 cars sold in China's >RMB 500k NEV market are M9s).
+M9_SHARE, M9_MONTH, M9_FLOOR = 0.70, "2026-01", 500_000.0
+#: Pass band around the M9's share, points: the figure is a rounded "7 in 10" (+-5 points) for the NEV
+#: market by the makers' price classes, where the model's segment is by transaction price after the
+#: brand's discount and holds the imported ICE luxury lines too, and one month of a coarse batch has a
+#: few points of sampling noise.
+M9_TOLERANCE = 0.15
+#: data: 2026-01 "AITO M8 rank in RMB 400k segment (six consecutive months up to the article, Jan 2026)" #1
+#: (thesinoreport.com, low): the six months before the article's; 2025-05 #1 too (ichongqing.info, medium).
+M8_MONTHS, M8_FLOOR = ("2025-07", "2025-08", "2025-09", "2025-10", "2025-11", "2025-12"), 400_000.0
+#: data: 2025-12 "AITO monthly deliveries (record month)" ">57,000" (thesinoreport.com, medium).
+AITO_RECORD, AITO_RECORD_MONTH = 57_000.0, "2025-12"
 
 
 @dataclass
@@ -290,8 +310,98 @@ def check_discounts(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | N
                  detail + ["MISSION.md: about 28-31% for BMW/Mercedes/Audi against 4-6% for AITO and Tesla (Nov 2025)"])
 
 
+def _segment_from(sc: Scenario, floor: float) -> str | None:
+    """The name of the segment whose lowest transaction price is ``floor`` (RMB), if the scenario has one."""
+    return next((sg.name for sg in sc.segments if sg.min_price == floor), None)
+
+
+def _line(model: pd.Series) -> pd.Series:
+    return model.map(lambda m: LINES.get(m, m))
+
+
+def check_m9_segment_share(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | None = None) -> Check:
+    """The AITO M9 line's share of the >RMB 500k segment's deliveries in Jan 2026, within
+    :data:`M9_TOLERANCE` of the reported 70%."""
+    name = "the AITO M9 at about 70% of the >RMB 500k segment"
+    segment = _segment_from(sc, M9_FLOOR)
+    cn = sales[(sales["market"] == sc.markets[0].name) & (sales["month"] == M9_MONTH)]
+    if segment is None or cn.empty:
+        return Check(name, None, f"no {segment or '>RMB 500k'} segment or no {M9_MONTH} in the results", [])
+    runs = max(sales["run_id"].nunique(), 1)
+    seg = cn[cn["segment"] == segment]
+    m9 = _line(seg["model"]) == "AITO M9"
+    total, own = seg["units"].sum() / runs, seg.loc[m9, "units"].sum() / runs
+    if total <= 0:
+        return Check(name, False, f"{M9_MONTH}: no deliveries in the {segment} segment", [])
+    share = own / total
+    nev = seg["powertrain"] != "ICE"
+    nev_total = seg.loc[nev, "units"].sum() / runs
+    line_units = cn.loc[_line(cn["model"]) == "AITO M9", "units"].sum() / runs
+    leaders = (seg.groupby(_line(seg["model"]))["units"].sum() / runs).sort_values(ascending=False).head(5)
+    detail = [f"{M9_MONTH}: the M9 line (M9 and M9 EV) delivers {own:,.0f} of the segment's {total:,.0f} ({share:.0%})"
+              + (f"; {own / nev_total:.0%} of its NEV deliveries" if nev_total > 0 else "")]
+    if line_units > 0:
+        detail.append(f"{M9_MONTH}: {own / line_units:.0%} of the M9 line's {line_units:,.0f} units fall in the segment "
+                      "(by their trims' transaction prices)")
+    detail += [
+        "largest in the segment: " + ", ".join(f"{m} {u:,.0f}" for m, u in leaders.items()),
+        f"figure: 70% (data: 2026-01 AITO M9 share of >RMB 500k segment, thesinoreport.com; Yu Chengdong: 7 of 10 "
+        f"cars in the >RMB 500k NEV market); pass within +-{M9_TOLERANCE * 100:.0f} points: a rounded figure for the NEV "
+        "market by list-price class, against a segment by transaction price that holds imported ICE lines too",
+    ]
+    return Check(name, abs(share - M9_SHARE) <= M9_TOLERANCE,
+                 f"{M9_MONTH}: {share:.0%} of the {segment} segment (reported 70%, pass {M9_SHARE - M9_TOLERANCE:.0%}-"
+                 f"{M9_SHARE + M9_TOLERANCE:.0%})", detail)
+
+
+def check_m8_segment_lead(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | None = None) -> Check:
+    """The AITO M8 line first by deliveries in the RMB 400-500k segment in each of Jul-Dec 2025."""
+    name = "the M8 first in the RMB 400-500k segment for six months"
+    segment = _segment_from(sc, M8_FLOOR)
+    cn = sales[(sales["market"] == sc.markets[0].name) & sales["month"].isin(M8_MONTHS)]
+    if segment is None or set(cn["month"]) != set(M8_MONTHS):
+        return Check(name, None, f"no {segment or 'RMB 400-500k'} segment or the results miss {M8_MONTHS[0]}..{M8_MONTHS[-1]}", [])
+    runs = max(sales["run_id"].nunique(), 1)
+    seg = cn[cn["segment"] == segment]
+    per = seg.groupby(["month", _line(seg["model"]).rename("line")])["units"].sum() / runs
+    detail, first = [], 0
+    for m in M8_MONTHS:
+        month = per.loc[m].sort_values(ascending=False) if m in per.index.get_level_values(0) else pd.Series(dtype=float)
+        m8 = float(month.get("AITO M8", 0.0))
+        rank = int((month > m8).sum()) + 1
+        lead = month.index[0] if len(month) else "none"
+        first += rank == 1 and m8 > 0
+        detail.append(f"{m}: the M8 line {m8:,.0f} (rank {rank}); first {lead} {month.iloc[0] if len(month) else 0:,.0f}"
+                      + ("" if rank == 1 else " FAIL"))
+    detail.append("figure: #1 for six consecutive months (data: 2026-01 AITO M8 rank in RMB 400k segment, thesinoreport.com, "
+                  "low; 2025-05 #1 too, ichongqing.info); the months are the six before the article's (Jan 2026). The "
+                  "press's '400k segment' is a list-price class; the model's is by transaction price")
+    return Check(name, first == len(M8_MONTHS), f"first in {first} of the {len(M8_MONTHS)} months {M8_MONTHS[0]}..{M8_MONTHS[-1]} "
+                 f"in the {segment} segment", detail)
+
+
+def check_aito_record_december(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | None = None) -> Check:
+    """AITO's deliveries in Dec 2025 above 57,000 and above every earlier month (a record)."""
+    name = "a record AITO month of over 57,000 deliveries in Dec 2025"
+    aito = sales[sales["brand"] == "AITO"]
+    s = _series(monthly(aito, []))
+    at = parse_month(AITO_RECORD_MONTH)
+    if at not in s.index:
+        return Check(name, None, f"the results do not cover {AITO_RECORD_MONTH}", [])
+    dec, before = float(s[at]), s[s.index < at]
+    best = (format_month(int(before.idxmax())), float(before.max())) if len(before) else ("none", 0.0)
+    per_run = aito[aito["month"] == AITO_RECORD_MONTH].groupby("run_id")["units"].sum()
+    above = float((per_run > AITO_RECORD).mean()) if len(per_run) else 0.0
+    passed = dec > AITO_RECORD and dec > best[1]
+    return Check(name, passed,
+                 f"{AITO_RECORD_MONTH}: {dec:,.0f} (reported >57,000); the highest month before it {best[0]} {best[1]:,.0f}",
+                 [f"{above:.0%} of the runs deliver more than 57,000 in {AITO_RECORD_MONTH}",
+                  "figure: >57,000, the record month (data: 2025-12 AITO monthly deliveries (record month), thesinoreport.com, "
+                  "medium); the model's months are deliveries in all its markets"])
+
+
 CHECKS = (check_seasonality, check_tax_pull_forward, check_refresh_dip, check_launch_spike, check_legacy_decline,
-          check_launch_waits, check_discounts)
+          check_launch_waits, check_discounts, check_m9_segment_share, check_m8_segment_lead, check_aito_record_december)
 
 
 def pattern_checks(sales: pd.DataFrame, sc: Scenario, control: pd.DataFrame | None = None) -> list[Check]:

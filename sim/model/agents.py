@@ -159,8 +159,12 @@ class Brand(mesa.Agent):
 
     Attributes:
         name: brand name.
-        discount: current discount off list price (0..1).
-        floor: lowest discount it may set (raised by price-war events).
+        discount: the discount off list price it charges this month (0..1): its rule's discount
+            plus the changes in force (:meth:`set_prices`).
+        rule_discount: the discount its pricing rule holds (moved by the rule and set by level events).
+        floor: lowest discount its rule may set (raised by level events with ``floor``).
+        changes: discount changes on top of the rule (``add`` events): ``(add, last month index or
+            None, cap or None)``, in the order they came.
         config: the brand's scenario entry.
     """
 
@@ -169,15 +173,33 @@ class Brand(mesa.Agent):
         self.index = index
         self.name = config.name
         self.config = config
-        self.discount = float(config.pricing.discount)
+        self.rule_discount = float(config.pricing.discount)
+        self.discount = self.rule_discount
         self.floor = float(config.pricing.min_discount)
+        self.changes: list[tuple[float, int | None, float | None]] = []
 
     def set_discount(self, value: float, floor: bool = False) -> None:
-        """Set the discount (a dated event); with ``floor`` it also becomes the minimum."""
-        self.discount = float(value)
+        """Set the rule's discount (a dated level); with ``floor`` it also becomes the minimum."""
+        self.rule_discount = float(value)
         if floor:
             self.floor = float(value)
-        self.discount = float(np.clip(self.discount, self.floor, self.config.pricing.max_discount))
+        self.rule_discount = float(np.clip(self.rule_discount, self.floor, self.config.pricing.max_discount))
+        self.discount = self._charged()
+
+    def change_discount(self, add: float, until: int | None = None, cap: float | None = None) -> None:
+        """A change of ``add`` points on top of the rule's discount, to month index ``until`` (a dated change)."""
+        self.changes.append((float(add), until, None if cap is None else float(cap)))
+        self.discount = self._charged()
+
+    def _charged(self) -> float:
+        """The rule's discount plus the changes in force this month, clipped to [0, the lowest of their caps]."""
+        month = self.model.month_index
+        self.changes = [c for c in self.changes if c[1] is None or c[1] >= month]
+        if not self.changes:
+            return self.rule_discount
+        caps = [c[2] for c in self.changes if c[2] is not None]
+        depth = sum(c[0] for c in self.changes)
+        return float(np.clip(self.rule_discount + depth, 0.0, min(caps, default=1.0)))
 
     def state(self) -> dict[str, float]:
         """The brand's pricing as plain data (for snapshots): its discount and its floor."""
@@ -188,27 +210,28 @@ class Brand(mesa.Agent):
         self.discount, self.floor = float(state["discount"]), float(state["floor"])
 
     def set_prices(self) -> None:
-        """The discount rule: move the discount toward the brand's wait or stock target.
+        """The month's discount: the rule moves its discount toward the brand's wait or stock target
+        (in the months the calendar lets it, ``Calendar.discount_rule``), then the changes in force go on top.
 
         Build-to-order brands discount more when waits fall below their target;
         stock brands discount more when stock rises above their target months.
         """
         pricing = self.config.pricing
-        if pricing.response == 0.0:
-            return
         model = self.model
-        own = model.product_brand == self.index
-        if pricing.stock_months > 0:
-            sales = model.recent_deliveries[own].sum()
-            gap = (model.stock[own].sum() / sales - pricing.stock_months) if sales > 0 else 0.0
-        else:
-            cap = model.capacity_now[own]
-            gap = 0.0
-            if cap.sum() > 0:
-                wait = model.wait[own]
-                gap = pricing.target_wait_months - float((wait * cap).sum() / cap.sum())
-        new = self.discount + pricing.response * float(np.clip(gap, -3.0, 3.0))
-        self.discount = float(np.clip(new, max(self.floor, pricing.min_discount), pricing.max_discount))
+        if pricing.response > 0.0 and model.calendar.discount_rule[model.t, self.index]:
+            own = model.product_brand == self.index
+            if pricing.stock_months > 0:
+                sales = model.recent_deliveries[own].sum()
+                gap = (model.stock[own].sum() / sales - pricing.stock_months) if sales > 0 else 0.0
+            else:
+                cap = model.capacity_now[own]
+                gap = 0.0
+                if cap.sum() > 0:
+                    wait = model.wait[own]
+                    gap = pricing.target_wait_months - float((wait * cap).sum() / cap.sum())
+            new = self.rule_discount + pricing.response * float(np.clip(gap, -3.0, 3.0))
+            self.rule_discount = float(np.clip(new, max(self.floor, pricing.min_discount), pricing.max_discount))
+        self.discount = self._charged()
 
 
 class Dealer(mesa.Agent):

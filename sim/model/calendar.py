@@ -73,17 +73,27 @@ class StoreChange:
 
 @dataclass(frozen=True)
 class DiscountChange:
-    """Brands set their discount off the list price (a ``discount`` event).
+    """Brands change their discount off the list price (a ``discount`` event).
+
+    Either a level (``discount``), which replaces the brand's own and which its pricing rule then
+    moves on from, or a change (``add``) on top of whatever the rule sets, in force from the
+    event's month to ``until``.
 
     Attributes:
         brands: the brands' indices.
-        discount: the new discount, share of the list price.
-        floor: the discount is also the brands' lowest from now on (a price war).
+        discount: the new level, share of the list price (None: a change, ``add``).
+        floor: the level is also the brands' lowest from now on.
+        add: points of the list price added to the rule's discount (None: a level).
+        until: month index of the change's last month (None: to the end).
+        cap: the highest discount charged while the change is on (None: no more than the list price).
     """
 
     brands: tuple[int, ...]
-    discount: float
+    discount: float | None
     floor: bool
+    add: float | None = None
+    until: int | None = None
+    cap: float | None = None
 
 
 #: What ``Calendar.events`` holds: the events that change an agent's state.
@@ -112,8 +122,13 @@ class Calendar:
         attributes: the products' attributes in ``TASTES`` order, float32 (P x tastes); the
             ``smart`` column is set each month from ``smart``.
         stock_months: months of sales the product's brand keeps in stock (P; 0: build to order).
+        discount_rule: whether each brand's pricing rule moves its discount in the month (T x B): in
+            the data's months, and after them only for a brand whose ``pricing.forecast`` is ``rule``.
         segment_floor: lowest transaction price of each segment, RMB (S).
-        price: base list price, RMB (T x P).
+        price: base list price, RMB (T x P): with trims, their share-weighted mean (what buyers choose on).
+        trim_price: each trim's base list price, RMB (T x P x K; K the most trims of a product; a
+            product without trims is one trim at ``price``, slots past a product's trims are 0).
+        trim_share: each trim's share of its product's units (P x K; 0 in unused slots).
         appeal: product appeal, utils (T x P).
         brand_appeal: brand appeal, utils (T x B).
         smart: smart-driving and cockpit score, 0..1 (T x P).
@@ -146,8 +161,11 @@ class Calendar:
     ageing: F
     attributes: NDArray[np.float32]
     stock_months: F
+    discount_rule: B
     segment_floor: F
     price: F
+    trim_price: F
+    trim_share: F
     appeal: F
     brand_appeal: F
     smart: F
@@ -177,12 +195,17 @@ class Calendar:
 
 @dataclass
 class _Schedules:
-    """The arrays events edit while the calendar is compiled (T x P, brand appeal T x B)."""
+    """The arrays events edit while the calendar is compiled (T x P, brand appeal T x B).
+
+    ``price`` is the entry trim's list price; ``premium_scale`` multiplies the other trims' premiums
+    over it (a ``factor`` moves every trim, a new ``price`` moves the entry and keeps the premiums).
+    """
 
     start: int
     brand_names: list[str]
     product_index: dict[str, int]
     price: F
+    premium_scale: F
     appeal: F
     brand_appeal: F
     smart: F
@@ -208,7 +231,8 @@ class _Schedules:
 
 
 def _price_event(s: _Schedules, ev: Event) -> None:
-    """A new list price, or the old one times ``factor``, from the event's month on."""
+    """A new list price (of the entry trim: the other trims keep their premiums in RMB), or every
+    trim's price times ``factor``, from the event's month on."""
     j = s.product(ev)
     if j is None:
         return
@@ -216,6 +240,7 @@ def _price_event(s: _Schedules, ev: Event) -> None:
         s.price[s.from_month(ev), j] = ev.price
     else:
         s.price[s.from_month(ev), j] *= ev.factor  # type: ignore[operator,arg-type]  # a price event has one or the other
+        s.premium_scale[s.from_month(ev), j] *= ev.factor  # type: ignore[operator,arg-type]
 
 
 def _appeal_event(s: _Schedules, ev: Event) -> None:
@@ -276,7 +301,8 @@ def _stores_event(ev: Event, brand_names: list[str], market_names: list[str]) ->
 
 def _discount_event(ev: Event, brand_names: list[str], market_names: list[str]) -> tuple[AgentEvent, ...]:
     names = ([ev.brand] if ev.brand else []) + list(ev.brands or [])
-    return (DiscountChange(tuple(brand_names.index(n) for n in names), ev.discount, ev.floor),)  # type: ignore[arg-type]
+    until = parse_month(ev.until) if ev.until is not None else None
+    return (DiscountChange(tuple(brand_names.index(n) for n in names), ev.discount, ev.floor, ev.add, until, ev.max_discount),)
 
 
 #: Events folded into the arrays, by type: each edits the schedules from its month on.
@@ -406,6 +432,29 @@ def expected_arrivals(config: Scenario, months: I64) -> F:
     return arrivals
 
 
+def trims(config: Scenario) -> tuple[F, F]:
+    """Each product's trims as premiums over its entry price, RMB, and shares of its units (P x K
+    each; K the most trims of a product). A product without trims is one trim, premium 0, share 1."""
+    k = max((len(p.trims) for p in config.products if p.trims), default=1)
+    premium, share = np.zeros((len(config.products), k)), np.zeros((len(config.products), k))
+    for j, p in enumerate(config.products):
+        for i, trim in enumerate(p.trims or []):
+            premium[j, i], share[j, i] = trim.premium, trim.share
+        if not p.trims:
+            share[j, 0] = 1.0
+    return premium, share
+
+
+def discount_rules(config: Scenario, months: I64) -> B:
+    """Whether each brand's pricing rule moves its discount in each month (T x B): in the months
+    before ``forecast_start`` (all, without one), and from it only for a brand whose ``pricing.forecast``
+    is ``rule`` (the others hold the discount where the rule left it; discount events still move it)."""
+    first = config.forecast_start
+    history = months < parse_month(first) if first else np.ones(months.size, bool)
+    goes_on = np.array([b.pricing.forecast == "rule" for b in config.brands])
+    return history[:, None] | goes_on[None, :]  # type: ignore[no-any-return]
+
+
 # ------------------------------------------------------------------ the calendar
 
 
@@ -423,11 +472,13 @@ def compile_calendar(config: Scenario) -> Calendar:
     launch = np.array([parse_month(p.launch) for p in prods])
     delivery_start = np.array([parse_month(p.delivery_start or p.launch) for p in prods])
     since = np.array([parse_month(p.on_sale_since) if p.on_sale_since else np.nan for p in prods], float)
+    premium, share = trims(config)
     s = _Schedules(
         start=config.start_index,
         brand_names=brand_names,
         product_index={p.name: i for i, p in enumerate(prods)},
         price=np.tile(np.array([p.price for p in prods], float), (T, 1)),
+        premium_scale=np.ones((T, len(prods))),
         appeal=np.tile(base_appeal(config), (T, 1)),
         brand_appeal=brand_appeal_trend(config, months),
         smart=np.tile(np.array([p.smart for p in prods], float), (T, 1)),
@@ -444,6 +495,7 @@ def compile_calendar(config: Scenario) -> Calendar:
         config, months, s.capacity_full, s.capacity_factor, working_share(config, months, made_in), delivery_start
     )
     on_sale = (months[:, None] >= launch[None, :]) & (months[:, None] <= s.end[None, :])
+    trim_price = (s.price[:, :, None] + s.premium_scale[:, :, None] * premium[None, :, :]) * (share > 0)[None, :, :]
     return Calendar(
         start=config.start_index,
         months=months,
@@ -463,8 +515,11 @@ def compile_calendar(config: Scenario) -> Calendar:
         ageing=config.buyers.ageing_per_year + np.array([p.ageing for p in prods], float),
         attributes=product_attributes(config, product_brand),
         stock_months=np.array([b.pricing.stock_months for b in config.brands], float)[product_brand],
+        discount_rule=discount_rules(config, months),
         segment_floor=np.array([sg.min_price for sg in config.segments]),
-        price=s.price,
+        price=(trim_price * share[None, :, :]).sum(axis=2),
+        trim_price=trim_price,
+        trim_share=share,
         appeal=s.appeal,
         brand_appeal=s.brand_appeal,
         smart=s.smart,

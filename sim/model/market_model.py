@@ -212,7 +212,10 @@ class MarketModel(mesa.Model):
                 self._dealer(ev).open_stores(ev.count, ev.add, ev.over_months)
             elif isinstance(ev, DiscountChange):
                 for b in ev.brands:
-                    self.brand_agents[b].set_discount(ev.discount, ev.floor)
+                    if ev.discount is not None:
+                        self.brand_agents[b].set_discount(ev.discount, ev.floor)
+                    if ev.add is not None:
+                        self.brand_agents[b].change_discount(ev.add, ev.until, ev.cap)
 
     def _dealer(self, ev: StoreChange) -> Dealer:
         """The store network a ``stores`` event changes: the brand's first in the market (of the event's

@@ -28,7 +28,7 @@ def _still_on(end: str | None, fs: str | None) -> bool:
 
 
 _EVENT_TARGET = ("product", "brand", "brands", "market", "channel")
-_EVENT_CHANGE = ("price", "factor", "discount", "floor", "capacity", "count", "add", "appeal", "smart", "until")
+_EVENT_CHANGE = ("price", "factor", "discount", "floor", "max_discount", "capacity", "count", "add", "appeal", "smart", "until")
 
 
 def _months(item: Mapping[str, Any]) -> str:

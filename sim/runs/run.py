@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.model import market
+from sim.model.calendar import Calendar
 from sim.model.market_model import MarketModel
 from sim.scenario.schema import Scenario
 
@@ -244,15 +246,23 @@ def sales_frame(columns: dict[str, Any]) -> pd.DataFrame:
 
 
 def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
-    """The model's recorded months as a tidy table: one row per month, market and product offered."""
+    """The model's recorded months as a tidy table: one row per month, market, product offered and
+    price segment its trims sell in (:func:`segment_rows`; one row for a product without trims)."""
     mv = model.datacollector.model_vars
-    units = np.stack(mv["units"])  # T x P x M
     offered = np.stack(mv["offered"])
     t_idx, p_idx, m_idx = np.nonzero(offered)
     trans = np.stack(mv["transaction_price"])[t_idx, p_idx, m_idx]
     months = np.array(mv["month"])
-    seg_names = np.array(model.segment_names)
+    row, seg, share, ratio = segment_rows(model.calendar, t_idx, p_idx, trans)
+    t_idx, p_idx, m_idx = t_idx[row], p_idx[row], m_idx[row]
     wait = np.stack(mv["wait"])[t_idx, p_idx]
+
+    def count(name: str) -> np.ndarray:
+        return split_counts(np.stack(mv[name])[t_idx, p_idx, m_idx], row, share)
+
+    def price(name: str) -> np.ndarray:
+        return np.stack(mv[name])[t_idx, p_idx, m_idx] * ratio  # type: ignore[no-any-return]
+
     cols = {
         "run_id": np.full(t_idx.size, spec.run_id),
         "scenario": np.full(t_idx.size, spec.scenario.name, dtype=object),
@@ -261,15 +271,64 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
         "market": np.array(model.market_names)[m_idx],
         "brand": np.array(model.brand_names)[model.product_brand[p_idx]],
         "model": np.array(model.product_names)[p_idx],
-        "segment": seg_names[model._segment_of(trans)],
+        "segment": np.array(model.segment_names)[seg],
         "powertrain": model.powertrain[p_idx],
-        "units": units[t_idx, p_idx, m_idx],
-        "orders": np.stack(mv["orders"])[t_idx, p_idx, m_idx],
-        "backlog": np.stack(mv["backlog"])[t_idx, p_idx, m_idx],
-        "cancellations": np.stack(mv["cancellations"])[t_idx, p_idx, m_idx],
-        "list_price": np.stack(mv["list_price"])[t_idx, p_idx, m_idx],
-        "transaction_price": trans,
-        "paid_price": np.stack(mv["paid_price"])[t_idx, p_idx, m_idx],
+        "units": count("units"),
+        "orders": count("orders"),
+        "backlog": count("backlog"),
+        "cancellations": count("cancellations"),
+        "list_price": price("list_price"),
+        "transaction_price": price("transaction_price"),
+        "paid_price": price("paid_price"),
         "wait_months": wait,
     }
     return sales_frame(cols)
+
+
+def segment_rows(
+    calendar: Calendar, t_idx: np.ndarray, p_idx: np.ndarray, transaction: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """How the rows of products offered (month ``t_idx``, product ``p_idx``, mix transaction price
+    ``transaction``, RMB) split into rows by price segment.
+
+    A trim's transaction price is the product's times its list price over the mix's (discounts,
+    tariffs and VAT scale every trim alike). The trims whose transaction prices fall in one
+    segment make one row, holding their summed share of the product's units; its prices are
+    their share-weighted mean. A product without trims makes one row in the segment of its price.
+
+    Returns:
+        ``(row, segment, share, ratio)`` per output row, in order of input row, then segment index:
+        the input row it comes from, its segment index, its share of that row's units, and its
+        prices over the input row's.
+    """
+    rows = t_idx.size
+    share = calendar.trim_share[p_idx]  # rows x K
+    ratio = calendar.trim_price[t_idx, p_idx] / calendar.price[t_idx, p_idx][:, None]
+    n_seg = calendar.segment_floor.size
+    seg = market.segment_of((transaction[:, None] * ratio).ravel(), calendar.segment_floor).reshape(share.shape)
+    r, k = np.nonzero(share > 0)
+    groups, which = np.unique(r * n_seg + seg[r, k], return_inverse=True)
+    weight = np.bincount(which, share[r, k], minlength=groups.size)
+    mean_ratio = np.bincount(which, share[r, k] * ratio[r, k], minlength=groups.size) / weight
+    row = groups // n_seg
+    total = np.bincount(row, weight, minlength=rows)[row]  # shares sum to 1 within rounding
+    return row, groups % n_seg, weight / total, mean_ratio
+
+
+def split_counts(counts: np.ndarray, row: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Split whole ``counts`` (one per output row, repeated over the rows of one input row) by
+    ``share``, in whole numbers that sum to the input row's count (largest remainder; ties go to
+    the earlier row)."""
+    counts = np.asarray(counts, np.int64)
+    if row.size == 0:
+        return counts
+    exact = counts * share
+    out = np.floor(exact).astype(np.int64)
+    first = np.r_[True, row[1:] != row[:-1]]
+    starts = np.flatnonzero(first)
+    short = counts[starts] - np.add.reduceat(out, starts)  # per input row
+    order = np.lexsort((-(exact - out), row))
+    position = np.arange(row.size) - np.repeat(starts, np.diff(np.r_[starts, row.size]))
+    gets = position < np.repeat(short, np.diff(np.r_[starts, row.size]))
+    out[order[gets]] += 1
+    return out

@@ -14,7 +14,13 @@ class Event(Frozen):
     """A dated change. ``type`` decides which other fields are used.
 
     - ``price``: ``product``, ``price`` (new list price) or ``factor``.
-    - ``discount``: ``brand`` (or ``brands``), ``discount`` (sets it; also a floor if ``floor: true``).
+    - ``discount``: ``brand`` (or ``brands``) and either ``discount``, a level that replaces the
+      brand's own (its pricing rule moves on from it; also a floor if ``floor: true``), or ``add``,
+      a change on top of whatever the brand's rule sets (points of the list price: 0.06 = six
+      points deeper, negative = shallower), from the event's month to ``until`` (inclusive) or the
+      end. While a change is on, the brand charges its rule's discount plus every change in force,
+      clipped to [0, ``max_discount``] (default 1: the change applies in full, also beyond the
+      brand's ``pricing.max_discount``, which bounds its rule only).
     - ``capacity``: ``product``, ``factor`` (multiplies capacity) or ``capacity``; ``until`` (inclusive) optional.
     - ``stores``: ``brand``, ``market``, ``channel``, ``count`` (new total) or ``add``;
       ``over_months`` spreads the change over that many months (equal monthly steps, the first
@@ -36,6 +42,9 @@ class Event(Frozen):
     factor: NonNeg | None = None
     discount: Share | None = None
     floor: bool = False
+    max_discount: Share | None = Field(
+        None, description="discount with add: the highest discount the brand charges while the change is on."
+    )
     capacity: NonNeg | None = None
     count: NonNeg | None = None
     add: float | None = None
@@ -68,10 +77,27 @@ class Event(Frozen):
             raise ValueError("a 'stores' event needs 'count' or 'add'")
         if self.over_months > 1 and self.type != "stores":
             raise ValueError(f"over_months is for 'stores' events, not '{self.type}'")
-        if self.type == "discount" and (self.discount is None or (self.brand is None and not self.brands)):
-            raise ValueError("a 'discount' event needs 'brand' (or 'brands') and 'discount'")
+        if self.type == "discount":
+            self._discount_fields()
+        elif self.max_discount is not None:
+            raise ValueError(f"max_discount is for 'discount' events with 'add', not '{self.type}'")
         if self.type == "appeal" and (self.appeal is None or (self.brand is None and self.product is None)):
             raise ValueError("an 'appeal' event needs 'appeal' and 'product' or 'brand'")
         if self.until is not None and parse_month(self.until) < parse_month(self.month):
             raise ValueError(f"until {self.until} is before month {self.month}")
+        if self.until is not None and self.type not in ("capacity", "discount"):
+            raise ValueError(f"until is for 'capacity' and 'discount' events, not '{self.type}'")
         return self
+
+    def _discount_fields(self) -> None:
+        """A discount event names its brands and gives a level (``discount``) or a change (``add``)."""
+        if self.brand is None and not self.brands:
+            raise ValueError("a 'discount' event needs 'brand' (or 'brands')")
+        if (self.discount is None) == (self.add is None):
+            raise ValueError("a 'discount' event needs either 'discount' (a level) or 'add' (a change on top of the brand's rule)")
+        if self.add is not None and not -1.0 <= self.add <= 1.0:
+            raise ValueError(f"add is a change of the discount in points of the list price, between -1 and 1, got {self.add:g}")
+        if self.discount is not None and (self.until is not None or self.max_discount is not None):
+            raise ValueError("until and max_discount go with 'add' (a change), not with 'discount' (a level the rule moves on from)")
+        if self.add is not None and self.floor:
+            raise ValueError("floor goes with 'discount' (a level), not with 'add'")

@@ -177,6 +177,11 @@ class Pricing(Frozen):
     )
     target_wait_months: NonNeg = Field(0.5, description="Build-to-order brands: wait they aim for.")
     stock_months: NonNeg = Field(0.0, description="Stock brands: months of sales held as inventory (0 = build to order).")
+    forecast: Literal["hold", "rule"] = Field(
+        "hold",
+        description="From the scenario's forecast_start on: 'hold' keeps the discount where the rule left it, "
+        "moved only by discount events; 'rule' lets the rule go on moving it.",
+    )
 
 
 class Brand(Frozen):
@@ -217,10 +222,23 @@ class Capacity(Frozen):
     )
 
 
+class Trim(Frozen):
+    """A version of a product: its list price above the product's entry price, and its share of the product's units."""
+
+    name: str = ""
+    premium: NonNeg = Field(0.0, description="List price above the product's price (its entry trim), RMB.")
+    share: Share = Field(description="Share of the product's units (the shares of a product's trims sum to 1).")
+
+
 class Product(Frozen):
     name: str
     brand: str
-    price: PosFloat = Field(description="List price before market tariffs, taxes and discounts, RMB.")
+    price: PosFloat = Field(description="List price before market tariffs, taxes and discounts, RMB (the entry trim's, with trims).")
+    trims: list[Trim] | None = Field(
+        None, min_length=1,
+        description="Versions at different prices and their share of units: buyers choose the product at the "
+        "share-weighted price; each unit sold is counted in the segment of its trim's transaction price.",
+    )
     powertrain: Powertrain
     body: Body = "SUV"
     seats: int = Field(5, ge=1, le=9)
@@ -258,6 +276,13 @@ class Product(Frozen):
         if self.on_sale_since is not None and parse_month(self.on_sale_since) > parse_month(self.delivery_start or self.launch):
             raise ValueError(f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario")
         return self
+
+    @field_validator("trims")
+    @classmethod
+    def _shares_sum_to_one(cls, value: list[Trim] | None) -> list[Trim] | None:
+        if value is not None and abs(sum(t.share for t in value) - 1.0) > 1e-6:
+            raise ValueError(f"the trims' shares sum to {sum(t.share for t in value):g}, not 1")
+        return value
 
 
 class Stores(Frozen):
@@ -322,7 +347,10 @@ class Scenario(Frozen):
     seed: int = Field(0, ge=0)
     start: Month
     end: Month
-    forecast_start: Month | None = Field(None, description="First month that is a forecast, for reports.")
+    forecast_start: Month | None = Field(
+        None, description="First month that is a forecast: brands' pricing rules hold from it (pricing.forecast), "
+        "reports shade from it, and uncertainty draws start there unless uncertainty.start says otherwise."
+    )
     scale: PosFloat = Field(25.0, description="Real buyers per buyer agent (1 = one agent per buyer).")
     markets: list[Market] = Field(min_length=1)
     segments: list[Segment] = Field(min_length=1)

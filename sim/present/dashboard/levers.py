@@ -15,7 +15,7 @@ tariff rate, % (one each)    tariffs in markets without China's purchase tax  ``
 export push, x               store events or networks in those markets        ``events[i].count`` / ``.add``,
                                                                               ``stores[i].count``
 price-war depth, x           price or discount events the scenario adds to    ``events[i].price`` / ``.factor``
-                             the one it extends                               / ``.discount``
+                             the one it extends                               / ``.discount`` / ``.add``
 capacity-shock depth, x      capacity events with a factor that it adds       ``events[i].factor``
 ============================ ================================================ =================================
 
@@ -24,8 +24,9 @@ scenario as written runs unchanged (same hash, same results as ``sim run``).
 
 The multipliers ("depth", "push") scale what the scenario changes, not absolute levels: depth
 ``d`` moves a price event's new list price to ``before + d * (event - before)`` (``before`` is
-the product's list price just before the event), a factor to ``1 + d * (factor - 1)``, and a
-discount event's discount to ``start + d * (event - start)`` (``start`` is the brand's starting
+the product's list price just before the event), a factor to ``1 + d * (factor - 1)``, a
+discount change (``add``, points on top of the brand's own path) to ``d * add``, and a
+discount level to ``start + d * (event - start)`` (``start`` is the brand's starting
 discount, ``brands[].pricing.discount``, the reference the price-war file states its moves
 against; the first brand's for an event naming several). Depth 0 is therefore "list prices
 unchanged, discounts back at the brands' starting levels" (the floors stay, at those levels), 1
@@ -350,6 +351,8 @@ def _scaled_event(scenario: Scenario, i: int, e: Event, d: float) -> dict[str, A
         out[f"events[{i}].price"] = round(max(1.0, before + d * (e.price - before)), 2)
     elif e.type in ("price", "capacity") and e.factor is not None:
         out[f"events[{i}].factor"] = round(max(0.0, 1.0 + d * (e.factor - 1.0)), 6)
+    elif e.type == "discount" and e.add is not None:  # a change on top of the brand's own path: scaled as is
+        out[f"events[{i}].add"] = round(min(1.0, max(-1.0, d * e.add)), 6)
     elif e.type == "discount" and e.discount is not None:
         brand = e.brand or (e.brands[0] if e.brands else None)
         start = next((b.pricing.discount for b in scenario.brands if b.name == brand), 0.0)
