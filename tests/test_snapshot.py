@@ -35,13 +35,15 @@ from sim.scenario.yamlio import InputError
 
 #: Every kind of uncertainty draw from the fourth month (as tests/test_draws.py draws them), and a store
 #: network that an event creates in 2024-03 and grows over four months (a change still under way at some
-#: snapshots).
+#: snapshots), and a discount change in force over six months.
 UNCERTAIN = {
     **DRAWS,
     "events": [
         {"month": "2024-06", "type": "price", "product": "B1", "price": 380000},
         {"month": "2024-07", "type": "stores", "brand": "A", "count": 500},
         {"month": "2024-03", "type": "stores", "brand": "B", "channel": "partner", "add": 200, "over_months": 4},
+        # a discount change on top of the brand's rule, in force from 2024-05 to 2024-10 (state a snapshot carries)
+        {"month": "2024-05", "type": "discount", "brand": "B", "add": 0.05, "until": "2024-10", "max_discount": 0.3},
     ],
 }
 #: Only the drift of appeal: no fixed draws, so a model's seed gives nothing but its streams.

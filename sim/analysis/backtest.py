@@ -47,10 +47,10 @@ from sim.analysis.benchmarks import BENCHMARKS, benchmark_forecasts
 from sim.analysis.drift import (
     NO_DRIFT,
     DriftEstimate,
+    conversion_sums,
     estimate_drift,
     horizon_variance,
     level_weight,
-    realized_conversion,
 )
 from sim.analysis.figures import figures_upto, scorable_figures
 from sim.analysis.fit_appeals import fit, write_overlay
@@ -255,6 +255,7 @@ class Backtest:
         self.figures = scorable_figures(self.reported, [b.name for b in self.market.brands], names)
         self.utils_to_log = 1.0 / _lambda(self.market)
         self.conversion: dict[str, float | None] = {}
+        self.probe_sums = [0.0, 0.0]
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
@@ -326,14 +327,18 @@ class Backtest:
         """The drift in utils that gives the model's figures the spread estimated in log-volume units.
 
         A probe forecast with the drift converted at ``1 / lambda`` measures how much spread a util
-        of drift gives this fit's figures (:func:`sim.analysis.drift.realized_conversion`); the
-        drift is then converted at that rate.
+        of drift gives this fit's figures (:func:`sim.analysis.drift.conversion_sums`, pooled with the
+        probes of earlier origins); the drift is then converted at that rate.
         """
         if drift_log.zero or self.plan.drift is not None:
             return drift_log
         trial = drift_log.scaled(1.0 / self.utils_to_log)
         probe = self.forecast(origin, fitted, "probe", trial, self.plan.pilot_replications)
-        k = realized_conversion(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
+        added, asked = conversion_sums(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
+        # Pooled over this and the earlier origins' probes: one probe's few replicates measure it noisily.
+        self.probe_sums[0] += added
+        self.probe_sums[1] += asked
+        k = float(np.sqrt(self.probe_sums[0] / self.probe_sums[1])) if self.probe_sums[1] > 0 else None
         drift = drift_log.scaled(1.0 / k) if k else trial
         self.conversion[origin] = k
         self.say(f"[{origin}] from {drift_log.figures} earlier errors: appeal offset at the origin "

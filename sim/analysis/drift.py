@@ -121,6 +121,20 @@ def utils_variance(errors: pd.DataFrame, drift: DriftEstimate) -> np.ndarray:
             + is_product * (h * drift.product**2 + lw * drift.product_level**2))  # fmt: skip
 
 
+def conversion_sums(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> tuple[float, float]:
+    """The variance a drift added to the figures' log replicates, and the variance (utils) it was asked to give.
+
+    Summed over the figures forecast both ways; :func:`realized_conversion` is the square root of
+    their ratio.
+    """
+    both = without[["line", "entity", "spread", "H", "L", "level"]].merge(
+        with_drift[["line", "entity", "spread"]], on=["line", "entity"], suffixes=("", "_drift"))
+    asked = utils_variance(both, drift)
+    added = np.clip(both["spread_drift"].to_numpy(float) - both["spread"].to_numpy(float), 0.0, None)
+    ok = np.isfinite(asked) & np.isfinite(added)
+    return float(added[ok].sum()), float(asked[ok].sum())
+
+
 def realized_conversion(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> float | None:
     """How many log-volume units a util of drift moves the figures, as the model answers (k).
 
@@ -134,13 +148,8 @@ def realized_conversion(without: pd.DataFrame, with_drift: pd.DataFrame, drift: 
         utils)``, pooled over the figures (capacity-bound lines and large shares answer less than
         ``1 / lambda``); None when the drift asked for nothing.
     """
-    both = without[["line", "entity", "spread", "H", "L", "level"]].merge(
-        with_drift[["line", "entity", "spread"]], on=["line", "entity"], suffixes=("", "_drift"))
-    asked = utils_variance(both, drift)
-    if not np.isfinite(asked).any() or asked.sum() <= 0:
-        return None
-    added = np.clip(both["spread_drift"].to_numpy(float) - both["spread"].to_numpy(float), 0.0, None)
-    return float(np.sqrt(added.sum() / asked.sum()))
+    added, asked = conversion_sums(without, with_drift, drift)
+    return float(np.sqrt(added / asked)) if asked > 0 else None
 
 
 def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: DriftEstimate | None = None) -> DriftEstimate:
@@ -185,6 +194,9 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
-    sb, lb, sp, lp = scales(best.x)
+    # Maximum likelihood variances are biased low in small samples: scale them by n / (n - p), p the
+    # scales estimated (the plug-in bands would otherwise cover less than they say).
+    inflate = np.sqrt(len(e) / (len(e) - free)) if len(e) > free + 1 else np.sqrt(2.0)
+    sb, lb, sp, lp = scales(best.x) * inflate
     return DriftEstimate(brand=float(sb), product=float(sp), figures=int(len(e)), log_likelihood=-float(best.fun),
                          brand_level=float(lb), product_level=float(lp))  # fmt: skip

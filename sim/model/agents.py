@@ -201,13 +201,17 @@ class Brand(mesa.Agent):
         depth = sum(c[0] for c in self.changes)
         return float(np.clip(self.rule_discount + depth, 0.0, min(caps, default=1.0)))
 
-    def state(self) -> dict[str, float]:
-        """The brand's pricing as plain data (for snapshots): its discount and its floor."""
-        return {"discount": self.discount, "floor": self.floor}
+    def state(self) -> dict[str, Any]:
+        """The brand's pricing as plain data (for snapshots): its discounts, its floor and the changes in force."""
+        return {"discount": self.discount, "rule_discount": self.rule_discount, "floor": self.floor,
+                "changes": [list(c) for c in self.changes]}  # fmt: skip
 
-    def set_state(self, state: Mapping[str, float]) -> None:
-        """Take the discount and floor of a :meth:`state`."""
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Take the discounts, floor and changes of a :meth:`state`."""
         self.discount, self.floor = float(state["discount"]), float(state["floor"])
+        self.rule_discount = float(state["rule_discount"])
+        self.changes = [(float(a), None if u is None else int(u), None if c is None else float(c))
+                        for a, u, c in state["changes"]]  # fmt: skip
 
     def set_prices(self) -> None:
         """The month's discount: the rule moves its discount toward the brand's wait or stock target
