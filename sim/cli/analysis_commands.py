@@ -95,7 +95,7 @@ def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from sim.analysis.calibrate import OUTPUTS, calibrate, format_report, load_calibration, write_outputs
     from sim.runs import store
-    from sim.runs.batch import check_executor
+    from sim.runs.executors import check_executor
 
     check_executor(args.executor)
     if args.budget is not None and args.budget < 8:
@@ -147,7 +147,7 @@ def _sensitivity_arguments(p: argparse.ArgumentParser) -> None:
          help="Sobol indices (SALib) of the headline outputs to the calibration's parameters and levers")  # fmt: skip
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from sim.analysis.sensitivity import format_table, load_study, run_study
-    from sim.runs.batch import check_executor
+    from sim.runs.executors import check_executor
 
     check_executor(args.executor)
     if args.replications < 1:
@@ -199,7 +199,7 @@ def _validate_model_arguments(p: argparse.ArgumentParser) -> None:
          help="pattern checks (and price elasticities) of a results folder, as a report")  # fmt: skip
 def cmd_validate_model(args: argparse.Namespace) -> int:
     from sim.analysis.validate_model import format_markdown, validation_report
-    from sim.runs.batch import check_executor
+    from sim.runs.executors import check_executor
     from sim.scenario.months import parse_month
 
     check_executor(args.executor)

@@ -45,7 +45,8 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("run", _run_arguments, help="run a scenario (with replications) and write tidy tables")
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.runs.batch import MAX_RUNS, check_executor, run_batch
+    from sim.runs.batch import MAX_RUNS, run_batch
+    from sim.runs.executors import check_executor
     from sim.runs.manifest import new_manifest
     from sim.runs.run import make_specs
     from sim.scenario.load import load_scenario
@@ -83,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(label: str, specs: list[RunSpec], args: argparse.Namespace, what: str) -> int:
     """``--dry-run``: the number of runs and the time a pilot run predicts; writes nothing."""
-    from sim.runs.batch import estimate, format_seconds
+    from sim.runs.progress import estimate, format_seconds
 
     est = estimate(specs, args.workers, args.executor)
     print(f"{label}: {what}; nothing written")
@@ -155,7 +156,8 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 @command("sweep", _sweep_arguments, help="run a parameter sweep (grid, list, lhs, sobol, morris) with replications")
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sim.runs import store
-    from sim.runs.batch import check_executor, check_resumable, run_batch
+    from sim.runs.batch import check_resumable, run_batch
+    from sim.runs.executors import check_executor
     from sim.runs.manifest import new_manifest
     from sim.runs.sweep import load_sweep
 
@@ -220,7 +222,7 @@ def _rerun_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("rerun", _rerun_arguments, help="re-run one stored run alone and check it reproduces bit for bit")
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from sim.runs.batch import rerun
+    from sim.runs.rerun import rerun
 
     # The batch's own kernel unless SIM_KERNEL asks for another (the notes then say why the tables differ).
     rep = rerun(args.results, args.run_id, args.out, kernel=args.kernel)

@@ -1,7 +1,7 @@
 """Run a scenario and its baseline on the same seeds, in memory, with progress.
 
 The dashboard's batches are small (a few replicates at a coarse scale) and live only as long as
-the page: they are not written to disk. Each run is :func:`sim.runs.batch.run_chunk` of one spec,
+the page: they are not written to disk. Each run is :func:`sim.runs.chunks.run_chunk` of one spec,
 exactly as ``sim run`` executes it, so a dashboard result equals the ``sim run`` command it shows
 (same scenario, seed, replicates and scale) run for run. The tables are wrapped in a
 :class:`sim.runs.store.Results` (path ``<dashboard:NAME>``, a manifest with the resolved scenario and
@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.runs.batch import SerialExecutor, make_executor, run_chunk
+from sim.runs.chunks import run_chunk
+from sim.runs.executors import SerialExecutor, make_executor
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.store import Results

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import sim.runs.batch
+import sim.runs.chunks
 import sim.runs.store
 from sim import cli
 from sim.model.market_model import MarketModel
@@ -73,7 +73,7 @@ def install(moment: Moments) -> None:
         real_replace(src, dst)
         moment("renamed " + Path(dst).name)
 
-    real_execute, real_step = sim.runs.batch.execute, MarketModel.step
+    real_execute, real_step = sim.runs.chunks.execute, MarketModel.step
 
     def execute(spec: Any) -> Any:
         moment(f"run-start {spec.run_id}")
@@ -88,7 +88,7 @@ def install(moment: Moments) -> None:
 
     sim.runs.store.open = opened  # type: ignore[attr-defined]  # shadows the builtin in sim.runs.store only
     sim.runs.store.os.fsync, sim.runs.store.os.replace = fsync, replace  # type: ignore[assignment]
-    sim.runs.batch.execute = execute  # type: ignore[assignment]
+    sim.runs.chunks.execute = execute  # type: ignore[assignment]
     MarketModel.step = step  # type: ignore[method-assign]
 
 
