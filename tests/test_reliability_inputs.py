@@ -79,7 +79,7 @@ SCENARIO_CASES = {
     "day instead of month": Case("validate", "scenario/day_not_month.yaml", 4, "start", "expected a month as YYYY-MM, got '2024-01-05'"),
     "year out of range": Case("validate", "scenario/year_out_of_range.yaml", 6, "products[2].launch", "year 1800 is out of range"),
     "end before start": Case("validate", "scenario/end_before_start.yaml", 4, "end", "end 2023-06 is before start 2024-01"),
-    "delivery before launch": Case("validate", "scenario/delivery_before_launch.yaml", 5, "products[1]", "delivery_start 2024-02 is before launch"),
+    "delivery before launch": Case("validate", "scenario/delivery_before_launch.yaml", 6, "products[1].delivery_start", "delivery_start 2024-02 is before launch"),
     "span of two centuries": Case("validate", "scenario/span_too_long.yaml", 4, "end", "at most 50 years"),
     # references
     "unknown brand": Case("validate", "scenario/unknown_store_brand.yaml", 5, "stores[2].brand", "unknown brand 'Zeta'"),

@@ -30,7 +30,6 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,7 +47,7 @@ from sim.analysis.compare import (
     target_table,
 )
 from sim.analysis.targets import target_outcomes
-from sim.runs.store import Results, load_results
+from sim.runs.store import Results, load_results, replacing
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
@@ -203,6 +202,9 @@ def _reported_monthly(batch: Batch) -> pd.DataFrame:
 
 
 def _runs_text(batch: Batch) -> str:
+    c = batch.results.completeness
+    if c is not None and c.partial:  # a figure of a partial batch says so where it counts its runs
+        return f"PARTIAL: {batch.runs} run{'s' if batch.runs != 1 else ''} of {c.asked if c.asked is not None else '?'} asked"
     return f"{batch.runs} run{'s' if batch.runs != 1 else ''}"
 
 
@@ -453,6 +455,10 @@ def reading_notes(batches: Sequence[Batch]) -> str:
              "they show the simulation's randomness, and the uncertainty of parameters only where the scenario "
              "draws them. The probability interval is a 95% Wilson interval over the runs."]  # fmt: skip
     for b in batches:
+        c = b.results.completeness
+        if c is not None and c.partial:
+            notes.insert(0, f'<b class="partial">{_e(b.label)} is a PARTIAL batch: {_e(c.describe())}</b>; every figure '
+                            "of this report is of those runs only (read with --allow-partial; continue the batch with --resume)")  # fmt: skip
         failed = int((b.results.runs["status"] != "ok").sum()) if len(b.results.runs) else 0
         if b.runs < FEW_REPLICATES:
             notes.append(f"<b>{_e(b.label)} has only {b.runs} finished run(s)</b>: the 5-95% bands and the "
@@ -729,7 +735,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; } .meta, .sub, figcaption, .note { col
 .cards { display: flex; gap: 14px; flex-wrap: wrap; } .card { border: 1px solid var(--line); border-left: 5px solid var(--accent);
   padding: 10px 14px; min-width: 320px; flex: 1; } .card + .card { border-left-style: dashed; border-left-color: #D55E00; }
 td.nw, th.nw { white-space: nowrap; } .card .scen { font-weight: 600; } .card .big { font-size: 40px; font-weight: 700; line-height: 1.1; }
-.diff { margin: 6px 0; } ul.read { color: var(--mute); font-size: 13px; }
+.diff { margin: 6px 0; } ul.read { color: var(--mute); font-size: 13px; } b.partial { color: #b00020; }
 figure { margin: 22px 0; break-inside: avoid; page-break-inside: avoid; } figure img { width: 100%; height: auto; display: block; }
 figcaption { font-size: 12.5px; margin-top: 4px; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 12.5px; } th, td { padding: 3px 8px; border-bottom: 1px solid var(--line);
@@ -822,12 +828,11 @@ def build_report(batch: Batch, vs: Batch | None = None, *, unpaired: bool = Fals
 
 
 def _write_bytes(out: Path, data: bytes) -> None:
-    """Write a file whole (temporary file, then rename), creating its folder."""
+    """Write a file whole (temporary file, then rename; the temporary file removed however it ends), creating its folder."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
         raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
 

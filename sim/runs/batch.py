@@ -31,7 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.runs import store
+from sim.runs import lock, store
 from sim.runs.chunks import BLAS_THREADS, ChunkSizer, iter_chunks, run_chunk, with_design
 from sim.runs.chunks import collect as collect  # sim.analysis.fit_appeals imports it from here
 from sim.runs.executors import executor_slots, make_executor
@@ -142,27 +142,44 @@ def run_batch(
     Returns:
         Counts over the whole batch (including runs finished before a resume).
     """
-    t0 = time.perf_counter()
-    manifest = {**manifest, "kernel": batch_kernel(specs)}
+    with lock.holding(out):  # re-entrant: a command that prepared the folder holds it already
+        return _run_locked(specs, out, {**manifest, "kernel": batch_kernel(specs)}, workers=workers,
+                           chunk_size=chunk_size, progress=progress, executor=executor, resume=resume, design=design)  # fmt: skip
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C or SIGTERM; ``str()`` says what is stored and how to continue."""
+
+
+def _start(out: Path, specs: Sequence[RunSpec], manifest: dict[str, Any], resume: bool) -> tuple[_State, list[RunSpec], float]:
+    """The batch's counters, the runs left to do and the seconds spent before (a resume continues them).
+
+    A resume records when it happened in ``manifest`` (``resumed``) and keeps the first ``created``.
+    """
     st = _State(asked=len(specs))
-    todo: Sequence[RunSpec] = specs
-    seconds_before = 0.0
     old = check_resumable(out, manifest) if resume else None
     if old is None and any((out / "runs").glob("part-*.parquet")):
         raise InputError(f"{out}: holds results but no manifest; cannot tell what they are (use another --out or --force)")
-    if old is not None:
-        store.clean_temporary(out)
-        done = store.scan_finished(out)
-        asked_ids = {s.run_id for s in specs}
-        stray = done.run_ids - asked_ids
-        if stray:
-            raise InputError(f"{out}: holds runs that were not asked for (run ids {sorted(stray)[:5]}...); cannot resume")
-        todo = [s for s in specs if s.run_id not in done.run_ids]
-        st.finished, st.failed_ids, st.parts = len(done.run_ids), list(done.failed_run_ids), done.parts
-        st.failed = len(done.failed_run_ids)
-        seconds_before = float(old.get("seconds") or 0.0)
-        manifest["created"] = old.get("created", manifest.get("created"))
-        manifest["resumed"] = [*old.get("resumed", []), {"at": store.now_utc(), "finished_before": st.finished}]
+    if old is None:
+        return st, list(specs), 0.0
+    store.clean_temporary(out)
+    done = store.scan_finished(out)
+    stray = done.run_ids - {s.run_id for s in specs}
+    if stray:
+        raise InputError(f"{out}: holds runs that were not asked for (run ids {sorted(stray)[:5]}...); cannot resume")
+    st.finished, st.failed_ids, st.parts = len(done.run_ids), list(done.failed_run_ids), done.parts
+    st.failed = len(done.failed_run_ids)
+    manifest["created"] = old.get("created", manifest.get("created"))
+    manifest["resumed"] = [*old.get("resumed", []), {"at": store.now_utc(), "finished_before": st.finished}]
+    return st, [s for s in specs if s.run_id not in done.run_ids], float(old.get("seconds") or 0.0)
+
+
+def _run_locked(specs: Sequence[RunSpec], out: Path, manifest: dict[str, Any], *, workers: int | None,
+                chunk_size: int | None, progress: bool, executor: str, resume: bool,
+                design: pd.DataFrame | None) -> BatchReport:  # fmt: skip
+    """:func:`run_batch`, with the folder's lock held."""
+    t0 = time.perf_counter()
+    st, todo, seconds_before = _start(out, specs, manifest, resume)
     skipped = st.finished
     ex = make_executor(workers, executor)
     slots = executor_slots(ex)
@@ -221,6 +238,10 @@ def run_batch(
             ) from exc
         if writing and isinstance(exc, OSError):
             raise _write_error(exc, out, st) from exc
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, BatchInterrupted):
+            raise BatchInterrupted(
+                f"interrupted: {st.finished} of {st.asked} runs are stored in {out}; continue with --resume"
+            ) from exc
         raise
     ex.shutdown(wait=True)
     bar.close()

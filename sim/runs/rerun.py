@@ -39,6 +39,7 @@ def rebuild_spec(manifest: dict[str, Any], row: dict[str, Any]) -> RunSpec:
     overrides = {
         targets.get(k[len("param:") :], k[len("param:") :]): _plain(v) for k, v in row.items() if k.startswith("param:")
     }
+    overrides.pop("scale", None)  # a swept scale is the run's own (its row's ``scale``), not a scenario value
     point = row.get("point")
     spec = RunSpec(
         run_id=int(row["run_id"]),
@@ -81,6 +82,12 @@ def rerun(out: str | Path, run_id: int, dest: str | Path | None = None, kernel: 
     stored_runs = store.read_table(out, "runs", run_ids=[run_id])
     if stored_runs.empty:
         raise InputError(f"{out}: no run with run_id {run_id} is stored")
+    if len(stored_runs) > 1:
+        raise InputError(f"{out}: run {run_id} is stored {len(stored_runs)} times; the folder holds runs of more "
+                         "than one batch")  # fmt: skip
+    if dest is not None and Path(dest).resolve() == out.resolve():
+        raise InputError(f"{dest}: is the folder of the stored run; write the rerun elsewhere")
+    kept = store.prepare_output(Path(dest)) if dest is not None else None  # refused before the run, not after
     row = stored_runs.iloc[0].to_dict()
     spec = rebuild_spec(manifest, row)
     notes = []
@@ -109,10 +116,8 @@ def rerun(out: str | Path, run_id: int, dest: str | Path | None = None, kernel: 
     new_runs, new_sales = run_chunk([spec])
     new_runs = with_design(new_runs, store.read_design(out))
     seconds = time.perf_counter() - t0
-    if dest is not None and Path(dest).resolve() == out.resolve():
-        raise InputError(f"{dest}: is the folder of the stored run; write the rerun elsewhere")
     with tempfile.TemporaryDirectory() as tmp:
-        target = store.prepare_output(Path(dest) if dest is not None else Path(tmp))
+        target = kept if kept is not None else store.prepare_output(Path(tmp))
         name = f"{run_id:08d}"
         store.write_part(target, "sales", name, new_sales)
         store.write_part(target, "runs", name, new_runs)

@@ -48,17 +48,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.runs.limits import check_agents
 from sim.runs.run import RunSpec, make_specs
 from sim.runs.sweep_design import Parameter, SweepFile, build_design, check_size, resolve_parameters
 from sim.scenario.errors import validate
 from sim.scenario.load import load_scenario, validate_document
 from sim.scenario.months import format_month
-from sim.scenario.paths import PathError, apply_override, resolve_selectors
+from sim.scenario.paths import PathError, apply_override, overlapping_paths, parse_path, resolve_selectors
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 #: Bad points reported before the rest are summarised.
 MAX_REPORTED = 10
+#: The path of the scale: swept, it is the runs' scale (``RunSpec.scale``), not a scenario value.
+SCALE = "scale"
+#: Top-level keys whose values change how many buyer agents a run holds.
+SIZE_KEYS = ("scale", "markets", "buyers", "start", "end")
 
 
 @dataclass
@@ -105,13 +110,16 @@ class Sweep:
         out: list[RunSpec] = []
         targets = {p.path: p.target or p.path for p in self.parameters}
         for p, point in enumerate(self.points):
+            overrides = {targets[k]: v for k, v in point.items()}
+            # A swept scale is the runs' scale (as sim run --scale), not a value inside the scenario.
+            scale = overrides.pop(SCALE, self.config.scale)
             out += make_specs(
                 self.scenario,
                 r,
                 seed=self.seed,
-                scale=self.config.scale,
+                scale=scale,
                 first_run_id=p * r,
-                overrides={targets[k]: v for k, v in point.items()},
+                overrides=overrides,
                 point=p,
                 first_stream=0 if crn else p * r,
                 kernel=kernel,
@@ -197,7 +205,7 @@ def load_sweep(path: str | Path) -> Sweep:
     params = resolve_parameters(cfg, doc)
     check_size(cfg, params, doc)
     scenario = load_scenario(base_file)
-    params = _resolve_targets(params, scenario, doc)
+    params = _resolve_targets(params, scenario, cfg, doc)
     points, unit = build_design(cfg, params, doc, scenario.seed if cfg.seed is None else cfg.seed)
     _check_points(scenario, params, points, cfg, doc)
     return Sweep(
@@ -214,18 +222,32 @@ def load_sweep(path: str | Path) -> Sweep:
 
 
 
-def _resolve_targets(params: list[Parameter], scenario: Scenario, doc: Document) -> list[Parameter]:
-    """Resolve each parameter's selectors and check that its path reaches into the base scenario."""
+def _resolve_targets(params: list[Parameter], scenario: Scenario, cfg: SweepFile, doc: Document) -> list[Parameter]:
+    """Resolve each parameter's selectors and check that its path reaches into the base scenario, that
+    no two parameters name one value (under two spellings, or one inside the other), and that neither
+    the seed nor, twice, the scale is swept."""
     data = scenario.model_dump(mode="json")
     out, problems = [], []
+
+    def where(j: int) -> Path_:
+        return ("parameters", j, "path") if "parameters" in doc.data else ("points", 0)
+
     for j, p in enumerate(params):
-        where: Path_ = ("parameters", j, "path") if "parameters" in doc.data else ("points", 0)
         try:
             target = resolve_selectors(data, p.path)
         except PathError as exc:
-            problems.append(Problem(f"{exc.path}: {exc.reason}", doc.where(where), format_path(where)))
+            problems.append(Problem(f"{exc.path}: {exc.reason}", doc.where(where(j)), format_path(where(j))))
             continue
+        if target == "seed":
+            problems.append(Problem("the seed cannot be swept: every run's seed comes from the sweep's 'seed' and "
+                                    "its replicate; for more random draws raise 'replications'",
+                                    doc.where(where(j)), format_path(where(j))))  # fmt: skip
+        elif target == SCALE and cfg.scale is not None:
+            problems.append(Problem("the scale is swept and also set by the sweep's 'scale'; give one or the other",
+                                    doc.where(where(j)), format_path(where(j))))  # fmt: skip
         out.append(dataclasses.replace(p, target=target))
+    for j, message in overlapping_paths(data, [p.path for p in params]):
+        problems.append(Problem(f"parameter '{params[j].path}' {message}", doc.where(where(j)), format_path(where(j))))
     if problems:
         raise InputError(problems)
     return out
@@ -246,14 +268,26 @@ def point_scenario(base: Scenario, overrides: dict[str, Any], base_json: str | N
 def _check_points(
     base: Scenario, params: list[Parameter], points: list[dict[str, Any]], cfg: SweepFile, doc: Document
 ) -> None:
-    """Validate every point's scenario; a bad point is an error before any run starts."""
+    """Validate every point's scenario, and the buyer agents its runs would hold (:mod:`sim.runs.limits`);
+    a bad point is an error before any run starts."""
     base_json = json.dumps(base.model_dump(mode="json"))
     targets = {p.path: p.target or p.path for p in params}
+    # Points that change the market's size, its months or the scale are checked one by one; else the base once.
+    sizes = any(str(parse_path(t)[0]) in SIZE_KEYS for t in targets.values())
+    if not sizes:
+        try:
+            check_agents(base, cfg.scale, option="scale")
+        except InputError as exc:
+            raise InputError(Problem(str(exc), doc.where(("scale",) if cfg.scale is not None else ("base",)),
+                                     "scale" if cfg.scale is not None else "base")) from None  # fmt: skip
     bad: list[Problem] = []
     n_bad = 0
     for i, pt in enumerate(points):
+        overrides = {targets[k]: v for k, v in pt.items()}
         try:
-            point_scenario(base, {targets[k]: v for k, v in pt.items()}, base_json)
+            scenario = point_scenario(base, overrides, base_json)
+            if sizes:
+                check_agents(scenario, overrides.get(SCALE, cfg.scale), option="scale")
         except InputError as exc:
             n_bad += 1
             if len(bad) < MAX_REPORTED:

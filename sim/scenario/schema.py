@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.errors import FieldErrors, few, located_problems
 from sim.scenario.events import Event
-from sim.scenario.fields import Body, Frozen, Month, NonNeg, PlainName, PosFloat, Powertrain, Share
+from sim.scenario.fields import Body, Frozen, ItemName, Month, NonNeg, PlainName, PosFloat, Powertrain, Share
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
 from sim.scenario.policies import Policies
@@ -68,7 +68,7 @@ class Seasonality(Frozen):
 class Market(Frozen):
     """A country or region where buyers arrive and products are sold."""
 
-    name: str
+    name: ItemName
     buyers_per_month: NonNeg = Field(
         le=1e9, description="Potential premium buyers per month at reference_month (people; at most 1e9)."
     )
@@ -96,7 +96,7 @@ class Market(Frozen):
 class Segment(Frozen):
     """A price band by transaction price (RMB)."""
 
-    name: str
+    name: ItemName
     min_price: NonNeg
     max_price: float | None = None
 
@@ -179,7 +179,7 @@ class Pricing(Frozen):
 
 
 class Brand(Frozen):
-    name: str
+    name: ItemName
     origin: Literal["domestic", "foreign"] = "domestic"
     prestige: float = Field(0.0, description="Brand prestige attribute (0 = none, 1 = top luxury).")
     huawei: bool = Field(False, description="Huawei ecosystem / HIMA member.")
@@ -214,7 +214,7 @@ class Capacity(Frozen):
 
 
 class Product(Frozen):
-    name: str
+    name: ItemName
     brand: str
     price: PosFloat = Field(description="List price before market tariffs, taxes and discounts, RMB.")
     powertrain: Powertrain
@@ -247,12 +247,15 @@ class Product(Frozen):
     @model_validator(mode="after")
     def _dates(self) -> Product:
         launch = parse_month(self.launch)
+        problems: list[tuple[Path_, str]] = []
         if self.delivery_start is not None and parse_month(self.delivery_start) < launch:
-            raise ValueError(f"delivery_start {self.delivery_start} is before launch {self.launch}")
+            problems.append((("delivery_start",), f"delivery_start {self.delivery_start} is before launch {self.launch}"))
         if self.end is not None and parse_month(self.end) < launch:
-            raise ValueError(f"end {self.end} is before launch {self.launch}")
+            problems.append((("end",), f"end {self.end} is before launch {self.launch}"))
         if self.on_sale_since is not None and parse_month(self.on_sale_since) > parse_month(self.delivery_start or self.launch):
-            raise ValueError(f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario")
+            problems.append((("on_sale_since",), f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario"))
+        if problems:
+            raise FieldErrors(problems)
         return self
 
 
@@ -261,7 +264,7 @@ class Stores(Frozen):
 
     brand: str
     market: str = "CN"
-    channel: str = "direct"
+    channel: ItemName = "direct"
     count: NonNeg = Field(0, description="Stores at the scenario start.")
     weight: NonNeg = Field(1.0, description="Reach of one store of this channel relative to a dedicated store.")
     source: str = ""
@@ -271,7 +274,7 @@ class Stores(Frozen):
 class Target(Frozen):
     """A delivery target: ``units`` delivered by ``brand`` from ``start`` to ``by`` inclusive."""
 
-    name: str
+    name: ItemName
     brand: str
     units: PosFloat
     start: Month
@@ -359,12 +362,22 @@ class Scenario(Frozen):
         markets = {m.name for m in self.markets}
         brands = {b.name for b in self.brands}
         products = {p.name for p in self.products}
+        by_name = {p.name: p for p in self.products}
+        for i, brand in enumerate(self.brands):
+            for m in brand.awareness:
+                if m not in markets:
+                    problems.append((("brands", i, "awareness", m), f"unknown market '{m}' (markets: {few(markets)})"))
         for i, p in enumerate(self.products):
             if p.brand not in brands:
                 problems.append((("products", i, "brand"), f"unknown brand '{p.brand}' (brands: {few(brands)})"))
             for k, other in enumerate(p.appeal_like or []):
                 if other not in products or other == p.name:
                     problems.append((("products", i, "appeal_like", k), f"unknown product '{other}'"))
+                elif by_name[other].appeal_like:
+                    # Only products with an appeal of their own are averaged (chains and cycles are not
+                    # followed): a reference to another appeal_like product would count for nothing.
+                    problems.append((("products", i, "appeal_like", k), f"'{other}' takes its own appeal from "
+                                     "appeal_like; name products with an appeal of their own"))
             for k, m in enumerate(p.markets):
                 if m not in markets:
                     problems.append((("products", i, "markets", k), f"unknown market '{m}'"))
@@ -389,6 +402,12 @@ class Scenario(Frozen):
         for i, tr in enumerate(self.policies.tariffs):
             if tr.market not in markets:
                 problems.append((("policies", "tariffs", i, "market"), f"unknown market '{tr.market}'"))
+            for k, b in enumerate(tr.brands or []):
+                if b not in brands:
+                    problems.append((("policies", "tariffs", i, "brands", k), f"unknown brand '{b}'"))
+        for i, sub in enumerate(self.policies.subsidies):
+            if sub.market not in markets:
+                problems.append((("policies", "subsidies", i, "market"), f"unknown market '{sub.market}'"))
         for i, mk in enumerate(self.markets):
             total = sum(mk.city_tiers.values())
             if abs(total - 1.0) > 1e-6:
@@ -417,7 +436,7 @@ class Scenario(Frozen):
             for path, value in member.set.items():
                 try:
                     head = parse_path(path)[0]
-                    if head in ("ensemble", "extends", "name"):
+                    if head in ("ensemble", "extends", "name", "scale", "seed"):
                         raise PathError(path, f"'{head}' cannot be set by an ensemble member")
                     value_at(data, path)
                     apply_override(trial, path, value)
