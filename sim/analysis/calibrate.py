@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import os
@@ -79,7 +80,7 @@ from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, canonical_path, parse_path, value_at
 from sim.scenario.schema import Scenario
-from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
+from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml, read_bounded
 
 #: A value this close to a bound is moved inside it before the logit.
 EDGE = 1e-9
@@ -468,12 +469,21 @@ def _load_figures(spec: DataSpec, path: Path, doc: Document) -> Any:
     return read_table_file((path.parent / spec.table).resolve(), doc.where(("data", "table")))
 
 
+#: Largest tidy targets table read, bytes.
+MAX_TABLE_BYTES = 20_000_000
+
+
 def read_table_file(file: Path, where: Location | None = None) -> _Figures:
     """Read a tidy targets CSV (:data:`TABLE_COLUMNS`; ``model`` may be empty for a brand total)."""
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise InputError(Problem(f"'{file}' does not exist", where, "data.table"))
+    raw = read_bounded(file, MAX_TABLE_BYTES)  # a regular file (not a FIFO or a device), bounded
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem("not UTF-8 text", Location(str(file), raw[: exc.start].count(b"\n") + 1))) from None
     rows, problems = [], []
-    with file.open(encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in TABLE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -127,11 +127,16 @@ class Taste(Frozen):
     trend_per_year: float = Field(0.0, description="Change of the mean per year after 2022-01.")
 
 
+#: Largest ``income_elasticity x budget_sigma``: buyers' price sensitivities span ``exp(+-7 x this)``.
+MAX_SENSITIVITY_SPREAD = 12.0
+
+
 class Buyers(Frozen):
     """Buyer heterogeneity and behaviour."""
 
     budget_median: PosFloat = Field(320_000, description="Median budget, RMB.")
-    budget_sigma: NonNeg = Field(0.45, description="Log-sd of budgets.")
+    budget_sigma: NonNeg = Field(0.45, le=5.0, description="Log-sd of budgets (at most 5: budgets 150 times apart "
+                                 "within one sd).")
     budget_stretch: NonNeg = Field(0.15, description="Buyers consider up to budget * (1 + stretch).")
     price_sensitivity: NonNeg = Field(1.0, description="alpha: utils per 100k RMB at the reference budget.")
     income_elasticity: NonNeg = Field(
@@ -163,6 +168,16 @@ class Buyers(Frozen):
     )
     choice: Choice = Choice()
     awareness: Awareness = Awareness()
+
+    @model_validator(mode="after")
+    def _spread(self) -> Buyers:
+        # A buyer's price sensitivity is alpha * exp(-eta * sigma * z): past this product the rare buyer
+        # seven sd from the median would be beyond float32 (the model's arrays), inf instead of a number.
+        if self.income_elasticity * self.budget_sigma > MAX_SENSITIVITY_SPREAD:
+            raise FieldErrors([(("income_elasticity",), f"income_elasticity x budget_sigma is "
+                                f"{self.income_elasticity * self.budget_sigma:g}; at most {MAX_SENSITIVITY_SPREAD:g} "
+                                "(price sensitivities would spread beyond what the model's numbers hold)")])
+        return self
 
 
 class Pricing(Frozen):

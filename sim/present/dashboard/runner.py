@@ -29,7 +29,7 @@ from sim.runs.chunks import run_chunk
 from sim.runs.executors import SerialExecutor, make_executor
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
-from sim.runs.store import Results
+from sim.runs.store import Completeness, Results
 from sim.scenario.schema import Scenario
 
 #: Batches kept in memory (scenario and baseline of the last few requests).
@@ -144,7 +144,10 @@ def results_in_memory(
     runs = runs.sort_values("run_id", kind="stable").reset_index(drop=True)
     key = [c for c in ("run_id", "month", "market", "model") if c in sales.columns]
     sales = sales.sort_values(key, kind="stable").reset_index(drop=True) if len(sales) else sales
-    return Results(Path(f"<dashboard:{scenario.name}>"), manifest, runs, sales)
+    failed = int((runs["status"] != "ok").sum()) if len(runs) else 0
+    # Every asked run is here (a cancelled batch raises instead); failed runs are counted, as for a folder.
+    done = Completeness(asked=len(runs), finished=len(runs), failed=failed, status="complete")
+    return Results(Path(f"<dashboard:{scenario.name}>"), manifest, runs, sales, completeness=done)
 
 
 def run_pair(
