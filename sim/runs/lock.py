@@ -22,6 +22,7 @@ folder, and :func:`holding` for as long as its ``with`` block lasts (a batch).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -238,6 +239,17 @@ def release(folder: str | Path) -> None:
         del _HELD[key]
     _unlink_quietly(held.path)  # while the flock is held: a waiter then sees the file gone
     os.close(held.fd)
+
+
+@atexit.register
+def _release_all() -> None:
+    """At a normal exit, remove the lock files this process still holds (the flocks go with the process)."""
+    with _GUARD:
+        held = [h for h in _HELD.values() if h.pid == os.getpid()]
+        _HELD.clear()
+    for h in held:
+        _unlink_quietly(h.path)
+        os.close(h.fd)
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -88,22 +88,27 @@ def _part_paths(out: Path, table: str) -> list[Path]:
     return sorted((out / table).glob("part-*.parquet"))
 
 
-def read_table(out: str | Path, table: str, run_ids: list[int] | None = None, parts: Sequence[Path] | None = None) -> pd.DataFrame:
+def read_table(out: str | Path, table: str, run_ids: list[int] | None = None, parts: Sequence[Path] | None = None,
+               *, checked: bool = False) -> pd.DataFrame:  # fmt: skip
     """All parts of one table sorted by run (then month, market, model): the same rows in the
     same order whatever the executor, the worker count, the chunking or resumes.
 
     Args:
         run_ids: keep only these runs (read with a filter; for ``sim rerun``).
         parts: read only these part files (default: every part of the table).
+        checked: check that every part has the table's columns (:data:`KINDS`), filled, of their types.
 
     Raises:
-        InputError: a part cannot be read (:func:`_read_part`).
+        InputError: a part cannot be read (:func:`read_part`), or (``checked``) is not a part of this table.
     """
     parts = _part_paths(Path(out), table) if parts is None else list(parts)
     if not parts:
         return pd.DataFrame()
     filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
     frames = [read_part(p, filters=filters).to_pandas() for p in parts]
+    if checked:
+        for p, frame in zip(parts, frames, strict=True):
+            _check_columns(p, table, frame)
     df = pd.concat(frames, ignore_index=True)
     key = [c for c in ("run_id", "month", "market", "model") if c in df.columns]
     if key:
@@ -250,8 +255,8 @@ def load_results(out: str | Path, *, allow_partial: bool | None = None) -> Resul
                          "the results folder is damaged")  # fmt: skip
     # A sales part without its runs part is a chunk a killed batch did not finish: not read.
     names = {p.name for p in runs_parts}
-    runs = read_table(path, "runs", parts=runs_parts)
-    sales = read_table(path, "sales", parts=[p for p in sales_parts if p.name in names])
+    runs = read_table(path, "runs", parts=runs_parts, checked=True)
+    sales = read_table(path, "sales", parts=[p for p in sales_parts if p.name in names], checked=True)
     _check_tables(path, runs, sales)
     completeness = _completeness(path, manifest, runs)
     allowed = PARTIAL_ALLOWED.get() if allow_partial is None else allow_partial
@@ -274,27 +279,38 @@ def _check_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 #: Columns every runs and sales table has, and the kind of each ("int", "number" or "text").
-RUNS_KINDS = {"run_id": "int", "replicate": "int", "status": "text", "seed_entropy": "text", "scale": "number"}
-SALES_KINDS = {
+_RUNS_KINDS = {"run_id": "int", "replicate": "int", "status": "text", "seed_entropy": "text", "scale": "number"}
+_SALES_KINDS = {
     "run_id": "int", "month": "text", "market": "text", "brand": "text", "model": "text", "segment": "text",
     "powertrain": "text", "units": "number", "orders": "number", "backlog": "number", "cancellations": "number",
     "list_price": "number", "transaction_price": "number", "paid_price": "number", "wait_months": "number",
 }  # fmt: skip
+KINDS = {"runs": _RUNS_KINDS, "sales": _SALES_KINDS}
+
+
+def _check_columns(part: Path, table: str, frame: pd.DataFrame) -> None:
+    """A part of ``table`` has the table's columns (:data:`KINDS`), filled, of their types."""
+    for col, kind in KINDS[table].items():
+        if col not in frame.columns:
+            problem = f"lacks the column '{col}'"
+        elif not _OF_KIND[kind](frame[col]):
+            problem = f"has a column '{col}' of the wrong type ({frame[col].dtype})"
+        elif frame[col].isna().any():
+            problem = f"has empty values in the column '{col}'"
+        else:
+            continue
+        raise InputError(f"{part}: {problem}; it is not a part of the {table} table written by sim")
+
+
+_OF_KIND = {
+    "int": pd.api.types.is_integer_dtype,
+    "number": pd.api.types.is_numeric_dtype,
+    "text": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
+}
 
 
 def _check_tables(path: Path, runs: pd.DataFrame, sales: pd.DataFrame) -> None:
-    """The tables have their columns, every run once, sales only of stored runs."""
-    for table, df, kinds in (("runs", runs, RUNS_KINDS), ("sales", sales, SALES_KINDS)):
-        if df.empty and not len(df.columns):
-            continue
-        for col, kind in kinds.items():
-            ok = col in df.columns and {
-                "int": pd.api.types.is_integer_dtype, "number": pd.api.types.is_numeric_dtype,
-                "text": lambda s: pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s),
-            }[kind](df[col])  # fmt: skip
-            if not ok:
-                what = "lacks the column" if col not in df.columns else f"has a column of the wrong type ({df[col].dtype}):"
-                raise InputError(f"{path / table}: the {table} table {what} '{col}'; the folder was not written by sim")
+    """Every run once, sales only of stored runs."""
     if runs.empty:
         return
     dup = runs["run_id"].duplicated(keep=False)
