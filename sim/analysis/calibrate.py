@@ -383,7 +383,7 @@ def resolve_parameters(
     data = scenario.model_dump(mode="json")
     problems: list[Problem] = []
     out: list[FreeParameter] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # canonical path -> the spelling met first
     for j, p in enumerate(priors):
         where: Path_ = (key, j)
 
@@ -397,9 +397,10 @@ def resolve_parameters(
             bad(f"not in the base scenario: {exc.reason}")
             continue
         if canonical in seen:
-            bad(f"parameter '{p.path}' appears twice" + (f" (as {canonical})" if canonical != p.path else ""))
+            first = seen[canonical]
+            bad(f"parameter '{p.path}' appears twice" + (f" (as '{first}', both {canonical})" if first != p.path else ""))
             continue
-        seen.add(canonical)
+        seen[canonical] = p.path
         if canonical in ("scale", "seed"):
             bad(f"'{canonical}' is how the runs are drawn, not a parameter of the market; it cannot be fitted")
             continue

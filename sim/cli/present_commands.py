@@ -214,9 +214,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     # The extra is checked before anything imports Solara: without it, the command says how to install it.
     from sim.present.dashboard.config import make_config
     from sim.present.dashboard.server import check_extra, free_port, serve
+    from sim.runs.limits import check_agents
+    from sim.scenario.load import load_scenario
 
     check_extra()
     private_matplotlib_cache()
     config = make_config(args.scenario, args.baseline, args.replications, args.scale, args.seed, args.workers,
                          run_kernel(args))
+    for path in (config.scenario, config.baseline):  # the page's first runs: agents within the limits
+        check_agents(load_scenario(path), args.scale, workers=args.workers or 1)
     return serve(config, args.host, free_port(args.host, args.port))

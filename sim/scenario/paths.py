@@ -285,9 +285,15 @@ def parse_set_options(texts: Sequence[str]) -> dict[str, Any]:
 
 def parse_set_option(text: str) -> tuple[str, Any]:
     """``"buyers.price_sensitivity=1.2"`` -> ``("buyers.price_sensitivity", 1.2)`` (value parsed as YAML)."""
-    if "=" not in text:
+    depth, cut = 0, -1
+    for i, ch in enumerate(text):  # the first '=' outside brackets: a selector's '=' belongs to the path
+        depth += (ch == "[") - (ch == "]")
+        if ch == "=" and depth == 0:
+            cut = i
+            break
+    if cut < 0:
         raise InputError(f"--set '{text}': expected path=value")
-    path, _, raw = text.partition("=")
+    path, raw = text[:cut], text[cut + 1 :]
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
