@@ -167,7 +167,7 @@ FILES = ("manifest.json", "runs/part-00000000.parquet", "runs/part-00000003.parq
 
 
 @pytest.mark.slow
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(file=st.sampled_from(FILES), mutation=st.sampled_from(sorted(MUTATIONS)), k=st.integers(0, 10_000),
        junk=st.binary(max_size=200))  # fmt: skip
 def test_a_damaged_or_foreign_folder_is_a_located_exit_2(complete: Path, file: str, mutation: str, k: int, junk: bytes) -> None:
@@ -225,8 +225,10 @@ def degenerate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.mark.parametrize("case", ["one run", "no deliveries", "no target", "no buyers", "every run failed"])
 def test_a_degenerate_batch_gives_a_report_or_a_located_refusal(case: str, degenerate: dict[str, Path], tmp_path: Path) -> None:
     folder = degenerate[case]
+    # The report draws every figure of one batch; plot each alone where a figure may have nothing to draw.
+    plots = PLOTS if case in ("no deliveries", "no target") else ()
     commands = [["report", str(folder), "--out", str(tmp_path / "r.html")], ["compare", str(folder)],
-                *(["plot", str(folder), "--what", w, "--out", str(tmp_path / f"{w}.png")] for w in PLOTS)]  # fmt: skip
+                *(["plot", str(folder), "--what", w, "--out", str(tmp_path / f"{w}.png")] for w in plots)]  # fmt: skip
     outcomes = []
     for argv in commands:
         code, err = main(argv)

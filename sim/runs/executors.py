@@ -58,7 +58,7 @@ class DaskExecutor(Executor):
                 n_workers=workers or default_workers(),
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: two clusters at once never fight over 8787
                 silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
