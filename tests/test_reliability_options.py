@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -324,9 +325,11 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(chunks, "execute", execute)
     code, err = main(argv)
     assert code == 128 + signal.SIGTERM, err
-    assert err.strip() == f"interrupted: 3 of 6 runs are stored in {out}; continue with --resume", err
+    # Runs 0-2 are done when run 3 starts; the last of them may not be stored yet (a chunk in flight).
+    stored = re.fullmatch(rf"interrupted: ([23]) of 6 runs are stored in {re.escape(str(out))}; continue with --resume", err.strip())
+    assert stored, err
     manifest = json.loads((out / "manifest.json").read_text())
-    assert (manifest["status"], manifest["finished"]) == ("interrupted", 3)
+    assert (manifest["status"], manifest["finished"]) == ("interrupted", int(stored.group(1)))
     assert not [p for p in out.rglob("*") if ".tmp" in p.name] and not (out / ".sim-lock").exists()
     monkeypatch.undo()
     assert main([*argv, "--resume"])[0] == 0
