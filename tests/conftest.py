@@ -46,10 +46,12 @@ def sim_command(*args: str) -> list[str]:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment for CLI subprocesses: no debug tracebacks, no colour, warnings as errors."""
+    """Environment for CLI subprocesses: no debug tracebacks, no colour, warnings as errors, this checkout's ``sim``."""
     env = dict(os.environ)
     env.pop("SIM_DEBUG", None)
     env["PYTHONWARNINGS"] = "error"
+    # The code under test, whatever the working folder (the environment may have another checkout installed).
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 

@@ -19,7 +19,7 @@ from conftest import ROOT, TINY, tiny_scenario
 from pandas.testing import assert_frame_equal
 
 from sim.cli import main
-from sim.runs import batch, store
+from sim.runs import batch, chunks, executors, store
 from sim.runs.run import make_specs
 from sim.scenario.yamlio import InputError
 
@@ -61,13 +61,13 @@ def test_common_random_numbers_across_scenarios(tiny):
     """Same root seed: replicate r of two scenarios draws the same stream, so paired differences
     come from the scenarios and not from noise."""
     cosmetic = tiny_scenario({"description": "another text"})
-    ra, sa = batch.run_chunk(make_specs(tiny, 3, seed=5))
-    rb, sb = batch.run_chunk(make_specs(cosmetic, 3, seed=5))
+    ra, sa = chunks.run_chunk(make_specs(tiny, 3, seed=5))
+    rb, sb = chunks.run_chunk(make_specs(cosmetic, 3, seed=5))
     assert_frame_equal(sa, sb)
     # B1's price cut moved from 2024-06 to 2024-09: the months before buyers can anticipate it
     # (one month ahead) are the same draws, hence the same sales.
     later = tiny_scenario({"events[0].month": "2024-09"})
-    rc, sc = batch.run_chunk(make_specs(later, 3, seed=5))
+    rc, sc = chunks.run_chunk(make_specs(later, 3, seed=5))
     assert (ra[["seed_entropy", "spawn_key"]] == rc[["seed_entropy", "spawn_key"]]).all().all()
     before = sa["month"] < "2024-05"
     assert_frame_equal(sa[before].reset_index(drop=True), sc[sc["month"] < "2024-05"].reset_index(drop=True))
@@ -103,7 +103,7 @@ def test_dask_local_cluster_equals_processes_equals_serial(tmp_path, tiny):
 
 def test_bad_executor_is_input_error(tmp_path):
     with pytest.raises(InputError, match="--executor"):
-        batch.make_executor(2, "threads")
+        executors.make_executor(2, "threads")
     assert main(["run", str(TINY), "--executor", "ray", "--out", str(tmp_path / "o"), "-q"]) == 2
     assert not (tmp_path / "o").exists()
 
@@ -119,7 +119,7 @@ def test_in_flight_window_is_bounded(tiny):
     """The parent holds at most `window` chunk results at a time, whatever the number of chunks."""
     submitted = 0
 
-    class Counting(batch.SerialExecutor):
+    class Counting(executors.SerialExecutor):
         def submit(self, fn, /, *args, **kwargs):
             nonlocal submitted
             submitted += 1
@@ -154,16 +154,16 @@ def test_manifest_is_updated_after_every_chunk(tmp_path, tiny, monkeypatch):
 
 
 def test_adaptive_chunks_aim_at_seconds_of_work():
-    sizer = batch.ChunkSizer(slots=2)
+    sizer = chunks.ChunkSizer(slots=2)
     assert sizer.size(1000) == 1  # nothing measured yet
     sizer.observe(pd.DataFrame({"seconds": [0.01] * 4}))
-    assert sizer.size(10_000) == batch.MAX_CHUNK
+    assert sizer.size(10_000) == chunks.MAX_CHUNK
     assert sizer.size(40) == 10  # the tail is shared between the workers
     sizer.observe(pd.DataFrame({"seconds": [100.0] * 4}))
     assert sizer.size(1000) == 1
-    assert batch.ChunkSizer(2, fixed=7).size(3) == 7
+    assert chunks.ChunkSizer(2, fixed=7).size(3) == 7
     specs = list(range(25))
-    assert [len(c) for c in batch.iter_chunks(specs, batch.ChunkSizer(1, fixed=10))] == [10, 10, 5]
+    assert [len(c) for c in chunks.iter_chunks(specs, chunks.ChunkSizer(1, fixed=10))] == [10, 10, 5]
 
 
 def test_failed_runs_are_recorded_and_the_batch_goes_on(tmp_path, monkeypatch, capsys):
@@ -285,9 +285,9 @@ def test_workers_exit_when_the_batch_is_killed(tmp_path):
     finally:
         proc.wait()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and any(batch._alive(p) for p in workers):
+    while time.monotonic() < deadline and any(executors._alive(p) for p in workers):
         time.sleep(0.1)
-    left = [p for p in workers if batch._alive(p)]
+    left = [p for p in workers if executors._alive(p)]
     for p in left:  # do not leave them behind if the test fails
         os.kill(p, signal.SIGKILL)
     assert not left, "worker processes outlived the killed batch"
@@ -337,7 +337,7 @@ def test_runs_use_one_blas_thread_whatever_the_executor(tiny, monkeypatch):
         threads.append({i["num_threads"] for i in threadpool_info()})
         return real(spec)
 
-    real = batch.execute
-    monkeypatch.setattr(batch, "execute", spy)
-    batch.run_chunk(make_specs(tiny, 2))
+    real = chunks.execute
+    monkeypatch.setattr(chunks, "execute", spy)
+    chunks.run_chunk(make_specs(tiny, 2))
     assert threads == [{1}, {1}]

@@ -56,7 +56,8 @@ def test_draws_are_shared_by_name_across_scenarios():
     # Another product in the scenario leaves every other item's draws unchanged (common random numbers).
     seed = np.random.SeedSequence(5, spawn_key=(3,))
     base = tiny_scenario(UNCERTAIN)
-    more = tiny_scenario({**UNCERTAIN, "products": [
+    whole = {k: v for k, v in UNCERTAIN.items() if not k.startswith("products.")}  # the list is given whole below
+    more = tiny_scenario({**whole, "products": [
         *[p.model_dump(mode="json") for p in base.products],
         {"name": "A3", "brand": "A", "price": 300000, "powertrain": "BEV", "launch": "2024-06", "capacity": {"max": 1000}},
     ]})  # fmt: skip

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, TINY
+from conftest import DATA, TINY, cli_env
 from pandas.testing import assert_frame_equal
 
 from sim import cli
@@ -49,8 +49,8 @@ class Killer:
     def __init__(self, folder: Path):
         # One thread when it forks: one BLAS thread, and no background thread in Arrow's jemalloc.
         threads = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        env = {**os.environ, **threads, "JE_ARROW_MALLOC_CONF": "background_thread:false"}
-        env.pop("SIM_DEBUG", None)
+        env = {**cli_env(), **threads, "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+        env.pop("PYTHONWARNINGS")
         self.folder, self.n = folder, 0
         self.proc = subprocess.Popen(
             [sys.executable, str(KILLER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, cwd=folder
@@ -67,6 +67,15 @@ class Killer:
         answer = self.proc.stdout.readline()
         assert answer, "the fork server died"
         return int(json.loads(answer)["status"])
+
+    def group(self, requests: list[dict[str, Any]]) -> list[int]:
+        """Exit statuses of several ``sim`` commands run at once (see killer.py's ``group`` requests)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"group": requests}) + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, "the fork server died"
+        return [int(s) for s in json.loads(answer)["statuses"]]
 
     def close(self) -> None:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -331,8 +340,7 @@ def test_nothing_is_written_outside_the_results_folder(tmp_path: Path) -> None:
     (inputs / "tiny.yaml").write_bytes(TINY.read_bytes())
     (inputs / "sweep.yaml").write_text(SWEEP.read_text().replace("../tiny.yaml", "tiny.yaml"))
     before = {p: p.read_bytes() for p in inputs.iterdir()}
-    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1", "PYTHONWARNINGS": "error"}
-    env.pop("SIM_DEBUG", None)
+    env = {**cli_env(), "TMPDIR": str(tmp), "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "sim", "sweep", str(inputs / "sweep.yaml"), "-w", "2", "--chunk-size", "1", "-q", "--out", str(out)],

@@ -79,7 +79,7 @@ SCENARIO_CASES = {
     "day instead of month": Case("validate", "scenario/day_not_month.yaml", 4, "start", "expected a month as YYYY-MM, got '2024-01-05'"),
     "year out of range": Case("validate", "scenario/year_out_of_range.yaml", 6, "products[2].launch", "year 1800 is out of range"),
     "end before start": Case("validate", "scenario/end_before_start.yaml", 4, "end", "end 2023-06 is before start 2024-01"),
-    "delivery before launch": Case("validate", "scenario/delivery_before_launch.yaml", 5, "products[1]", "delivery_start 2024-02 is before launch"),
+    "delivery before launch": Case("validate", "scenario/delivery_before_launch.yaml", 6, "products[1].delivery_start", "delivery_start 2024-02 is before launch"),
     "span of two centuries": Case("validate", "scenario/span_too_long.yaml", 4, "end", "at most 50 years"),
     # references
     "unknown brand": Case("validate", "scenario/unknown_store_brand.yaml", 5, "stores[2].brand", "unknown brand 'Zeta'"),
@@ -109,6 +109,14 @@ SCENARIO_CASES = {
     "unsafe tag !!python/object": Case("validate", "scenario/unsafe_python_object.yaml", 4, "description", "not allowed: tag !!python/object/apply:os.system"),
     "unsafe tag on a mapping": Case("validate", "scenario/unsafe_python_mapping.yaml", 4, "buyers", "not allowed: tag !!python/object/new"),
     "unknown tag !include": Case("validate", "scenario/custom_tag.yaml", 4, "markets", "tag '!include'"),
+    # cross-references that would leave something without effect (issue 21)
+    "appeal_like cycle": Case("validate", "scenario/appeal_like_cycle.yaml", 6, "products[0].appeal_like[0]", "takes its own appeal from appeal_like"),
+    "awareness in an unknown market": Case("validate", "scenario/awareness_unknown_market.yaml", 6, "brands[1].awareness.CM", "unknown market 'CM'"),
+    "subsidy in an unknown market": Case("validate", "scenario/subsidy_unknown_market.yaml", 6, "policies.subsidies[0].market", "unknown market 'EU'"),
+    "launched after the end": Case("validate", "scenario/launch_after_end.yaml", 6, "products[3].launch", "after the scenario's end 2024-12"),
+    "event after the end": Case("validate", "scenario/event_after_end.yaml", 6, "events[2].month", "after the scenario's end 2024-12"),
+    "empty name": Case("validate", "scenario/empty_name.yaml", 5, "products[3].name", "must not be empty"),
+    "control character in a name": Case("validate", "scenario/control_name.yaml", 5, "brands[2].name", "must not contain control characters"),
     # the same files through `sim run`: refused before any results folder exists
     "run: anchor bomb": Case("run", "scenario/anchor_bomb.yaml", 9, "f[0]", "is this an alias bomb?"),
     "run: unknown key": Case("run", "scenario/unknown_top_key.yaml", 4, "bueyrs", "did you mean 'buyers'?"),
@@ -138,6 +146,10 @@ SWEEP_CASES = {
     "sweep: a billion replications": Case("sweep", "sweep/absurd_replications.yaml", 3, "replications", "the limit is 1,000,000 runs"),
     "sweep: invalid point": Case("sweep", "sweep/invalid_point.yaml", 4, "parameters", "point 1 (products.A1.price=-5)"),
     "sweep: name that is a path": Case("sweep", "sweep/name_with_path.yaml", 2, "name", "must be a plain name"),
+    "sweep: one value under two spellings": Case("sweep", "sweep/alias.yaml", 6, "parameters[1].path", "names the same value as 'products.A1.price'"),
+    "sweep: the seed swept": Case("sweep", "sweep/seed.yaml", 5, "parameters[0].path", "the seed cannot be swept"),
+    "sweep: the scale swept and set": Case("sweep", "sweep/scale_twice.yaml", 6, "parameters[0].path", "also set by the sweep's 'scale'"),
+    "sweep: a scale of billions of agents": Case("sweep", "sweep/scale_too_fine.yaml", 4, "parameters", "more than the limit of 20,000,000"),
 }
 
 REPORTED_CASES = {

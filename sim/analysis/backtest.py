@@ -283,7 +283,7 @@ class Backtest:
         write_overlay(
             fitted, extends, f"backtest_{origin.replace('-', '_')}", brand_fit, product_fit, result.report,
             f"sim backtest (origin {origin})", members=members,
-            uncertainty={"start": start, "new_product_appeal": round(spread, 4),
+            uncertainty={"start": start, "new_product_appeal": round(spread, 4), "observation_sd": result.observation_sd(),
                          "source": f"appeal fit through {origin}: spread of {n} fitted product appeals"},
         )  # fmt: skip
         meta.write_text(json.dumps({"settings": settings, "loss": result.loss, "steps": result.steps,

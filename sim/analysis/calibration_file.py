@@ -40,7 +40,7 @@ from scipy.special import expit, logit
 from sim.analysis.fit_targets import FREQUENCY_WEIGHT
 from sim.runs.sweep import point_scenario
 from sim.scenario.errors import validate
-from sim.scenario.paths import PathError, value_at
+from sim.scenario.paths import PathError, canonical_path, value_at
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
@@ -200,6 +200,17 @@ def read_calibration_file(path: Path) -> tuple[CalibrationFile, Document]:
     return validate(CalibrationFile, doc), doc
 
 
+#: Least share of a normal prior's mass inside its bounds (below it, the truncated prior cannot be drawn from).
+MIN_PRIOR_MASS = 1e-9
+
+
+def prior_mass(mean: float, sd: float, low: float, high: float) -> float:
+    """Share of a normal prior's mass inside ``[low, high]`` (0 where the numbers are not finite)."""
+    if not all(math.isfinite(x) for x in (mean, sd, low, high)) or sd <= 0:
+        return 0.0
+    return float(stats.norm.cdf((high - mean) / sd) - stats.norm.cdf((low - mean) / sd))
+
+
 def resolve_parameters(
     priors: list[ParameterPrior], doc: Document, scenario: Scenario, key: str = "parameters"
 ) -> list[FreeParameter]:
@@ -208,21 +219,26 @@ def resolve_parameters(
     data = scenario.model_dump(mode="json")
     problems: list[Problem] = []
     out: list[FreeParameter] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # canonical path -> the spelling met first
     for j, p in enumerate(priors):
         where: Path_ = (key, j)
 
         def bad(msg: str, sub: str = "path", where: Path_ = where) -> None:
             problems.append(Problem(msg, doc.where(where + (sub,)), format_path(where + (sub,))))
 
-        if p.path in seen:
-            bad(f"parameter '{p.path}' appears twice")
-            continue
-        seen.add(p.path)
         try:
             base_value = value_at(data, p.path)
+            canonical = canonical_path(data, p.path)  # two spellings of one value are one parameter
         except PathError as exc:
             bad(f"not in the base scenario: {exc.reason}")
+            continue
+        if canonical in seen:
+            first = seen[canonical]
+            bad(f"parameter '{p.path}' appears twice" + (f" (as '{first}', both {canonical})" if first != p.path else ""))
+            continue
+        seen[canonical] = p.path
+        if canonical in ("scale", "seed"):
+            bad(f"'{canonical}' is how the runs are drawn, not a parameter of the market; it cannot be fitted")
             continue
         if not isinstance(base_value, (int, float)) or isinstance(base_value, bool):
             bad(f"must name a number in the scenario, found {base_value!r}")
@@ -240,6 +256,11 @@ def resolve_parameters(
         if p.prior == "normal":
             mean = (p.low + p.high) / 2 if p.mean is None else p.mean
             sd = (p.high - p.low) / 4 if p.sd is None else p.sd
+            mass = prior_mass(mean, sd, p.low, p.high)
+            if not mass > MIN_PRIOR_MASS:
+                bad(f"the normal prior (mean {mean:g}, sd {sd:g}) has {mass:.2g} of its mass inside [{p.low:g}, {p.high:g}]: "
+                    "no set could be drawn; move the mean or widen the sd or the bounds", "mean" if p.mean is not None else "sd")
+                continue
         fp = FreeParameter(p.path, p.prior, p.low, p.high, mean, sd, p.offset, float(base_value))
         for bound in (p.low, p.high):  # every value inside the bounds must give a valid scenario
             try:

@@ -15,6 +15,8 @@ simulated deliveries over each target's months, and :func:`distances` scores the
 from __future__ import annotations
 
 import csv
+import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from sim.analysis.calibration_file import CalibrationFile, DataSpec
 from sim.analysis.fit_targets import CONFIDENCE_WEIGHT, FREQUENCY_WEIGHT, VolumeTarget, volume_targets
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
-from sim.scenario.yamlio import Document, InputError, Location, Problem
+from sim.scenario.yamlio import Document, InputError, Location, Problem, read_bounded
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,21 @@ def load_figures(spec: DataSpec, path: Path, doc: Document) -> Any:
     return read_table_file((path.parent / spec.table).resolve(), doc.where(("data", "table")))
 
 
+#: Largest tidy targets table read, bytes.
+MAX_TABLE_BYTES = 20_000_000
+
+
 def read_table_file(file: Path, where: Location | None = None) -> _Figures:
     """Read a tidy targets CSV (:data:`TABLE_COLUMNS`; ``model`` may be empty for a brand total)."""
-    if not file.is_file():
+    if not os.path.lexists(file):
         raise InputError(Problem(f"'{file}' does not exist", where, "data.table"))
+    raw = read_bounded(file, MAX_TABLE_BYTES)  # a regular file (not a FIFO or a device), bounded
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(Problem("not UTF-8 text", Location(str(file), raw[: exc.start].count(b"\n") + 1))) from None
     rows, problems = [], []
-    with file.open(encoding="utf-8-sig", newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in TABLE_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

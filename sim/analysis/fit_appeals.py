@@ -111,6 +111,7 @@ class AppealFit:
         loss: the weighted loss at the fit (log units squared).
         steps, evaluations: steps taken and model evaluations.
         posterior: the Laplace approximation at the fit (:mod:`sim.analysis.posterior`).
+        residuals: the log error of each target at the fit. frequencies: each target's frequency.
     """
 
     params: list[tuple[str, str]]
@@ -124,6 +125,17 @@ class AppealFit:
     steps: int
     evaluations: int
     posterior: Laplace
+    residuals: np.ndarray
+    frequencies: list[str]
+
+    def observation_sd(self, floor: float = 0.02) -> dict[str, float]:
+        """The RMS of the fit's log errors by the figures' frequency (at least ``floor``): how far a reported
+        figure sits from the model's aggregate once the parameters are fitted, for assimilation."""
+        out = {}
+        for freq in sorted(set(self.frequencies)):
+            r = self.residuals[[f == freq for f in self.frequencies]]
+            out[freq] = round(max(float(np.sqrt(np.mean(r**2))), floor), 4)
+        return out
 
     def values(self, theta: np.ndarray | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """Scenario values of a parameter vector (default: the fit), rounded to 4 decimals.
@@ -354,7 +366,8 @@ def fit(
     return AppealFit(
         params=params, theta=theta, lower=np.where(is_ageing, 0.0, -np.inf), cut=cut, borrowed=borrowed,
         later=later, report=report, loss=loss, steps=it, evaluations=evaluations,
-        posterior=laplace(theta, jacobian(sim, r), r, weights, prior),
+        posterior=laplace(theta, jacobian(sim, r), r, weights, prior), residuals=np.asarray(r, float),
+        frequencies=[t.frequency for t in targets],
     )
 
 

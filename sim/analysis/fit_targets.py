@@ -43,6 +43,7 @@ class VolumeTarget:
     value: float
     weight: float
     lines: str
+    frequency: str = ""
 
     @property
     def key(self) -> str:
@@ -91,7 +92,7 @@ def volume_targets(scenario: Scenario, through: str, reported: Any = None) -> li
         value = float(np.average(g["value"], weights=g["w"]))
         share = 1.0 / np.sqrt(per_year[brand, model, start[:4], freq]) if freq in ("monthly", "quarterly") else 1.0
         weight = float(g["w"].max()) * FREQUENCY_WEIGHT[freq] * share
-        out.append(VolumeTarget(brand, model or None, start, end, value, weight, ",".join(map(str, g["line"]))))
+        out.append(VolumeTarget(brand, model or None, start, end, value, weight, ",".join(map(str, g["line"])), freq))
     return out
 
 

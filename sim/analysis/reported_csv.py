@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sim.scenario.yamlio import InputError, Location, Problem
+from sim.scenario.yamlio import InputError, Location, Problem, read_bounded
 
 CSV_COLUMNS = ("date", "entity", "metric", "value", "unit", "source", "quote", "confidence")
 #: Largest reported-figures file read, in bytes (the project's file is about 100 kB).
@@ -58,16 +58,9 @@ def _read_text(path: Path) -> str:
     """The file's text; a file that is missing, too large, binary or not UTF-8 is an error."""
     name = str(path)
     try:
-        if path.is_dir():
-            raise ReportedFileError(Problem("is a folder, not a file", Location(name, 1)))
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ReportedFileError(Problem(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Location(name, 1)))
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ReportedFileError(Problem("file not found", Location(name, 1))) from None
-    except OSError as exc:
-        raise ReportedFileError(Problem(f"cannot read: {exc.strerror or exc}", Location(name, 1))) from None
+        raw = read_bounded(path, MAX_FILE_BYTES)  # a regular file (not a FIFO or a device), bounded
+    except InputError as exc:
+        raise ReportedFileError(exc.problems) from None
     if b"\x00" in raw:
         raise ReportedFileError(Problem("binary data (NUL bytes), not CSV text", Location(name, 1)))
     try:

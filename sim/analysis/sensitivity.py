@@ -34,10 +34,12 @@ import pandas as pd
 from sim.analysis.calibration_file import FreeParameter, ParameterPrior, read_calibration_file, resolve_parameters
 from sim.analysis.targets import target_outcomes
 from sim.runs import store
+from sim.runs.batch import MAX_RUNS
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
 from sim.scenario.load import load_scenario
 from sim.scenario.months import parse_month
+from sim.scenario.paths import overlapping_paths
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
 
@@ -153,13 +155,14 @@ def load_study(
     for text in extra_levers or []:
         lever_specs.append(_parse_lever(text))
     factors += [Factor(p, "lever") for p in resolve_parameters(lever_specs, doc, sc, key="levers")]
-    seen: set[str] = set()
-    for f in factors:
-        if f.path in seen:
-            raise InputError(f"factor '{f.path}' appears twice (as a parameter and as a lever?)")
-        seen.add(f.path)
+    for j, message in overlapping_paths(sc.model_dump(mode="json"), [f.path for f in factors]):
+        raise InputError(f"factor '{factors[j].path}' appears twice: {message} (as a parameter and as a lever?)")
     if len(factors) < 2:
         raise InputError("a Sobol study needs at least two factors (parameters and levers together)")
+    runs = n * (len(factors) + 2) * replications
+    if runs > MAX_RUNS:
+        raise InputError(f"--n {n} x ({len(factors)} factors + 2) x {replications} replicate(s) = {runs:,} runs; "
+                         f"the limit is {MAX_RUNS:,} runs in one batch")  # fmt: skip
     if not sc.targets:
         raise InputError(f"{scenario_file}: the scenario has no target, so there is no headline output")
     problem = {"num_vars": len(factors), "names": [f.path for f in factors], "bounds": [[0.0, 1.0]] * len(factors)}

@@ -7,13 +7,17 @@ no traceback is printed (set ``SIM_DEBUG=1`` to see one for internal errors).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from typing import NoReturn
 
-from sim.cli.options import kernel_from_environment
+from sim.cli.options import kernel_from_environment, temporary_folders
 from sim.cli.registry import COMMANDS, EXIT_INPUT, Handler
 from sim.scenario.yamlio import InputError
 
@@ -55,25 +59,39 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``sim`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    """Run ``sim`` with ``argv`` (default: the process's arguments); returns the exit status.
+
+    The command runs in a lock session (the folders it writes stay locked until it ends,
+    :mod:`sim.runs.lock`), with SIGTERM handled as Ctrl-C (a batch records that it was
+    interrupted and says how to continue), and with ``--allow-partial`` in force for the
+    results folders it reads where the command has that option.
+    """
+    from sim.runs import lock
     from sim.runs.manifest import COMMAND_LINE
+    from sim.runs.results import PARTIAL_ALLOWED
 
     args = build_parser().parse_args(argv)
     token = COMMAND_LINE.set(list(sys.argv))  # recorded in the manifests the command writes
+    partial = PARTIAL_ALLOWED.set(bool(getattr(args, "allow_partial", False)))
+    stop = _Stop()
     try:
-        args.kernel = kernel_from_environment()
-        handler: Handler = args.func
-        return handler(args)
+        with stop.on_sigterm(), lock.session(), temporary_folders():
+            args.kernel = kernel_from_environment()
+            handler: Handler = args.func
+            return handler(args)
     except InputError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(str(exc) or "interrupted", file=sys.stderr)
+        return 128 + (stop.signal or signal.SIGINT)
     except BrokenPipeError:
         return 0
     except OSError as exc:  # the file system, not the code: disk full, read-only folder, permissions
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory; use a larger --scale, fewer --workers or fewer replications", file=sys.stderr)
         return 1
     except Exception as exc:  # last resort: say what happened without a traceback
         if os.environ.get("SIM_DEBUG"):
@@ -81,4 +99,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"internal error: {type(exc).__name__}: {exc} (set SIM_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
     finally:
+        PARTIAL_ALLOWED.reset(partial)
         COMMAND_LINE.reset(token)
+
+
+class _Stop:
+    """SIGTERM raised as :class:`KeyboardInterrupt` (once: a second one does not interrupt the cleanup)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @contextlib.contextmanager
+    def on_sigterm(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread can handle signals (a command run from a thread keeps the default)
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            if self.signal is None:
+                self.signal = signum
+                raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)

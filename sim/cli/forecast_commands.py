@@ -102,7 +102,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from sim.analysis.backtest import Backtest, BacktestPlan, quick_plan
-    from sim.runs.batch import check_executor
+    from sim.runs.executors import check_executor
     from sim.runs.store import prepare_folder
 
     check_executor(args.executor)
@@ -190,7 +190,7 @@ def _decompose_arguments(p: argparse.ArgumentParser) -> None:
                      "variance of each target's deliveries (decomposition.json in the output folder).")  # fmt: skip
 def cmd_decompose(args: argparse.Namespace) -> int:
     from sim.analysis.decomposition import format_decomposition, run_decomposition
-    from sim.runs.batch import check_executor
+    from sim.runs.executors import check_executor
     from sim.runs.store import prepare_folder
     from sim.scenario.load import load_scenario
     from sim.scenario.paths import parse_set_option

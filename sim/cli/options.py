@@ -9,18 +9,26 @@ and gets its results folder from :func:`output_folder`, which applies the ``--re
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
-from collections.abc import Callable
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.scenario.yamlio import InputError
+
+if TYPE_CHECKING:
+    from sim.runs.run import RunSpec
 
 # --------------------------------------------------------------------------- argument types
 
 
 def number(kind: type, minimum: float, *, strict: bool = False, maximum: float | None = None, what: str) -> Callable[[str], Any]:
-    """An argparse type: a ``kind`` (int or float) at least (or, if ``strict``, above) ``minimum``, at most ``maximum``.
+    """An argparse type: a finite ``kind`` (int or float) at least (or, if ``strict``, above) ``minimum``, at most ``maximum``.
 
     Args:
         what: the expected value in the message, e.g. ``"a whole number"``.
@@ -31,7 +39,9 @@ def number(kind: type, minimum: float, *, strict: bool = False, maximum: float |
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (v > minimum if strict else v >= minimum):  # written so that NaN fails too
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if not (v > minimum if strict else v >= minimum):
             bound = f"> {minimum:g}" if strict else f"at least {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {v}")
         if maximum is not None and v > maximum:
@@ -41,10 +51,24 @@ def number(kind: type, minimum: float, *, strict: bool = False, maximum: float |
     return parse
 
 
-positive_int = number(int, 1, what="a whole number")
-nonneg_int = number(int, 0, what="a whole number")
+#: Largest count any option takes (runs, replications, iterations, points): far beyond a useful one.
+MAX_COUNT = 1_000_000
+#: Largest root seed (numpy takes any; the tables keep it in 64 bits).
+MAX_SEED = 2**63 - 1
+
+positive_int = number(int, 1, maximum=MAX_COUNT, what="a whole number")
+nonneg_int = number(int, 0, maximum=MAX_COUNT, what="a whole number")
+seed_int = number(int, 0, maximum=MAX_SEED, what="a whole number")
 positive_float = number(float, 0.0, strict=True, what="a number")
 port = number(int, 0, maximum=65535, what="a whole number")
+
+
+def workers_int(text: str) -> int:
+    """An argparse type: worker processes, at least 1, at most 4 per core (more only add overhead and memory)."""
+    most = max(4, 4 * (os.cpu_count() or 1))
+    n: int = number(int, 1, maximum=most, what="a whole number")(text)
+    return n
+
 
 # --------------------------------------------------------------------------- option groups
 
@@ -53,7 +77,7 @@ EXECUTOR_BRIEF = "serial, processes (default), dask or dask://HOST:PORT"
 
 #: The options of the commands that run batches: flags and argparse keywords, in their usual order.
 BATCH_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "workers": (("--workers", "-w"), {"type": positive_int, "help": "worker processes (default: all cores)"}),
+    "workers": (("--workers", "-w"), {"type": workers_int, "help": "worker processes (default: all cores)"}),
     "executor": (("--executor",), {"default": "processes", "metavar": "KIND",
                                    "help": "serial, processes (default), dask (a local Dask cluster) or dask://HOST:PORT "
                                            "(a running scheduler)"}),
@@ -101,7 +125,8 @@ def check_resume(args: argparse.Namespace, what: str = "batch") -> None:
 def output_folder(
     args: argparse.Namespace, default: Path, *, what: str = "batch", prepare: Callable[..., Path] | None = None
 ) -> Path:
-    """The folder a batch command writes: ``--out`` (else ``default``), checked and prepared.
+    """The folder a batch command writes: ``--out`` (else ``default``), checked and prepared under its
+    lock, which the command keeps until it ends.
 
     Args:
         default: the folder without ``--out``, e.g. ``results/<scenario>/<time>`` (:func:`default_folder`).
@@ -111,13 +136,95 @@ def output_folder(
 
     Raises:
         InputError: ``--resume`` with ``--force`` or without ``--out``, a non-empty folder without
-            either, a folder that cannot be written.
+            either, a folder that cannot be written, a folder another process writes.
     """
-    from sim.runs import store
+    from sim.runs import lock, store
 
     check_resume(args, what)
     folder = Path(args.out) if args.out else default
-    return (prepare or store.prepare_output)(folder, force=args.force, resume=args.resume)
+    left = lock.current_holder(folder)
+    path = (prepare or store.prepare_output)(folder, force=args.force, resume=args.resume)
+    if left is not None and not left.alive():
+        print(f"note: {path}: took over the lock left by a writer that is no longer running ({left.describe()})",
+              file=sys.stderr)  # fmt: skip
+    return path
+
+
+def concurrent_runs(args: argparse.Namespace) -> int:
+    """Runs a batch command holds in memory at once: its worker processes (one for ``serial``)."""
+    if getattr(args, "executor", "processes") == "serial":
+        return 1
+    return int(getattr(args, "workers", None) or os.cpu_count() or 1)
+
+
+def check_batch_size(specs: Sequence[RunSpec], args: argparse.Namespace) -> None:
+    """Refuse, before anything runs or is written, runs that would have no buyer agent or not fit in
+    memory (:func:`sim.runs.limits.check_specs`), with the command's ``--workers``."""
+    from sim.runs.limits import check_specs
+
+    check_specs(specs, concurrent_runs(args))
+
+
+def hold_folder(folder: str | Path) -> None:
+    """Lock a folder the command writes into (not a batch's: an exported table, a report) until it ends.
+
+    Raises:
+        InputError: another process writes the folder, or it cannot be created.
+    """
+    from sim.runs import lock, store
+
+    lock.hold(store.make_folder(folder))
+
+
+def add_allow_partial(p: argparse.ArgumentParser) -> None:
+    """``--allow-partial``: read a results folder whose batch did not finish (see :func:`sim.runs.store.load_results`)."""
+    p.add_argument("--allow-partial", action="store_true",
+                   help="read a results folder whose batch did not finish (killed, interrupted, still running); "
+                        "what is read says it is partial")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- temporary folders
+
+#: The temporary folders of the running command, removed when it ends (see :func:`temporary_folders`).
+_TEMPORARY: ContextVar[contextlib.ExitStack | None] = ContextVar("sim_temporary", default=None)
+
+
+@contextlib.contextmanager
+def temporary_folders() -> Iterator[None]:
+    """Remove the folders :func:`temporary_folder` makes inside the block when it ends, however it ends."""
+    with contextlib.ExitStack() as stack:
+        token = _TEMPORARY.set(stack)
+        try:
+            yield
+        finally:
+            _TEMPORARY.reset(token)
+
+
+def temporary_folder(prefix: str) -> Path:
+    """A new private folder in the system's temporary folder, removed when the command ends."""
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    stack = _TEMPORARY.get()
+    if stack is None:  # outside a command: the folder lives as long as the process
+        _ORPHANS.append(tmp)
+    else:
+        stack.enter_context(tmp)
+    return Path(tmp.name)
+
+
+_ORPHANS: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def private_matplotlib_cache() -> None:
+    """Give matplotlib (imported after this, to draw) a temporary folder for its cache, not ``$HOME``.
+
+    Left alone when ``MPLCONFIGDIR`` is set; restored when the command ends.
+    """
+    if "MPLCONFIGDIR" in os.environ:
+        return
+    os.environ["MPLCONFIGDIR"] = str(temporary_folder("sim-matplotlib-"))
+    stack = _TEMPORARY.get()
+    if stack is not None:
+        stack.callback(os.environ.pop, "MPLCONFIGDIR", None)
 
 
 def default_folder(*parts: str) -> Path:

@@ -5,22 +5,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sim.analysis.compare import WHAT
 from sim.cli.options import (
+    add_allow_partial,
     add_batch_options,
     add_out_option,
-    nonneg_int,
+    hold_folder,
     port,
     positive_float,
     positive_int,
+    private_matplotlib_cache,
     run_kernel,
+    seed_int,
 )
 from sim.cli.registry import command
 from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE
 from sim.present.report_figures import PLOTS
 from sim.scenario.yamlio import InputError
+
+if TYPE_CHECKING:
+    from sim.runs.store import Results
 
 REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
 
@@ -36,6 +43,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unpaired", action="store_true", help="compare two folders not run on the same seeds as independent samples")
     p.add_argument("--all-figures", action="store_true",
                    help="use alliance, group, parent, disputed, export, wholesale and production figures in the metrics too")  # fmt: skip
+    add_allow_partial(p)
 
 
 @command("compare", _compare_arguments,
@@ -65,6 +73,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     flt = all_figures if args.all_figures else default_figures
     folders = [args.results] + ([args.results_b] if args.results_b else [])
     loaded = [load_results(f) for f in folders]
+    reading_notes(loaded, reported)
     comps = [compare(r, reported, figures_filter=flt) for r in loaded]
     pair = compare_pair(loaded[0], loaded[1], unpaired=args.unpaired) if len(loaded) > 1 else None
     if args.format == "json":
@@ -77,6 +86,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_table(comps, pair, args.what))
     return 0
+
+
+def reading_notes(loaded: list[Results], reported: Any) -> None:
+    """Say on stderr what a reader must know: a batch read partial (``--allow-partial``), failed runs left
+    out, rows of the reported figures set aside because they give no figure."""
+    for res in loaded:
+        c = res.completeness
+        if c is not None and c.partial:
+            print(f"note: {res.path}: PARTIAL: {c.describe()}; the figures are of those runs only", file=sys.stderr)
+        if c is not None and c.failed:
+            print(f"note: {res.path}: {c.failed} run(s) failed and are left out (see the runs table)", file=sys.stderr)
+    unusable = getattr(reported, "unusable", None)
+    if unusable is not None and len(unusable):
+        reasons = unusable["reason"].astype(str).str.split(":").str[0].value_counts()
+        why = ", ".join(f"{n} {r}" for r, n in reasons.head(4).items())
+        print(f"note: {len(unusable)} row(s) of the reported figures give no figure and are set aside ({why}); "
+              "they are listed under 'unusable' by sim.analysis.reported.load_reported", file=sys.stderr)  # fmt: skip
 
 
 def _reported(path: str | None) -> Any:
@@ -99,6 +125,7 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed; differences are DIR - DIR2")
     add_out_option(p, "HTML file to write (default: DIR/report.html)")
     _reported_options(p)
+    add_allow_partial(p)
 
 
 def _plot_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,6 +139,7 @@ def _plot_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed")
     p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
     _reported_options(p)
+    add_allow_partial(p)
 
 
 def _reported_options(p: argparse.ArgumentParser) -> None:
@@ -133,6 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sim.present.report import write_report
 
     _check_vs(args)
+    _hold_if_results_folder(Path(args.out) if args.out else Path(args.results) / "report.html")
+    private_matplotlib_cache()
     path = write_report(args.results, args.out, args.vs, reported=_reported(args.reported), unpaired=args.unpaired)
     print(path)
     return 0
@@ -146,10 +176,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     _check_vs(args)
     if args.dpi < 20 or args.dpi > 1200:
         raise InputError(f"--dpi: must be in 20..1200, got {args.dpi}")
+    _hold_if_results_folder(Path(args.out))
+    private_matplotlib_cache()
     path = write_plot(args.results, args.what, args.out, args.vs, reported=_reported(args.reported),
                       unpaired=args.unpaired, dpi=args.dpi)  # fmt: skip
     print(path)
     return 0
+
+
+def _hold_if_results_folder(file: Path) -> None:
+    """Lock the folder ``file`` goes into when it is a results folder (another process may be writing it)."""
+    from sim.runs.store import MANIFEST
+
+    if (file.parent / MANIFEST).exists():
+        hold_folder(file.parent)
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -166,7 +206,7 @@ def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"replicates per scenario the page starts with (default {DEFAULT_REPLICATIONS})")
     p.add_argument("--scale", type=positive_float, default=DEFAULT_SCALE,
                    help=f"real buyers per buyer agent the page starts with (default {DEFAULT_SCALE:g}: coarse, seconds per run)")
-    p.add_argument("--seed", type=nonneg_int, help="root seed the page starts with (default: the baseline's)")
+    p.add_argument("--seed", type=seed_int, help="root seed the page starts with (default: the baseline's)")
     add_batch_options(p, "workers", workers="worker processes per run (default: all cores)")
 
 
@@ -176,8 +216,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     # The extra is checked before anything imports Solara: without it, the command says how to install it.
     from sim.present.dashboard.config import make_config
     from sim.present.dashboard.server import check_extra, free_port, serve
+    from sim.runs.limits import check_agents
+    from sim.scenario.load import load_scenario
 
     check_extra()
+    private_matplotlib_cache()
     config = make_config(args.scenario, args.baseline, args.replications, args.scale, args.seed, args.workers,
                          run_kernel(args))
+    for path in (config.scenario, config.baseline):  # the page's first runs: agents within the limits
+        check_agents(load_scenario(path), args.scale, workers=args.workers or 1)
     return serve(config, args.host, free_port(args.host, args.port))

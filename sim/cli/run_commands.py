@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.cli.options import (
+    add_allow_partial,
     add_batch_options,
     add_out_option,
+    check_batch_size,
     default_folder,
     nonneg_int,
+    number,
     output_folder,
     positive_float,
     positive_int,
     run_kernel,
+    seed_int,
 )
 from sim.cli.registry import command
 from sim.scenario.yamlio import InputError
@@ -31,9 +35,10 @@ if TYPE_CHECKING:
 
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("--seed", type=nonneg_int,
+    p.add_argument("--seed", type=seed_int,
                    help="root seed (default: the scenario's); scenarios run with the same seed share random numbers")
-    p.add_argument("--replications", "-r", type=positive_int, default=1, help="Monte Carlo replicates (default 1)")
+    p.add_argument("--replications", "-r", type=number(int, 1, what="a whole number"), default=1,
+                   help="Monte Carlo replicates (default 1)")
     p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent (1 = one agent per buyer)")
     add_out_option(p, "results folder (default: results/<scenario>/<time>)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
@@ -45,19 +50,21 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("run", _run_arguments, help="run a scenario (with replications) and write tidy tables")
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.runs.batch import MAX_RUNS, check_executor, run_batch
+    from sim.runs.batch import MAX_RUNS, run_batch
+    from sim.runs.executors import check_executor
     from sim.runs.manifest import new_manifest
     from sim.runs.run import make_specs
     from sim.scenario.load import load_scenario
-    from sim.scenario.paths import parse_set_option
+    from sim.scenario.paths import parse_set_options
 
     check_executor(args.executor)
     if args.replications > MAX_RUNS:
         raise InputError(f"--replications: at most {MAX_RUNS:,} runs in one batch, got {args.replications:,}")
-    overrides = dict(parse_set_option(s) for s in args.sets)
+    overrides = parse_set_options(args.sets)
     scenario = load_scenario(args.scenario, overrides)
     seed = scenario.seed if args.seed is None else args.seed
     specs = make_specs(scenario, args.replications, seed=seed, scale=args.scale, check=args.check, kernel=run_kernel(args))
+    check_batch_size(specs, args)
     if args.dry_run:
         return _dry_run(scenario.name, specs, args, f"{len(specs)} run(s)")
     out = output_folder(args, default_folder(scenario.name))
@@ -83,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(label: str, specs: list[RunSpec], args: argparse.Namespace, what: str) -> int:
     """``--dry-run``: the number of runs and the time a pilot run predicts; writes nothing."""
-    from sim.runs.batch import estimate, format_seconds
+    from sim.runs.progress import estimate, format_seconds
 
     est = estimate(specs, args.workers, args.executor)
     print(f"{label}: {what}; nothing written")
@@ -155,13 +162,15 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 @command("sweep", _sweep_arguments, help="run a parameter sweep (grid, list, lhs, sobol, morris) with replications")
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sim.runs import store
-    from sim.runs.batch import check_executor, check_resumable, run_batch
+    from sim.runs.batch import check_resumable, run_batch
+    from sim.runs.executors import check_executor
     from sim.runs.manifest import new_manifest
     from sim.runs.sweep import load_sweep
 
     check_executor(args.executor)
     sweep = load_sweep(args.sweep)
     specs = sweep.specs(run_kernel(args))
+    check_batch_size(specs, args)
     if args.dry_run:
         what = f"{len(sweep.points)} point(s) x {sweep.replications} replicate(s) = {len(specs)} run(s)"
         return _dry_run(sweep.name, specs, args, what)
@@ -220,7 +229,7 @@ def _rerun_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("rerun", _rerun_arguments, help="re-run one stored run alone and check it reproduces bit for bit")
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from sim.runs.batch import rerun
+    from sim.runs.rerun import rerun
 
     # The batch's own kernel unless SIM_KERNEL asks for another (the notes then say why the tables differ).
     rep = rerun(args.results, args.run_id, args.out, kernel=args.kernel)
@@ -239,6 +248,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results")
     p.add_argument("--csv", action="store_true", required=True, help="write CSV (the only format for now)")
     p.add_argument("--to", help="folder for the CSV files (default: the results folder)")
+    add_allow_partial(p)
 
 
 @command("export", _export_arguments, help="write CSV copies of a results folder's tables")
@@ -256,23 +266,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _bench_arguments(p: argparse.ArgumentParser) -> None:
     from sim.runs.bench import DEFAULT_BUYERS
 
-    p.add_argument("--buyers", type=positive_int, nargs="+", default=list(DEFAULT_BUYERS), metavar="N",
-                   help="population sizes (default: 10000 100000 500000)")
-    p.add_argument("--products", type=positive_int, default=60, metavar="J", help="products offered (default 60)")
-    p.add_argument("--repeat", type=positive_int, default=3, metavar="R",
+    p.add_argument("--buyers", type=number(int, 1, maximum=1e9, what="a whole number"), nargs="+",
+                   default=list(DEFAULT_BUYERS), metavar="N", help="population sizes (default: 10000 100000 500000)")
+    p.add_argument("--products", type=number(int, 1, maximum=10_000, what="a whole number"), default=60, metavar="J",
+                   help="products offered (default 60)")
+    p.add_argument("--repeat", type=number(int, 1, maximum=1000, what="a whole number"), default=3, metavar="R",
                    help="timings per figure; the median is kept (default 3)")
-    p.add_argument("--naive-max", type=positive_int, default=20_000, metavar="N",
-                   help="time the naive reference on at most this many buyers (default 20000)")
+    p.add_argument("--naive-max", type=number(int, 1, maximum=1_000_000, what="a whole number"), default=20_000,
+                   metavar="N", help="time the naive reference on at most this many buyers (default 20000)")
     p.add_argument("--nests", type=positive_int, default=1, metavar="K", help="nests (default 1, as the baseline)")
-    p.add_argument("--nest-lambda", type=positive_float, default=0.8, metavar="L",
-                   help="nesting parameter (default 0.8, the schema default; the baseline uses 0.5; 1 with one nest = plain logit)")
+    p.add_argument("--nest-lambda", type=number(float, 0.0, strict=True, maximum=1.0, what="a number"), default=0.8,
+                   metavar="L", help="nesting parameter in (0, 1] (default 0.8, the schema default; the baseline uses "
+                   "0.5; 1 with one nest = plain logit)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
 @command("bench", _bench_arguments, help="microseconds per buyer-decision: naive Mesa reference, production path, floor")
 def cmd_bench(args: argparse.Namespace) -> int:
     from sim.runs.bench import bench_size, format_table, machine
+    from sim.runs.limits import check_bench
 
+    if args.nests > args.products:
+        raise InputError(f"--nests: at most one nest per product ({args.products}), got {args.nests}")
+    for n in args.buyers:
+        check_bench(n, args.products)
     sizes = []
     for n in args.buyers:
         if not args.json:

@@ -57,7 +57,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; } .meta, .sub, figcaption, .note { col
 .cards { display: flex; gap: 14px; flex-wrap: wrap; } .card { border: 1px solid var(--line); border-left: 5px solid var(--accent);
   padding: 10px 14px; min-width: 320px; flex: 1; } .card + .card { border-left-style: dashed; border-left-color: #D55E00; }
 td.nw, th.nw { white-space: nowrap; } .card .scen { font-weight: 600; } .card .big { font-size: 40px; font-weight: 700; line-height: 1.1; }
-.diff { margin: 6px 0; } ul.read { color: var(--mute); font-size: 13px; }
+.diff { margin: 6px 0; } ul.read { color: var(--mute); font-size: 13px; } b.partial { color: #b00020; }
 figure { margin: 22px 0; break-inside: avoid; page-break-inside: avoid; } figure img { width: 100%; height: auto; display: block; }
 figcaption { font-size: 12.5px; margin-top: 4px; }
 table { border-collapse: collapse; margin: 8px 0 14px; font-size: 12.5px; } th, td { padding: 3px 8px; border-bottom: 1px solid var(--line);

@@ -6,7 +6,6 @@ compares it replicate by replicate with a reference batch; :func:`write_whole` w
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,7 +18,7 @@ from sim.analysis.compare import Comparison, compare
 from sim.analysis.figure_comparison import default_figures
 from sim.analysis.pair_comparison import PairComparison, compare_pair
 from sim.analysis.targets import target_outcomes
-from sim.runs.store import Results, load_results
+from sim.runs.store import Results, load_results, replacing
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
@@ -108,12 +107,11 @@ def pair_of(batch: Batch, vs: Batch, unpaired: bool = False) -> PairComparison:
 
 
 def write_whole(out: Path, data: bytes) -> None:
-    """Write a file whole (temporary file, then rename), creating its folder."""
+    """Write a file whole (temporary file, then rename; the temporary file removed however it ends), creating its folder."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
         raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
 

@@ -83,6 +83,9 @@ def _reported_monthly(batch: Batch) -> pd.DataFrame:
 
 
 def _runs_text(batch: Batch) -> str:
+    c = batch.results.completeness
+    if c is not None and c.partial:  # a figure of a partial batch says so where it counts its runs
+        return f"PARTIAL: {batch.runs} run{'s' if batch.runs != 1 else ''} of {c.asked if c.asked is not None else '?'} asked"
     return f"{batch.runs} run{'s' if batch.runs != 1 else ''}"
 
 

@@ -71,6 +71,10 @@ def reading_notes(batches: Sequence[Batch]) -> str:
              "they show the simulation's randomness, and the uncertainty of parameters only where the scenario "
              "draws them. The probability interval is a 95% Wilson interval over the runs."]  # fmt: skip
     for b in batches:
+        c = b.results.completeness
+        if c is not None and c.partial:
+            notes.insert(0, f'<b class="partial">{esc(b.label)} is a PARTIAL batch: {esc(c.describe())}</b>; every figure '
+                            "of this report is of those runs only (read with --allow-partial; continue the batch with --resume)")  # fmt: skip
         failed = int((b.results.runs["status"] != "ok").sum()) if len(b.results.runs) else 0
         if b.runs < FEW_REPLICATES:
             notes.append(f"<b>{esc(b.label)} has only {b.runs} finished run(s)</b>: the 5-95% bands and the "

@@ -1,11 +1,8 @@
-"""Results on disk: a manifest plus Parquet parts, written atomically.
+"""Results on disk: a manifest plus Parquet parts, written atomically by one writer at a time.
 
-Layout of a results folder::
-
-    DIR/manifest.json          what was asked, seeds, versions, what finished
-    DIR/runs/part-*.parquet    one row per run
-    DIR/sales/part-*.parquet   one row per run, month, market and product
-    DIR/design.parquet         sweeps only: one row per design point
+The layout of a results folder, and reading one, are in :mod:`sim.runs.results` (whose names
+are also importable from here). A folder is written only under its lock
+(:mod:`sim.runs.lock`): :func:`prepare_folder` checks it under the lock.
 
 Each part is written to a temporary file in the same folder, synced and renamed
 (and the folder synced), so a part is either whole or absent. A chunk's sales
@@ -17,10 +14,11 @@ pickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,20 +27,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sim.runs import lock
 from sim.runs.manifest import code_version, now_utc  # noqa: F401 (re-exported: batch, rerun and benchmarks use them)
+from sim.runs.results import (  # noqa: F401 (re-exported: the readers of results folders import them from here)
+    DESIGN,
+    MANIFEST,
+    PARTIAL_ALLOWED,
+    TABLES,
+    Completeness,
+    PartialResults,
+    Results,
+    load_results,
+    read_design,
+    read_manifest,
+    read_part,
+    read_table,
+    twice_error,
+)
 from sim.scenario.yamlio import InputError
-
-TABLES = ("runs", "sales")
-MANIFEST = "manifest.json"
-DESIGN = "design.parquet"
-
 
 #: What ``--force`` deletes in a results folder: the parts, the manifest and the design.
 RESULTS_OWNED = tuple(f"{table}/part-*.parquet" for table in TABLES) + (MANIFEST, DESIGN)
 
 
 def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create a results folder or check it may be written: a non-empty folder needs ``force`` or ``resume``."""
+    """Create a results folder or check it may be written (a non-empty folder needs ``force`` or
+    ``resume``), under the folder's lock (:func:`sim.runs.lock.hold`)."""
     path = prepare_folder(out, force=force, resume=resume, owned=RESULTS_OWNED,
                           hint="use --force to replace its results or --resume to continue a batch")  # fmt: skip
     try:
@@ -57,6 +67,10 @@ def prepare_output(out: str | Path, *, force: bool = False, resume: bool = False
 def prepare_folder(out: str | Path, *, force: bool, resume: bool, owned: Sequence[str], hint: str) -> Path:
     """Create an output folder or check it may be written (the one check of every command that writes one).
 
+    The check (and what ``force`` deletes) happens under the folder's lock, which the command
+    then keeps (:func:`sim.runs.lock.hold`): a folder another process writes is refused, before
+    anything in it is touched.
+
     Args:
         out: the folder.
         force: replace what a former command wrote: delete what matches ``owned``, nothing else.
@@ -65,22 +79,40 @@ def prepare_folder(out: str | Path, *, force: bool, resume: bool, owned: Sequenc
         hint: what to do about a non-empty folder, for the message.
 
     Raises:
+        FolderBusy: another process writes the folder (an :class:`InputError`).
         InputError: ``out`` is a file, or a non-empty folder without ``force`` or ``resume``, or
             the file system refuses.
+    """
+    path = make_folder(out)
+
+    def check() -> None:
+        try:
+            if _has_content(path) and not (force or resume):
+                raise InputError(f"{path}: folder is not empty; {hint}")
+            if force and not resume:
+                for pattern in owned:
+                    for p in sorted(path.glob(pattern)):
+                        if p.is_dir() and not p.is_symlink():
+                            shutil.rmtree(p)
+                        else:
+                            p.unlink()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot prepare the results folder: {exc.strerror or exc}") from None
+
+    lock.hold(path, check)
+    return path
+
+
+def make_folder(out: str | Path) -> Path:
+    """``out`` as a folder, created if missing (with its parents).
+
+    Raises:
+        InputError: ``out`` is a file, or cannot be created.
     """
     path = Path(out)
     try:
         if path.exists() and not path.is_dir():
             raise InputError(f"{path}: exists and is not a folder")
-        if path.is_dir() and _has_content(path) and not (force or resume):
-            raise InputError(f"{path}: folder is not empty; {hint}")
-        if force and path.is_dir() and not resume:
-            for pattern in owned:
-                for p in sorted(path.glob(pattern)):
-                    if p.is_dir():
-                        shutil.rmtree(p)
-                    else:
-                        p.unlink()
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{path}: cannot prepare the results folder: {exc.strerror or exc}") from None
@@ -88,8 +120,10 @@ def prepare_folder(out: str | Path, *, force: bool, resume: bool, owned: Sequenc
 
 
 def _has_content(path: Path) -> bool:
-    """Anything in ``path`` but the empty table folders a batch that failed to start leaves."""
+    """Anything in ``path`` but the empty table folders a batch that failed to start leaves (and its lock)."""
     for entry in path.iterdir():
+        if entry.name == lock.LOCK_FILE:
+            continue
         if entry.name not in TABLES or not entry.is_dir() or any(entry.iterdir()):
             return True
     return False
@@ -116,18 +150,30 @@ class Finished:
 
 
 def scan_finished(out: Path) -> Finished:
-    """Which runs have a runs part; removes orphan sales parts (whose runs part was never written)."""
+    """Which runs have a runs part; removes orphan sales parts (whose runs part was never written).
+
+    Raises:
+        InputError: a part cannot be read, or a run id is stored twice (the folder then holds two
+            batches' runs and cannot be continued).
+    """
     runs_parts = {p.name: p for p in (out / "runs").glob("part-*.parquet")}
     for sales_part in (out / "sales").glob("part-*.parquet"):
         if sales_part.name not in runs_parts:
             sales_part.unlink()
-    done: set[int] = set()
+    seen: dict[int, str] = {}
+    twice: dict[int, tuple[str, ...]] = {}
     failed: list[int] = []
     for p in sorted(runs_parts.values()):
-        t = pq.read_table(p, columns=["run_id", "status"]).to_pydict()
-        done.update(int(r) for r in t["run_id"])
-        failed.extend(int(r) for r, s in zip(t["run_id"], t["status"], strict=True) if s != "ok")
-    return Finished(done, sorted(failed), len(runs_parts))
+        t = read_part(p, columns=["run_id", "status"]).to_pydict()
+        for r, s in zip(t["run_id"], t["status"], strict=True):
+            if int(r) in seen:
+                twice.setdefault(int(r), (seen[int(r)], p.name))
+            seen[int(r)] = p.name
+            if s != "ok":
+                failed.append(int(r))
+    if twice:
+        raise twice_error(out, twice)
+    return Finished(set(seen), sorted(set(failed)), len(runs_parts))
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -205,75 +251,28 @@ def write_design(out: Path, design: pd.DataFrame) -> Path:
     return out / DESIGN
 
 
-def read_design(out: str | Path) -> pd.DataFrame | None:
-    """A sweep's design table, or None for a folder written by ``sim run``."""
-    path = Path(out) / DESIGN
-    return pq.read_table(path).to_pandas() if path.is_file() else None
-
-
-def read_manifest(out: str | Path) -> dict[str, Any]:
-    path = Path(out) / MANIFEST
-    if not path.is_file():
-        raise InputError(f"{out}: no {MANIFEST}; is this a results folder written by 'sim run'?")
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write, renamed over ``path`` when the block ends well and
+    removed however it ends (an error, a disk that fills up, Ctrl-C)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: manifest is not valid JSON: {exc.msg}") from None
-
-
-def read_table(out: str | Path, table: str, run_ids: list[int] | None = None) -> pd.DataFrame:
-    """All parts of one table sorted by run (then month, market, model): the same rows in the
-    same order whatever the executor, the worker count, the chunking or resumes.
-
-    Args:
-        run_ids: keep only these runs (read with a filter; for ``sim rerun``).
-    """
-    parts = sorted((Path(out) / table).glob("part-*.parquet"))
-    if not parts:
-        return pd.DataFrame()
-    filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
-    frames = [pq.read_table(p, filters=filters).to_pandas() for p in parts]
-    df = pd.concat(frames, ignore_index=True)
-    key = [c for c in ("run_id", "month", "market", "model") if c in df.columns]
-    if key:
-        df = df.sort_values(key, kind="stable").reset_index(drop=True)
-    return df
-
-
-@dataclass
-class Results:
-    """A results folder loaded: ``.sales`` and ``.runs`` (pandas), ``.manifest`` (dict)."""
-
-    path: Path
-    manifest: dict[str, Any]
-    runs: pd.DataFrame
-    sales: pd.DataFrame
-    design: pd.DataFrame | None = None
-
-    @property
-    def ok_runs(self) -> pd.DataFrame:
-        return self.runs[self.runs["status"] == "ok"] if len(self.runs) else self.runs
-
-
-def load_results(out: str | Path) -> Results:
-    """Load a results folder written by ``sim run`` or ``sim sweep``."""
-    path = Path(out)
-    if not path.is_dir():
-        raise InputError(f"{path}: no such results folder")
-    manifest = read_manifest(path)
-    return Results(path, manifest, read_table(path, "runs"), read_table(path, "sales"), read_design(path))
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def export_csv(out: str | Path, dest: str | Path | None = None) -> list[Path]:
-    """Write CSV copies of the tables (``runs.csv``, ``sales.csv``) next to them or into ``dest``."""
+    """Write CSV copies of the tables (``runs.csv``, ``sales.csv``) next to them or into ``dest``, under
+    the lock of the folder written (a partial batch is refused as :func:`load_results` refuses it)."""
     res = load_results(out)
-    target = Path(dest) if dest else Path(out)
-    target.mkdir(parents=True, exist_ok=True)
+    target = make_folder(Path(dest) if dest else Path(out))
     written = []
-    for name, df in (("runs", res.runs), ("sales", res.sales)):
-        p = target / f"{name}.csv"
-        tmp = p.with_name(f".{p.name}.tmp")
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, p)
-        written.append(p)
+    with lock.holding(target):
+        for name, df in (("runs", res.runs), ("sales", res.sales)):
+            p = target / f"{name}.csv"
+            with replacing(p) as tmp:
+                df.to_csv(tmp, index=False)
+            written.append(p)
     return written

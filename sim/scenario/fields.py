@@ -44,6 +44,24 @@ def _check_name(v: str) -> str:
 PlainName = Annotated[str, AfterValidator(_check_name)]
 
 
+def _check_item_name(v: str) -> str:
+    # Names are how the scenario's parts refer to each other (a product's brand, an event's product)
+    # and how paths name items: an empty or invisible difference would pass as another name.
+    if not v.strip():
+        raise ValueError("must not be empty")
+    if not v.isprintable():
+        raise ValueError(f"must not contain control characters (a tab, a line break...), got {v!r}")
+    if v != v.strip():
+        raise ValueError(f"must not begin or end with spaces, got {v!r}")
+    if len(v) > 200:
+        raise ValueError(f"must be at most 200 characters, got {len(v)}")
+    return v
+
+
+#: The name of an item of a scenario (a market, brand, product, segment, target, tariff, subsidy, channel).
+ItemName = Annotated[str, AfterValidator(_check_item_name)]
+
+
 #: Largest magnitude of a real number in a scenario: far beyond any quantity of the model (a year
 #: of the whole market is about 1e12 RMB), far below what its float32 arrays hold (3.4e38).
 MAX_MAGNITUDE = 1e15

@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sim.scenario.compose import resolve_document
+from sim.scenario.compose import NAMED_LISTS, resolve_document
 from sim.scenario.errors import validate
-from sim.scenario.paths import apply_override, concrete_path
+from sim.scenario.months import parse_month
+from sim.scenario.paths import apply_override, concrete_path, overlapping_paths
 from sim.scenario.schema import Scenario
-from sim.scenario.yamlio import Document, Location
+from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path
 
 
 def validate_document(doc: Document) -> Scenario:
@@ -36,10 +37,14 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         overrides: ``{"products.AITO M6.price": 260000, ...}`` applied after merging.
 
     Raises:
-        InputError: for any problem, naming file, line and field.
+        InputError: for any problem, naming file, line and field: also an override of ``extends``
+            or of an item's name, two overrides of one value, and a product launched or an event
+            dated after the scenario's ``end`` in the file itself (see :func:`after_end`).
     """
     doc = resolve_document(path)
-    for key, value in (overrides or {}).items():
+    overrides = overrides or {}
+    check_overrides(doc.data, overrides)
+    for key, value in overrides.items():
         apply_override(doc.data, key, value)
         # Errors in an overridden value point at the override, not at the file's line.
         resolved = concrete_path(doc.data, key)
@@ -47,7 +52,68 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         for p in [p for p in doc.locations if p[:n] == resolved]:
             del doc.locations[p]
         doc.locations[resolved] = Location(f"<--set {key}>", 1)
-    return validate_document(doc)
+    scenario = validate_document(doc)
+    if not any(concrete_path(doc.data, key)[:1] == ("end",) for key in overrides):
+        # An `end` set by the caller (--set end=, a calibration's `through`) cuts the scenario short on purpose.
+        problems = after_end(scenario, doc, str(path))
+        if problems:
+            raise InputError(problems)
+    return scenario
+
+
+def check_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse overrides that would be ignored or make a scenario that says something else.
+
+    ``extends`` is read before overrides apply (setting it would do nothing); an item's name is
+    how the rest of the scenario refers to it (renaming it would orphan those references); two
+    overrides of one value, under two spellings or one inside the other, would leave the winner
+    to their order.
+
+    Raises:
+        InputError: each such override, with the reason.
+    """
+    problems: list[Problem] = []
+    keys = list(overrides)
+    for key in keys:
+        concrete = concrete_path(data, key)
+        if concrete[:1] == ("extends",):
+            problems.append(Problem("cannot be set: 'extends' is read before any --set applies; write a scenario "
+                                    "file that extends the one you want", Location(f"<--set {key}>", 1), key))  # fmt: skip
+        elif _is_item_name(concrete):
+            problems.append(Problem("cannot rename an item: its name is how the rest of the scenario refers to it; "
+                                    "edit the file (or set the item's other fields)", Location(f"<--set {key}>", 1), key))  # fmt: skip
+    for i, message in overlapping_paths(data, keys):
+        problems.append(Problem(message, Location(f"<--set {keys[i]}>", 1), keys[i]))
+    if problems:
+        raise InputError(problems)
+
+
+def _is_item_name(concrete: Path_) -> bool:
+    """Whether ``concrete`` is the ``name`` (or store key) of an item of a list that merges by name."""
+    if len(concrete) < 3 or not isinstance(concrete[-2], int):
+        return False
+    holder = concrete[-3]
+    return isinstance(holder, str) and concrete[-1] in NAMED_LISTS.get(holder, ())
+
+
+def after_end(scenario: Scenario, doc: Document, file: str) -> list[Problem]:
+    """Products launched and events dated after the scenario's ``end`` in ``file`` itself: they would
+    never take effect (a mistyped year, a horizon set too short).
+
+    Items ``file`` inherits through ``extends`` are not refused: a file that ends earlier than the
+    one it extends cuts it short on purpose.
+    """
+    end = scenario.end_index
+    problems = []
+    items: list[tuple[Path_, str]] = [(("products", i, "launch"), p.launch) for i, p in enumerate(scenario.products)]
+    items += [(("events", i, "month"), e.month) for i, e in enumerate(scenario.events)]
+    for where, month in items:
+        loc = doc.where(where)
+        if parse_month(month) > end and loc is not None and loc.file == file:
+            what = "launched" if where[0] == "products" else "dated"
+            problems.append(Problem(f"{what} {month}, after the scenario's end {scenario.end}: it would never take effect",
+                                    loc, format_path(where)))  # fmt: skip
+    return problems
 
 
 def scenario_schema() -> dict[str, Any]:

@@ -192,6 +192,41 @@ def canonical_path(data: Any, path: str) -> str:
     return format_path(concrete_path(data, path))
 
 
+def overlapping_paths(data: Any, paths: Sequence[str]) -> list[tuple[int, str]]:
+    """Paths of one list (``--set`` options, a sweep's or a calibration's parameters) that name the
+    same value twice, under two spellings or one inside the other.
+
+    ``products.A1.price`` and ``products[0].price`` name one value when A1 is the first product;
+    ``buyers`` and ``buyers.price_sensitivity`` overlap (which one wins would depend on their order).
+    Paths that do not reach into ``data`` are skipped (their own check reports them).
+
+    Returns:
+        ``(i, message)`` for each path ``i`` that repeats or overlaps an earlier one.
+    """
+    seen: list[tuple[Path_, str]] = []
+    out: list[tuple[int, str]] = []
+    for i, path in enumerate(paths):
+        try:
+            concrete = concrete_path(data, path)
+        except PathError:
+            continue
+        for other, text in seen:
+            n = min(len(other), len(concrete))
+            if other[:n] != concrete[:n]:
+                continue
+            if len(other) == len(concrete):
+                msg = "given twice" if text == path else f"names the same value as '{text}' ({format_path(concrete)})"
+            elif len(other) < len(concrete):
+                msg = f"lies inside '{text}', which sets {format_path(other)} whole; give one or the other"
+            else:
+                msg = f"holds '{text}' ({format_path(other)}), which is given too; give one or the other"
+            out.append((i, msg))
+            break
+        else:
+            seen.append((concrete, path))
+    return out
+
+
 def value_at(data: Any, path: str) -> Any:
     """The value at ``path`` in ``data``, which must exist there.
 
@@ -233,11 +268,32 @@ def apply_override(data: dict[str, Any], path: str, value: Any) -> None:
     node[concrete[-1]] = value
 
 
+def parse_set_options(texts: Sequence[str]) -> dict[str, Any]:
+    """``--set`` options as overrides by path; a path given twice is an error (which would win?).
+
+    Two spellings of one path (``products.A1.price`` and ``products[0].price``) are caught where
+    the scenario is known (:func:`sim.scenario.load.load_scenario`, :func:`overlapping_paths`).
+    """
+    out: dict[str, Any] = {}
+    for text in texts:
+        path, value = parse_set_option(text)
+        if path in out:
+            raise InputError(f"--set {path}: given twice ({out[path]!r} and {value!r}); give it once")
+        out[path] = value
+    return out
+
+
 def parse_set_option(text: str) -> tuple[str, Any]:
     """``"buyers.price_sensitivity=1.2"`` -> ``("buyers.price_sensitivity", 1.2)`` (value parsed as YAML)."""
-    if "=" not in text:
+    depth, cut = 0, -1
+    for i, ch in enumerate(text):  # the first '=' outside brackets: a selector's '=' belongs to the path
+        depth += (ch == "[") - (ch == "]")
+        if ch == "=" and depth == 0:
+            cut = i
+            break
+    if cut < 0:
         raise InputError(f"--set '{text}': expected path=value")
-    path, _, raw = text.partition("=")
+    path, raw = text[:cut], text[cut + 1 :]
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

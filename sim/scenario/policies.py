@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from sim.scenario.fields import Frozen, Month, NonNeg, PosFloat, Powertrain, Share
+from sim.scenario.fields import Frozen, ItemName, Month, NonNeg, PosFloat, Powertrain, Share
 
 
 class NevExemption(Frozen):
@@ -21,7 +21,7 @@ class NevExemption(Frozen):
 class Tariff(Frozen):
     """An import duty on products made outside ``market``."""
 
-    name: str
+    name: ItemName
     market: str
     rate: NonNeg = Field(description="Ad valorem duty on the price (0.15 = 15%).")
     made_in: list[str] | None = Field(None, description="Origins it applies to (default: any but the market).")
@@ -35,7 +35,7 @@ class Tariff(Frozen):
 class Subsidy(Frozen):
     """Expected trade-in subsidy: uptake * amount is taken off the price."""
 
-    name: str
+    name: ItemName
     market: str = "CN"
     start: Month
     end: Month

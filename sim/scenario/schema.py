@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.errors import FieldErrors, few, located_problems
 from sim.scenario.events import Event
-from sim.scenario.fields import Body, Frozen, Month, NonNeg, PlainName, PosFloat, Powertrain, Share
+from sim.scenario.fields import Body, Frozen, ItemName, Month, NonNeg, PlainName, PosFloat, Powertrain, Share
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
 from sim.scenario.policies import Policies
@@ -69,7 +69,7 @@ class Seasonality(Frozen):
 class Market(Frozen):
     """A country or region where buyers arrive and products are sold."""
 
-    name: str
+    name: ItemName
     buyers_per_month: NonNeg = Field(
         le=1e9, description="Potential premium buyers per month at reference_month (people; at most 1e9)."
     )
@@ -97,7 +97,7 @@ class Market(Frozen):
 class Segment(Frozen):
     """A price band by transaction price (RMB)."""
 
-    name: str
+    name: ItemName
     min_price: NonNeg
     max_price: float | None = None
 
@@ -128,11 +128,16 @@ class Taste(Frozen):
     trend_per_year: float = Field(0.0, description="Change of the mean per year after 2022-01.")
 
 
+#: Largest ``income_elasticity x budget_sigma``: buyers' price sensitivities span ``exp(+-7 x this)``.
+MAX_SENSITIVITY_SPREAD = 12.0
+
+
 class Buyers(Frozen):
     """Buyer heterogeneity and behaviour."""
 
     budget_median: PosFloat = Field(320_000, description="Median budget, RMB.")
-    budget_sigma: NonNeg = Field(0.45, description="Log-sd of budgets.")
+    budget_sigma: NonNeg = Field(0.45, le=5.0, description="Log-sd of budgets (at most 5: budgets 150 times apart "
+                                 "within one sd).")
     budget_stretch: NonNeg = Field(0.15, description="Buyers consider up to budget * (1 + stretch).")
     price_sensitivity: NonNeg = Field(1.0, description="alpha: utils per 100k RMB at the reference budget.")
     income_elasticity: NonNeg = Field(
@@ -165,6 +170,16 @@ class Buyers(Frozen):
     choice: Choice = Choice()
     awareness: Awareness = Awareness()
 
+    @model_validator(mode="after")
+    def _spread(self) -> Buyers:
+        # A buyer's price sensitivity is alpha * exp(-eta * sigma * z): past this product the rare buyer
+        # seven sd from the median would be beyond float32 (the model's arrays), inf instead of a number.
+        if self.income_elasticity * self.budget_sigma > MAX_SENSITIVITY_SPREAD:
+            raise FieldErrors([(("income_elasticity",), f"income_elasticity x budget_sigma is "
+                                f"{self.income_elasticity * self.budget_sigma:g}; at most {MAX_SENSITIVITY_SPREAD:g} "
+                                "(price sensitivities would spread beyond what the model's numbers hold)")])
+        return self
+
 
 class Pricing(Frozen):
     """A brand's discount rule: the discount moves toward a wait/stock target."""
@@ -185,7 +200,7 @@ class Pricing(Frozen):
 
 
 class Brand(Frozen):
-    name: str
+    name: ItemName
     origin: Literal["domestic", "foreign"] = "domestic"
     prestige: float = Field(0.0, description="Brand prestige attribute (0 = none, 1 = top luxury).")
     huawei: bool = Field(False, description="Huawei ecosystem / HIMA member.")
@@ -231,7 +246,7 @@ class Trim(Frozen):
 
 
 class Product(Frozen):
-    name: str
+    name: ItemName
     brand: str
     price: PosFloat = Field(description="List price before market tariffs, taxes and discounts, RMB (the entry trim's, with trims).")
     trims: list[Trim] | None = Field(
@@ -269,12 +284,15 @@ class Product(Frozen):
     @model_validator(mode="after")
     def _dates(self) -> Product:
         launch = parse_month(self.launch)
+        problems: list[tuple[Path_, str]] = []
         if self.delivery_start is not None and parse_month(self.delivery_start) < launch:
-            raise ValueError(f"delivery_start {self.delivery_start} is before launch {self.launch}")
+            problems.append((("delivery_start",), f"delivery_start {self.delivery_start} is before launch {self.launch}"))
         if self.end is not None and parse_month(self.end) < launch:
-            raise ValueError(f"end {self.end} is before launch {self.launch}")
+            problems.append((("end",), f"end {self.end} is before launch {self.launch}"))
         if self.on_sale_since is not None and parse_month(self.on_sale_since) > parse_month(self.delivery_start or self.launch):
-            raise ValueError(f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario")
+            problems.append((("on_sale_since",), f"on_sale_since {self.on_sale_since} is after the first deliveries in the scenario"))
+        if problems:
+            raise FieldErrors(problems)
         return self
 
     @field_validator("trims")
@@ -290,7 +308,7 @@ class Stores(Frozen):
 
     brand: str
     market: str = "CN"
-    channel: str = "direct"
+    channel: ItemName = "direct"
     count: NonNeg = Field(0, description="Stores at the scenario start.")
     weight: NonNeg = Field(1.0, description="Reach of one store of this channel relative to a dedicated store.")
     source: str = ""
@@ -300,7 +318,7 @@ class Stores(Frozen):
 class Target(Frozen):
     """A delivery target: ``units`` delivered by ``brand`` from ``start`` to ``by`` inclusive."""
 
-    name: str
+    name: ItemName
     brand: str
     units: PosFloat
     start: Month
@@ -394,12 +412,22 @@ class Scenario(Frozen):
         markets = {m.name for m in self.markets}
         brands = {b.name for b in self.brands}
         products = {p.name for p in self.products}
+        by_name = {p.name: p for p in self.products}
+        for i, brand in enumerate(self.brands):
+            for m in brand.awareness:
+                if m not in markets:
+                    problems.append((("brands", i, "awareness", m), f"unknown market '{m}' (markets: {few(markets)})"))
         for i, p in enumerate(self.products):
             if p.brand not in brands:
                 problems.append((("products", i, "brand"), f"unknown brand '{p.brand}' (brands: {few(brands)})"))
             for k, other in enumerate(p.appeal_like or []):
                 if other not in products or other == p.name:
                     problems.append((("products", i, "appeal_like", k), f"unknown product '{other}'"))
+                elif by_name[other].appeal_like:
+                    # Only products with an appeal of their own are averaged (chains and cycles are not
+                    # followed): a reference to another appeal_like product would count for nothing.
+                    problems.append((("products", i, "appeal_like", k), f"'{other}' takes its own appeal from "
+                                     "appeal_like; name products with an appeal of their own"))
             for k, m in enumerate(p.markets):
                 if m not in markets:
                     problems.append((("products", i, "markets", k), f"unknown market '{m}'"))
@@ -424,6 +452,12 @@ class Scenario(Frozen):
         for i, tr in enumerate(self.policies.tariffs):
             if tr.market not in markets:
                 problems.append((("policies", "tariffs", i, "market"), f"unknown market '{tr.market}'"))
+            for k, b in enumerate(tr.brands or []):
+                if b not in brands:
+                    problems.append((("policies", "tariffs", i, "brands", k), f"unknown brand '{b}'"))
+        for i, sub in enumerate(self.policies.subsidies):
+            if sub.market not in markets:
+                problems.append((("policies", "subsidies", i, "market"), f"unknown market '{sub.market}'"))
         for i, mk in enumerate(self.markets):
             total = sum(mk.city_tiers.values())
             if abs(total - 1.0) > 1e-6:
@@ -452,7 +486,7 @@ class Scenario(Frozen):
             for path, value in member.set.items():
                 try:
                     head = parse_path(path)[0]
-                    if head in ("ensemble", "extends", "name"):
+                    if head in ("ensemble", "extends", "name", "scale", "seed"):
                         raise PathError(path, f"'{head}' cannot be set by an ensemble member")
                     value_at(data, path)
                     apply_override(trial, path, value)

@@ -9,6 +9,8 @@ returns plain Python data plus a map from each value's path (``("products", 3,
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,27 +186,56 @@ def _short_tag(tag: str) -> str:
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
 
 
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    A FIFO, a device or a socket is refused before a byte is read (its size says nothing of
+    what reading it would give, and opening a FIFO waits for a writer), and no more than
+    ``limit + 1`` bytes are ever read, even from a file that grows while it is read.
+
+    Raises:
+        InputError: naming the file and line 1: missing, a folder, not a regular file, larger
+            than ``limit``, or unreadable.
+    """
+    name = str(path)
+
+    def refuse(message: str) -> InputError:
+        return InputError(Problem(message, Location(name, 1)))
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # non-blocking: opening a FIFO must not wait
+    except FileNotFoundError:
+        raise refuse("file not found") from None
+    except OSError as exc:
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise refuse("is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse("is not a regular file (a FIFO, a device or a socket); give a file")
+        if st.st_size > limit:
+            raise refuse(f"file is {st.st_size:,} bytes; the limit is {limit:,}")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as exc:
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise refuse(f"file is over {limit:,} bytes (it grew while read); the limit is {limit:,}")
+    return raw
+
+
 def load_yaml(path: str | Path, *, allow_empty: bool = False) -> Document:
-    """Read a YAML file safely (no Python tags, bounded size, depth and aliases).
+    """Read a YAML file safely (a regular file; no Python tags; bounded size, depth and aliases).
 
     Raises:
         InputError: naming the file and line, for any problem.
     """
     path = Path(path)
     name = str(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputError(Problem("file not found", Location(name, 1))) from None
-    except OSError as exc:
-        raise InputError(Problem(f"cannot read: {exc.strerror}", Location(name, 1))) from None
-    if path.is_dir():
-        raise InputError(Problem("is a folder, not a file", Location(name, 1)))
-    if size > MAX_FILE_BYTES:
-        raise InputError(
-            Problem(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}", Location(name, 1))
-        )
-    raw = path.read_bytes()
+    raw = read_bounded(path, MAX_FILE_BYTES)
     if b"\x00" in raw:
         raise InputError(Problem("binary data (NUL bytes), not YAML text", Location(name, 1)))
     try:

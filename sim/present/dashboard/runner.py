@@ -1,7 +1,7 @@
 """Run a scenario and its baseline on the same seeds, in memory, with progress.
 
 The dashboard's batches are small (a few replicates at a coarse scale) and live only as long as
-the page: they are not written to disk. Each run is :func:`sim.runs.batch.run_chunk` of one spec,
+the page: they are not written to disk. Each run is :func:`sim.runs.chunks.run_chunk` of one spec,
 exactly as ``sim run`` executes it, so a dashboard result equals the ``sim run`` command it shows
 (same scenario, seed, replicates and scale) run for run. The tables are wrapped in a
 :class:`sim.runs.store.Results` (path ``<dashboard:NAME>``, a manifest with the resolved scenario and
@@ -25,10 +25,11 @@ from typing import Any
 
 import pandas as pd
 
-from sim.runs.batch import SerialExecutor, make_executor, run_chunk
+from sim.runs.chunks import run_chunk
+from sim.runs.executors import SerialExecutor, make_executor
 from sim.runs.manifest import new_manifest
 from sim.runs.run import RunSpec, make_specs
-from sim.runs.store import Results
+from sim.runs.store import Completeness, Results
 from sim.scenario.schema import Scenario
 
 #: Batches kept in memory (scenario and baseline of the last few requests).
@@ -143,7 +144,10 @@ def results_in_memory(
     runs = runs.sort_values("run_id", kind="stable").reset_index(drop=True)
     key = [c for c in ("run_id", "month", "market", "model") if c in sales.columns]
     sales = sales.sort_values(key, kind="stable").reset_index(drop=True) if len(sales) else sales
-    return Results(Path(f"<dashboard:{scenario.name}>"), manifest, runs, sales)
+    failed = int((runs["status"] != "ok").sum()) if len(runs) else 0
+    # Every asked run is here (a cancelled batch raises instead); failed runs are counted, as for a folder.
+    done = Completeness(asked=len(runs), finished=len(runs), failed=failed, status="complete")
+    return Results(Path(f"<dashboard:{scenario.name}>"), manifest, runs, sales, completeness=done)
 
 
 def run_pair(

@@ -48,6 +48,10 @@ def plot_segments(
     wide = wide[order].sort_index()
     fig, body = new_figure(10.5, 5.4, title, subtitle)
     ax = body.add_subplot()
+    if wide.empty:  # a batch with no deliveries (no capacity, no buyers) has no shares to stack
+        ax.text(0.5, 0.5, "no deliveries in the batch: no segment shares", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     x = month_dates(list(wide.index))
     colours = segment_colours(len(order))
     hatches = ["", "..", "", "//", "", "xx", "", "\\\\"]

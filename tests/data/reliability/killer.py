@@ -5,6 +5,11 @@ Started once, it imports ``sim`` and then, for each request read from stdin (one
 ``sim ARGV`` with the moments of its batch counted and sends itself SIGKILL at moment N (0: never).
 It answers each request with one JSON line, ``{"status": exit code, or -9 for a SIGKILL}``.
 
+A request ``{"group": [{"argv", "stderr", "delay", "signal", "signal_after"}, ...]}`` (the stress test
+of concurrent writers, tests/test_reliability_stress.py) runs its children at once, each after its
+``delay``, sends a child its ``signal`` ``signal_after`` seconds after the group started, and answers
+``{"statuses": [...]}``.
+
 Moments: a run starts, is half-way through its months, ends; a part, the manifest or the design
 table is opened, half written, synced, renamed. With ``log``, the child appends each moment's name
 to that file (to list the moments of a batch run through without a kill).
@@ -21,10 +26,11 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-import sim.runs.batch
+import sim.runs.chunks
 import sim.runs.store
 from sim import cli
 from sim.model.market_model import MarketModel
@@ -73,7 +79,7 @@ def install(moment: Moments) -> None:
         real_replace(src, dst)
         moment("renamed " + Path(dst).name)
 
-    real_execute, real_step = sim.runs.batch.execute, MarketModel.step
+    real_execute, real_step = sim.runs.chunks.execute, MarketModel.step
 
     def execute(spec: Any) -> Any:
         moment(f"run-start {spec.run_id}")
@@ -88,37 +94,76 @@ def install(moment: Moments) -> None:
 
     sim.runs.store.open = opened  # type: ignore[attr-defined]  # shadows the builtin in sim.runs.store only
     sim.runs.store.os.fsync, sim.runs.store.os.replace = fsync, replace  # type: ignore[assignment]
-    sim.runs.batch.execute = execute  # type: ignore[assignment]
+    sim.runs.chunks.execute = execute  # type: ignore[assignment]
     MarketModel.step = step  # type: ignore[method-assign]
 
 
+def _fork(req: dict[str, Any]) -> int:
+    """Fork a child that runs ``sim ARGV`` (after ``delay`` seconds), its moments counted if ``kill_at`` is given."""
+    pid = os.fork()
+    if pid:
+        return pid
+    # The child: sim ARGV, its output away from the answers.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(devnull, 1)
+    os.dup2(err, 2)
+    sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+    sys.argv = ["sim", *req["argv"]]  # what the child's manifests and lock record as its command
+    try:
+        time.sleep(req.get("delay", 0.0))
+        if "kill_at" in req:
+            install(Moments(req["kill_at"], req.get("log")))
+        code = cli.main(req["argv"])
+    except BaseException:  # pragma: no cover - reported through the exit code
+        import traceback
+
+        traceback.print_exc()
+        code = 99
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _status(status: int) -> int:
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _group(reqs: list[dict[str, Any]]) -> list[int]:
+    """Run the requests' children at once; send each its ``signal`` ``signal_after`` seconds after the start
+    if it still runs; return their exit codes in order (-N for signal N)."""
+    t0 = time.monotonic()
+    pids = [_fork(r) for r in reqs]
+    codes: list[int | None] = [None] * len(pids)
+    signalled = [False] * len(pids)
+    while any(c is None for c in codes):
+        for i, (pid, r) in enumerate(zip(pids, reqs, strict=True)):
+            if codes[i] is not None:
+                continue
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                codes[i] = _status(status)
+            elif r.get("signal") and not signalled[i] and time.monotonic() - t0 >= r["signal_after"]:
+                os.kill(pid, r["signal"])
+                signalled[i] = True
+        time.sleep(0.002)
+    return [int(c) for c in codes if c is not None]
+
+
 def serve() -> None:
+    """Answer each request: ``{"argv", "kill_at", ...}`` runs one child to its end (``{"status": code}``);
+    ``{"group": [request, ...]}`` runs several at once (``{"statuses": [code, ...]}``, see :func:`_group`)."""
     if Path("/proc/self/task").is_dir() and len(list(Path("/proc/self/task").iterdir())) != 1:
         raise SystemExit("killer.py: more than one thread; a fork would copy a process whose other threads vanish")
     out = sys.stdout
     for line in sys.stdin:
         req = json.loads(line)
-        pid = os.fork()
-        if pid == 0:  # the child: sim ARGV, its output away from the answers
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(devnull, 1)
-            os.dup2(err, 2)
-            sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
-            try:
-                install(Moments(req["kill_at"], req.get("log")))
-                code = cli.main(req["argv"])
-            except BaseException:  # pragma: no cover - reported through the exit code
-                import traceback
-
-                traceback.print_exc()
-                code = 99
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        out.write(json.dumps({"status": code}) + "\n")
+        if "group" in req:
+            answer: dict[str, Any] = {"statuses": _group(req["group"])}
+        else:
+            _, status = os.waitpid(_fork(req), 0)
+            answer = {"status": _status(status)}
+        out.write(json.dumps(answer) + "\n")
         out.flush()
 
 
