@@ -294,7 +294,9 @@ class Backtest:
     def forecast(self, origin: str, fitted: Path, kind: str, drift: DriftEstimate, replications: int) -> store.Results:
         """Run the forecast from ``origin`` (the fit's history included) into ``origins/T/<kind>``."""
         end = min(parse_month(origin) + self.plan.horizon, parse_month(self.plan.through))
-        over = {"end": format_month(end), **drift.overrides()}
+        # The forecast starts after the origin: the brands' pricing rules hold from then on, as in the
+        # production forecast (their discounts move only by the scenario's events).
+        over = {"end": format_month(end), "forecast_start": format_month(parse_month(origin) + 1), **drift.overrides()}
         scenario = load_scenario(fitted, over)
         folder = self.out / "origins" / origin / kind
         done = (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete"

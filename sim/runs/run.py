@@ -14,6 +14,7 @@ import pandas as pd
 from sim.model import market
 from sim.model.calendar import Calendar
 from sim.model.market_model import MarketModel
+from sim.model.snapshot import release, reseed, restore_snapshot
 from sim.scenario.schema import Scenario
 
 #: Columns of the sales table, in order.
@@ -54,6 +55,8 @@ MEMBER_COLUMN = "member"
 #: Column added to the runs table when a run drew uncertainties (the scenario's ``uncertainty``
 #: section or capacity ranges): its draws as JSON, with each brand's appeal drift at the end.
 DRAWS_COLUMN = "draws"
+#: Column added to the runs table of a forecast branched from assimilated particles: the particle it continues.
+PARTICLE_COLUMN = "particle"
 #: Spawn-key suffix of the sub-stream from which a run draws its ensemble member; the model's own
 #: stream is untouched, so every member sees the same random numbers (common random numbers).
 MEMBER_STREAM = 2**32 - 1
@@ -76,6 +79,11 @@ class RunSpec:
         check: assert the accounting invariants every month (a violation fails the run).
         kernel: the kernel of the monthly draws, ``"numba"`` or ``"numpy"`` (:mod:`sim.model.kernels`);
             a run repeats itself bit for bit only with the same kernel.
+        start: a snapshot (:mod:`sim.model.snapshot`) the run continues from instead of starting at
+            the scenario's first month: a forecast branched from an assimilated state. Its random
+            streams are then replaced by the run's own (``reseed``), so replicates of one state differ.
+        member: the ensemble member the run uses (None: drawn from its seed, :func:`ensemble_member`).
+        particle: the assimilated particle a branched run continues (recorded in the runs table).
     """
 
     run_id: int
@@ -88,6 +96,9 @@ class RunSpec:
     point: int | None = None
     check: bool = False
     kernel: str = "numba"
+    start: str | None = None
+    member: int | None = None
+    particle: int | None = None
 
     def seed_sequence(self) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
@@ -198,19 +209,28 @@ def execute(spec: RunSpec) -> RunOutput:
         "scale": float(spec.scale or spec.scenario.scale),
     }
     try:
-        member = ensemble_member(spec)
+        member = spec.member if spec.member is not None else ensemble_member(spec)
         if member is not None:
             row[MEMBER_COLUMN] = member
-        rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
-        model = MarketModel(
-            spec.scenario, rng=rng, scale=spec.scale, check=spec.check, kernel=spec.kernel, **run_overrides(spec, member)
-        )
+        if spec.particle is not None:
+            row[PARTICLE_COLUMN] = spec.particle
+        if spec.start is not None:
+            model = restore_snapshot(spec.start, spec.scenario, kernel=spec.kernel, check=spec.check,
+                                     **run_overrides(spec, member))  # fmt: skip
+            reseed(model, spec.seed_sequence())
+        else:
+            rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
+            model = MarketModel(
+                spec.scenario, rng=rng, scale=spec.scale, check=spec.check, kernel=spec.kernel,
+                **run_overrides(spec, member),
+            )  # fmt: skip
         row["scale"] = float(model.scale)  # a sweep may set the scenario's scale
         model.run()
         sales = sales_table(model, spec)
         row["buyer_decisions"] = int(model.total_decisions)
         if model.draws.any or model.drift.active:
             row[DRAWS_COLUMN] = json.dumps(draws_record(model), sort_keys=True)
+        release(model)  # Mesa keeps every model alive otherwise: a worker would grow with every run
     except Exception:  # a failed run is data; the batch goes on
         row["status"] = "failed"
         row["error"] = traceback.format_exc(limit=20)
