@@ -195,8 +195,11 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
             best = res
     assert best is not None
     # Maximum likelihood variances are biased low in small samples: scale them by n / (n - p), p the
-    # scales estimated (the plug-in bands would otherwise cover less than they say).
-    inflate = np.sqrt(len(e) / (len(e) - free)) if len(e) > free + 1 else np.sqrt(2.0)
+    # scales estimated (the plug-in bands would otherwise cover less than they say). The errors of one
+    # entity forecast from one origin move together (one path), so n counts those groups, not figures.
+    groups = [c for c in ("origin", "entity") if c in e.columns]
+    n = int(e[groups].drop_duplicates().shape[0]) if groups else len(e)
+    inflate = np.sqrt(n / (n - free)) if n > free + 1 else np.sqrt(2.0)
     sb, lb, sp, lp = scales(best.x) * inflate
     return DriftEstimate(brand=float(sb), product=float(sp), figures=int(len(e)), log_likelihood=-float(best.fun),
                          brand_level=float(lb), product_level=float(lp))  # fmt: skip

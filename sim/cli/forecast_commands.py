@@ -211,3 +211,72 @@ def cmd_decompose(args: argparse.Namespace) -> int:
         print(format_decomposition(result))
         print(f"-> {out}")
     return 0
+
+
+# --------------------------------------------------------------------------- forecast
+
+
+def _forecast_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="scenario YAML file (e.g. scenarios/baseline.yaml)")
+    p.add_argument("--through", type=month, metavar="YYYY-MM",
+                   help="the forecast's origin: figures up to this month are assimilated (default: the last month "
+                        "with figures after the data the fit saw)")
+    p.add_argument("--figures", action="append", default=[], metavar="FILE",
+                   help="more reported figures (the schema of scenarios/reported/figures.csv), besides the project's")
+    p.add_argument("--no-project-figures", dest="project", action="store_false",
+                   help="assimilate only the --figures files, not scenarios/reported/figures.csv")
+    p.add_argument("--particles", type=positive_int, default=200, help="particles of the filter (default 200)")
+    p.add_argument("--replications", "-r", type=positive_int, default=400,
+                   help="forecast replicates branched from the particles (default 400)")
+    p.add_argument("--before", type=nonneg_int, default=100,
+                   help="replicates drawn by the weights before the last month's figures, in DIR/before (default 100; 0: none)")
+    p.add_argument("--seed", type=nonneg_int, help="root seed (default: the scenario's); scenarios forecast with the same "
+                                                   "seed share their particles' and replicates' random numbers")
+    p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE", help="override a scenario value")
+    add_out_option(p, "results folder (default: results/<scenario>/forecast/<time>)")
+    add_batch_options(p, "workers", "executor", "force", "quiet")
+
+
+@command("forecast", _forecast_arguments,
+         help="a forecast that starts from what is known: assimilate the latest figures, then branch replicates",
+         description="Runs the scenario's history as particles, weights them by the reported figures dated after the "
+                     "data the fit saw (a particle filter with systematic resampling), and forecasts from the "
+                     "particles' states at the origin. Writes a results folder (sim compare/report/plot read it) with "
+                     "the assimilation in its manifest.")  # fmt: skip
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from sim.analysis.forecast import default_origin, read_figures, run_forecast
+    from sim.runs.executors import check_executor
+    from sim.scenario.load import load_scenario
+    from sim.scenario.months import parse_month
+    from sim.scenario.paths import parse_set_options
+
+    check_executor(args.executor)
+    args.resume = False
+    scenario = load_scenario(args.scenario, parse_set_options(args.sets))
+    origin = parse_month(args.through) if args.through else None
+    figures = read_figures(scenario, args.figures, origin=origin, project=args.project)
+    if origin is None:
+        origin = default_origin(scenario, figures)
+    if not scenario.start_index <= origin < scenario.end_index:
+        raise InputError(f"--through: the origin must be inside the scenario ({scenario.start}..{scenario.end}) and "
+                         "before its last month")  # fmt: skip
+    out = output_folder(args, default_folder(scenario.name, "forecast"), what="forecast")
+    seed = scenario.seed if args.seed is None else args.seed
+    report, record = run_forecast(
+        scenario, out, scenario_file=str(args.scenario), figures=figures, figures_files=list(args.figures),
+        origin=origin, particles=args.particles, replications=args.replications, seed=seed, before=args.before,
+        scale=args.scale, kernel=run_kernel(args), workers=args.workers, executor=args.executor,
+        progress=not args.quiet, log=_Silent() if args.quiet else sys.stderr,
+    )  # fmt: skip
+    if not args.quiet:
+        from sim.cli.run_commands import print_summary
+
+        print(f"assimilated {len(record['assimilated'])} figure(s) up to {record['origin']}; final effective sample "
+              f"size {record['final_ess']:.1f} of {record['particles']} particles"
+              + (f"; resampled at {', '.join(record['resampled'])}" if record["resampled"] else ""))  # fmt: skip
+        for a in record["assimilated"]:
+            print(f"  {a['figure']}: reported {a['qualifier'] if a['qualifier'] in '<>' else ''}{a['reported']:,.0f}; "
+                  f"particles before it {a['simulated_median']:,.0f} [{a['simulated_p5']:,.0f}, {a['simulated_p95']:,.0f}]")
+        print_summary(out)
+    return 0 if report.failed == 0 else 1

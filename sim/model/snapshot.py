@@ -284,6 +284,24 @@ def reseed(model: MarketModel, seed: np.random.SeedSequence) -> None:
     model.drift.reseed(seed)
 
 
+def redraw(model: MarketModel) -> None:
+    """Draw the model's fixed draws (market level, capacities, new products' appeal) anew from its seed.
+
+    For a copy of a model that has not reached its first uncertain month yet (:func:`reseed` keeps
+    the draws, which are part of the state): the draws only act from that month on, so a copy
+    branched before it may take draws of its own, as a model built from its new seed would.
+
+    Raises:
+        ValueError: the model is past its first uncertain month (its past already used the draws).
+    """
+    if model.t > model.draws.start:
+        raise ValueError(f"{model.month_label}: the draws act from month {model.draws.start} of the run; too late to redraw")
+    seed = model.rng.bit_generator.seed_seq
+    assert isinstance(seed, np.random.SeedSequence)
+    model.draws = draws.draw(model.config, seed)
+    model.calendar = draws.apply(compile_calendar(model.config), model.draws, model.config)
+
+
 def release(model: MarketModel) -> None:
     """Let Python free ``model`` once nothing else refers to it; call it when done with a model (a copy).
 

@@ -180,12 +180,17 @@ def ensemble_member(spec: RunSpec) -> int | None:
     return int(np.random.Generator(np.random.PCG64(ss)).choice(n, p=weights / weights.sum()))
 
 
+def member_overrides(scenario: Scenario, member: int | None) -> dict[str, Any]:
+    """Scenario values by path of one ensemble member (and no ensemble: a run uses one parameter set)."""
+    if member is None or scenario.ensemble is None:
+        return {}
+    return {**scenario.ensemble.members[member].set, "ensemble": None}
+
+
 def run_overrides(spec: RunSpec, member: int | None) -> dict[str, Any]:
     """Scenario values by path a run applies before building its model: its ensemble member's
-    values (and no ensemble: a run uses one parameter set), then the spec's own overrides."""
-    if member is None or spec.scenario.ensemble is None:
-        return dict(spec.overrides)
-    return {**spec.scenario.ensemble.members[member].set, "ensemble": None, **spec.overrides}
+    values, then the spec's own overrides."""
+    return {**member_overrides(spec.scenario, member), **spec.overrides}
 
 
 def execute(spec: RunSpec) -> RunOutput:
