@@ -74,13 +74,15 @@ def read_figures(scenario: Scenario, added: Sequence[str | Path] = (), *, origin
     column, why) in one :class:`InputError`.
     """
     tables = []
+    own = load_reported()
     if project:
-        rf = load_reported()
-        tables.append(rf.figures.assign(file=rf.path.name))
+        tables.append(own.figures.assign(file=own.path.name))
+    # Rows of the project's own file, copied into an added one, were checked there.
+    known = _row_keys(own.figures) | set(zip(own.unusable["date"], own.unusable["entity"], own.unusable["metric"],
+                                             own.unusable["value"], strict=True))  # fmt: skip
     brands = {b.name for b in scenario.brands}
     products = {p.name for p in scenario.products}
     problems: list[Problem] = []
-    known = _row_keys(tables[0]) if tables else set()
     for path in added:
         try:
             rf = load_reported(path)
@@ -88,7 +90,7 @@ def read_figures(scenario: Scenario, added: Sequence[str | Path] = (), *, origin
             raise InputError(str(exc)) from None
         for _, u in rf.unusable.iterrows():
             reason = str(u["reason"])
-            if reason.startswith(INFORMATIONAL):
+            if reason.startswith(INFORMATIONAL) or (u["date"], u["entity"], u["metric"], u["value"]) in known:
                 continue
             problems.append(Problem(f"cannot use this row: {reason}", Location(str(path), int(u["line"])), _column(reason)))
         f = rf.figures
