@@ -69,6 +69,8 @@ AGEING_MIN_MONTHS = 9
 #: Prior weight on a brand's appeal trend: a trend of 1 util a year costs the weighted loss as much
 #: as a log error of sqrt(0.05) = 0.22 (a 25% miss) on one annual figure of high confidence.
 TREND_PRIOR = 0.05
+#: A brand's appeal trend is at most this many utils a year either way (the scenario's bound).
+TREND_BOUND = 3.0
 #: Where each kind of fitted parameter lives in a scenario: (section, field).
 PARAM_FIELDS = {"brand": ("brands", "appeal"), "trend": ("brands", "appeal_trend"),
                 "product": ("products", "appeal"), "ageing": ("products", "ageing")}
@@ -170,7 +172,10 @@ class AppealFit:
         paths, ready for a scenario's ``ensemble``. The draws come from their own generator
         (``seed``), so the same fit gives the same members.
         """
-        draws = self.posterior.draw(count, np.random.default_rng(seed), lower=self.lower)
+        trend = np.array([k == "trend" for k, _ in self.params])
+        lower = np.where(trend, -TREND_BOUND, self.lower)
+        upper = np.where(trend, TREND_BOUND, np.inf)
+        draws = self.posterior.draw(count, np.random.default_rng(seed), lower=lower, upper=upper)
         out = []
         for theta in draws:
             brand_fit, prod_fit = self.values(theta)

@@ -59,8 +59,10 @@ class Laplace:
         """Posterior standard deviation of each parameter."""
         return np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
 
-    def draw(self, count: int, rng: np.random.Generator, lower: np.ndarray | None = None) -> np.ndarray:
-        """``count`` parameter vectors from the normal, each kept at or above ``lower``.
+    def draw(self, count: int, rng: np.random.Generator, lower: np.ndarray | None = None,
+             upper: np.ndarray | None = None) -> np.ndarray:
+        """``count`` parameter vectors from the normal, each kept within ``[lower, upper]`` (the values a
+        scenario allows: a life-cycle rate is not negative, a trend within its bounds).
 
         Standard deviations above :data:`MAX_SD` are shrunk to it (the correlation kept).
         """
@@ -74,6 +76,8 @@ class Laplace:
         out = self.mean[None, :] + z @ root.T
         if lower is not None:
             out = np.maximum(out, lower[None, :])
+        if upper is not None:
+            out = np.minimum(out, upper[None, :])
         return out
 
 
