@@ -13,6 +13,8 @@ from sim.analysis.scores import crps_log, figure_scores, interval_score, point_s
 #: 101 replicates evenly from 100 to 200 vehicles: mean and median 150, the 50% band [125, 175],
 #: the 90% band [105, 195] (numpy's linear quantiles fall on the samples).
 SAMPLES = np.linspace(100.0, 200.0, 101)
+#: The bands' ends of SAMPLES at plotting positions p (n + 1) (scores.BAND_QUANTILES): 124.5-175.5 (50%), 104.1-195.9 (90%).
+L50, U50, L90, U90 = 124.5, 175.5, 104.1, 195.9
 INF = math.inf
 LOG = math.log
 
@@ -43,27 +45,27 @@ def crps_by_hand(target: float, samples: np.ndarray) -> float:
 def test_scores_of_an_exact_figure() -> None:
     s = figure_scores(150.0, 150.0, 150.0, "=", SAMPLES)
     assert (s["n_samples"], s["forecast"], s["median"]) == (101, pytest.approx(150.0), 150.0)
-    assert (s["lower_50"], s["upper_50"], s["lower_90"], s["upper_90"]) == pytest.approx((125.0, 175.0, 105.0, 195.0))
+    assert (s["lower_50"], s["upper_50"], s["lower_90"], s["upper_90"]) == pytest.approx((L50, U50, L90, U90))
     assert (s["error"], s["log_error"], s["covered_50"], s["covered_90"]) == (
         pytest.approx(0.0),
         pytest.approx(0.0),
         1.0,
         1.0,
     )
-    assert s["interval_score_50"] == pytest.approx(LOG(175 / 125))
-    assert s["interval_score_90"] == pytest.approx(LOG(195 / 105))
+    assert s["interval_score_50"] == pytest.approx(LOG(U50 / L50))
+    assert s["interval_score_90"] == pytest.approx(LOG(U90 / L90))
     assert s["crps"] == pytest.approx(crps_by_hand(150.0, SAMPLES))
     s = figure_scores(180.0, 180.0, 180.0, "=", SAMPLES)
     assert (s["covered_50"], s["covered_90"]) == (0.0, 1.0)
     assert s["error"] == pytest.approx(150 / 180 - 1) and s["log_error"] == pytest.approx(LOG(150 / 180))
-    assert s["interval_score_50"] == pytest.approx(LOG(175 / 125) + 4 * LOG(180 / 175))
+    assert s["interval_score_50"] == pytest.approx(LOG(U50 / L50) + 4 * LOG(180 / U50))
 
 
 def test_approximate_figures_and_ranges_are_covered_when_the_band_overlaps_them() -> None:
     s = figure_scores(190.0, 180.5, 199.5, "~", SAMPLES)
     assert (s["covered_50"], s["covered_90"]) == (0.0, 1.0)
-    assert s["interval_score_50"] == pytest.approx(LOG(175 / 125) + 4 * LOG(180.5 / 175))
-    assert s["interval_score_90"] == pytest.approx(LOG(195 / 105))
+    assert s["interval_score_50"] == pytest.approx(LOG(U50 / L50) + 4 * LOG(180.5 / U50))
+    assert s["interval_score_90"] == pytest.approx(LOG(U90 / L90))
     assert s["log_error"] == pytest.approx(LOG(150 / 190))  # against the central value
     assert s["crps"] == pytest.approx(crps_by_hand(190.0, SAMPLES))
     r = figure_scores(230.0, 176.0, 284.0, "range", SAMPLES)
@@ -74,19 +76,19 @@ def test_approximate_figures_and_ranges_are_covered_when_the_band_overlaps_them(
 def test_lower_bounds_are_covered_when_the_band_reaches_them() -> None:
     s = figure_scores(190.0, 190.0, INF, ">", SAMPLES)
     assert (s["covered_50"], s["covered_90"]) == (0.0, 1.0)
-    assert s["interval_score_50"] == pytest.approx(LOG(175 / 125) + 4 * LOG(190 / 175))
+    assert s["interval_score_50"] == pytest.approx(LOG(U50 / L50) + 4 * LOG(190 / U50))
     assert s["log_error"] == pytest.approx(LOG(150 / 190))  # the mean falls short of the bound
     assert s["crps"] == pytest.approx(crps_by_hand(190.0, SAMPLES))  # max(bound, median)
     s = figure_scores(110.0, 110.0, INF, ">", SAMPLES)
     assert (s["covered_50"], s["covered_90"], s["log_error"], s["error"]) == (1.0, 1.0, 0.0, 0.0)
-    assert s["interval_score_90"] == pytest.approx(LOG(195 / 105))
+    assert s["interval_score_90"] == pytest.approx(LOG(U90 / L90))
     assert s["crps"] == pytest.approx(crps_by_hand(150.0, SAMPLES))  # the median is allowed
 
 
 def test_upper_bounds_are_the_mirror_image() -> None:
     s = figure_scores(120.0, -INF, 120.0, "<", SAMPLES)
     assert (s["covered_50"], s["covered_90"]) == (0.0, 1.0)
-    assert s["interval_score_50"] == pytest.approx(LOG(175 / 125) + 4 * LOG(125 / 120))
+    assert s["interval_score_50"] == pytest.approx(LOG(U50 / L50) + 4 * LOG(L50 / 120))
     assert s["log_error"] == pytest.approx(LOG(150 / 120))
     assert s["crps"] == pytest.approx(crps_by_hand(120.0, SAMPLES))
     s = figure_scores(300.0, -INF, 300.0, "<", SAMPLES)
