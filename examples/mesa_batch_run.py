@@ -33,4 +33,3 @@ if __name__ == "__main__":
     print(aito.tail(8).round(0).to_string())
     first, second = (df[(df["iteration"] == i) & (df["products.AITO M6.price"] == 229800)] for i in (0, 1))
     print(f"iterations differ: {not first['deliveries_AITO'].reset_index(drop=True).equals(second['deliveries_AITO'].reset_index(drop=True))}")
-    print(f"seed entropy of each run: {sorted(df['seed_entropy'].unique())}")

@@ -5,7 +5,8 @@ pickle for parallel runs. Each returns a copy (the model's arrays change every m
 Arrays are products x markets; the tables of a run (:func:`sim.runs.run.sales_table`) read them.
 Scalars sit beside them, so that a row of ``mesa.batch_run`` is usable as it comes: each
 brand's deliveries of the month (``deliveries_AITO``, ``deliveries_Li_Auto``...: names made by
-:func:`column_name`) and the model's seed entropy.
+:func:`column_name`). The seed a model drew is its attribute ``seed_entropy``, not a record: a
+record is what a month changes.
 """
 
 from __future__ import annotations
@@ -86,11 +87,6 @@ def discounts(model: MarketModel) -> np.ndarray:
     return np.array([b.discount for b in model.brand_agents])
 
 
-def seed_entropy(model: MarketModel) -> str:
-    """The root of the model's random numbers (decimal text: it may exceed 64 bits), constant over a run."""
-    return str(model.seed_entropy)
-
-
 def brand_deliveries(model: MarketModel, brand: int) -> float:
     """Units brand ``brand`` (its index) delivered this month, all markets together."""
     return float(model.month_units[model.product_brand == brand].sum())
@@ -115,8 +111,8 @@ def column_name(*parts: str) -> str:
 
 
 def reporters(brand_names: Sequence[str]) -> dict[str, Any]:
-    """The model's reporters: :data:`REPORTERS` (read by the run's tables), each brand's deliveries of the
-    month as ``deliveries_<brand>`` and the seed entropy.
+    """The model's reporters: :data:`REPORTERS` (read by the run's tables) and each brand's deliveries of the
+    month as ``deliveries_<brand>``.
 
     Raises:
         ValueError: two brands whose names give the same column.
@@ -127,7 +123,7 @@ def reporters(brand_names: Sequence[str]) -> dict[str, Any]:
         if name in scalars or name in REPORTERS:
             raise ValueError(f"brands '{brand}' and another give the same reporter name '{name}'")
         scalars[name] = functools.partial(brand_deliveries, brand=i)  # Mesa calls a partial with the model
-    return {**REPORTERS, **scalars, "seed_entropy": seed_entropy}
+    return {**REPORTERS, **scalars}
 
 
 #: The reporters every model has; the run's tables read them (:func:`sim.runs.run.sales_table`).
