@@ -49,11 +49,14 @@ def test_relative_overrides_add_multiply_and_move_months():
     assert sc.events[1].count == base.events[1].count + 10
 
 
-def test_relative_overrides_apply_in_order_and_alike_to_files_and_loaded_scenarios():
-    over = {"products.A1.price": 200000, "products.A1.price*=": 1.1, "products.A1.price+=": 1000}
+def test_relative_overrides_apply_alike_to_files_and_loaded_scenarios():
+    over = {"products.A1.price*=": 1.1, "products.A2.price+=": 1000, "buyers.price_sensitivity*=": 0.5}
     from_file = tiny_scenario(over)
     from_object = override_scenario(load_scenario(TINY), over)
-    assert _product(from_file, "A1").price == _product(from_object, "A1").price == 200000 * 1.1 + 1000
+    base = load_scenario(TINY)
+    assert _product(from_file, "A1").price == _product(from_object, "A1").price == _product(base, "A1").price * 1.1
+    assert _product(from_file, "A2").price == _product(base, "A2").price + 1000
+    assert from_file.buyers.price_sensitivity == base.buyers.price_sensitivity * 0.5
     assert from_file.hash() == from_object.hash()
 
 
