@@ -79,12 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     interrupted and says how to continue), and with ``--allow-partial`` in force for the
     results folders it reads where the command has that option.
     """
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=_command_named(words)).parse_args(words)
+    # Imported once the arguments are parsed: `sim --help` and usage errors exit before (they import pandas).
     from sim.runs import lock
     from sim.runs.manifest import COMMAND_LINE
     from sim.runs.results import PARTIAL_ALLOWED
 
-    words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(only=_command_named(words)).parse_args(words)
     token = COMMAND_LINE.set(list(sys.argv))  # recorded in the manifests the command writes
     partial = PARTIAL_ALLOWED.set(bool(getattr(args, "allow_partial", False)))
     stop = _Stop()

@@ -18,7 +18,18 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.errors import FieldErrors, few, located_problems
 from sim.scenario.events import Event
-from sim.scenario.fields import Body, Frozen, ItemName, Month, NonNeg, PlainName, PosFloat, Powertrain, Share, month_text
+from sim.scenario.fields import (
+    Body,
+    Frozen,
+    ItemName,
+    Month,
+    NonNeg,
+    PlainName,
+    PosFloat,
+    Powertrain,
+    Share,
+    month_text,
+)
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
 from sim.scenario.policies import Policies
