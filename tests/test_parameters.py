@@ -64,7 +64,7 @@ def test_relative_overrides_apply_alike_to_files_and_loaded_scenarios():
     ("key", "value", "says"),
     [
         ("brands.A.appeal+=", "a lot", "'+=' needs a number, got 'a lot'"),
-        ("brands.A.name+=", 1, "'+=' applies to a number or a month; the value there is 'A'"),
+        ("products.A1.powertrain+=", 1, "'+=' applies to a number or a month; the value there is 'EREV'"),
         ("products.A1.launch*=", 2, "'*=' applies to a number; the value there is '2024-01'"),
         ("products.A1.launch+=", 0.5, "a month moves by whole months, got 0.5"),
         ("products.A1.pricee+=", 1, "no field 'pricee' at products.A1.pricee (did you mean 'price'?)"),
