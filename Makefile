@@ -15,7 +15,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,dashboard]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,dashboard,ema]"
 	touch $(VENV)/.installed $@
 
 ## demo: the main job: the baseline with replications; prints AITO's deliveries and the target probability

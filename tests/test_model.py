@@ -103,9 +103,12 @@ def test_model_stops_at_the_end_with_one_row_per_month(tiny):
     assert not model.running
     model.step()  # a step after the end changes nothing
     df = model.datacollector.get_model_vars_dataframe()
-    assert len(df) == tiny.n_months == 12
-    assert df["month"].tolist() == tiny.months()
-    assert (df["buyer_decisions"] > 0).all()
+    # Mesa's convention: row 0 is the state at construction (before the first month), row k after month k.
+    initial, months = df.iloc[0], df.iloc[1:]
+    assert len(months) == tiny.n_months == 12
+    assert months["month"].tolist() == tiny.months()
+    assert (months["buyer_decisions"] > 0).all()
+    assert initial["month"] == "2023-12" and initial["buyer_decisions"] == 0 and not initial["offered"].any()
 
 
 # ------------------------------------------------------------------------ seeds
@@ -423,7 +426,7 @@ def test_every_shipped_scenario_validates_and_runs(path: Path):
     sc = load_scenario(path, {"end": end})
     model = MarketModel(sc, seed=1, scale=200)
     model.run()
-    df = model.datacollector.get_model_vars_dataframe()
+    df = model.datacollector.get_model_vars_dataframe().iloc[1:]  # row 0: the state before the first month
     assert len(df) == sc.n_months <= 3
     units = np.stack(df["units"])
     assert np.all(np.isfinite(units)) and np.all(units >= 0)

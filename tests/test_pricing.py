@@ -184,7 +184,7 @@ def test_units_count_in_the_segment_of_their_trims_transaction_price_and_sums_by
         for j, name in enumerate(model.product_names):
             if (month, name) in per.index:
                 for col in ("units", "orders", "backlog", "cancellations"):
-                    assert per.loc[(month, name), col] == mv[col][t][j].sum(), (month, name, col)
+                    assert per.loc[(month, name), col] == mv[col][t + 1][j].sum(), (month, name, col)  # row 0: the start
     # A1's trims at a 5% discount: 237,500 (below 300k) and 332,500 (above): two rows a month, 60:40.
     rows = sales[sales["model"] == "A1"]
     assert (rows.groupby("month").size() == 2).all()

@@ -117,7 +117,9 @@ def test_a_snapshot_holds_what_it_says(tmp_path):
     assert [d["channel"] for d in meta["dealers"]] == ["direct", "direct", "partner"]  # the event's network
     assert meta["dealers"][2]["left"] == 3  # its growth still under way
     assert len(meta["generators"]["markets"]) == 1 and len(meta["generators"]["drift_brands"]) == 2
-    assert state.arrays["history.units"].shape == (3, 3, 1) and meta["history"]["month"] == ["2024-01", "2024-02", "2024-03"]
+    # The records: the initial state (row 0, labelled with the month before the start), then one row a month.
+    assert state.arrays["history.units"].shape == (4, 3, 1)
+    assert meta["history"]["month"] == ["2023-12", "2024-01", "2024-02", "2024-03"]
     assert state.arrays["pool.id"].size == len(model.pool) > 0
     assert all(not a.flags.writeable for a in state.arrays.values())
     assert model_state(_build(spec)).month is None

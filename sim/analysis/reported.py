@@ -65,8 +65,10 @@ from sim.analysis.reported_csv import csv_records
 from sim.analysis.reported_entities import NEW_M7_FROM, resolve_entity
 from sim.analysis.reported_periods import Period, classify_measure, figure_frequency, parse_period
 from sim.analysis.reported_values import base_unit, row_values
+from sim.scenario.shipped import shipped_file
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "scenarios" / "reported" / "figures.csv"
+#: The shipped figures (``scenarios/reported/figures.csv`` of a checkout, package data of a wheel).
+DEFAULT_PATH = shipped_file("reported", "figures.csv")
 
 CONFIDENCE_LEVELS = ("high", "medium", "low", "none")
 FIGURE_COLUMNS = (

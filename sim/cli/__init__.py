@@ -6,7 +6,7 @@
 - the commands, by layer: :mod:`~sim.cli.run_commands` (run, sweep, rerun, export, bench),
   :mod:`~sim.cli.scenario_commands` (validate, schema), :mod:`~sim.cli.analysis_commands`
   (fit-appeals, calibrate, sensitivity, validate-model), :mod:`~sim.cli.present_commands`
-  (compare, report, plot, dashboard).
+  (compare, report, plot, dashboard), :mod:`~sim.cli.library_commands` (warmup).
 """
 
 from sim.cli.app import build_parser, main

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "sim.cli.analysis_commands",
     "sim.cli.forecast_commands",
     "sim.cli.present_commands",
+    "sim.cli.library_commands",
 )
 
 
@@ -38,8 +39,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``sim`` and every command of :data:`sim.cli.registry.COMMANDS`."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``sim`` and every command of :data:`sim.cli.registry.COMMANDS`.
+
+    Args:
+        only: declare the arguments of this command only (``""``: of none); the others keep their name
+            and help line, all that ``sim --help`` shows. Declaring a command's arguments may import what
+            the command needs (choices from the analysis modules), which ``sim --help`` should not pay.
+    """
     for module in COMMAND_MODULES:
         importlib.import_module(module)
     p = _Parser(prog="sim", description="Agent-based simulator of China's premium car market.")
@@ -47,9 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for c in COMMANDS:
         cp = sub.add_parser(c.name, help=c.help, description=c.description)
-        c.arguments(cp)
+        if only is None or c.name == only:
+            c.arguments(cp)
         cp.set_defaults(func=c.run)
     return p
+
+
+def _command_named(argv: list[str]) -> str:
+    """The command ``argv`` asks for: its first word that is not an option (``""`` if none)."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 def _version() -> str:
@@ -66,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     interrupted and says how to continue), and with ``--allow-partial`` in force for the
     results folders it reads where the command has that option.
     """
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=_command_named(words)).parse_args(words)
+    # Imported once the arguments are parsed: `sim --help` and usage errors exit before (they import pandas).
     from sim.runs import lock
     from sim.runs.manifest import COMMAND_LINE
     from sim.runs.results import PARTIAL_ALLOWED
 
-    args = build_parser().parse_args(argv)
     token = COMMAND_LINE.set(list(sys.argv))  # recorded in the manifests the command writes
     partial = PARTIAL_ALLOWED.set(bool(getattr(args, "allow_partial", False)))
     stop = _Stop()

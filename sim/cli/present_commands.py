@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.analysis.compare import WHAT
 from sim.cli.options import (
     add_allow_partial,
     add_batch_options,
@@ -23,11 +22,13 @@ from sim.cli.options import (
 )
 from sim.cli.registry import command
 from sim.present.dashboard.config import DEFAULT_REPLICATIONS, DEFAULT_SCALE
-from sim.present.report_figures import PLOTS
 from sim.scenario.yamlio import InputError
 
 if TYPE_CHECKING:
     from sim.runs.store import Results
+
+# The analysis and presentation modules are imported inside the functions that use them: ``sim --help``
+# imports every command module, and they import pandas, scipy and matplotlib (seconds).
 
 REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
 
@@ -35,6 +36,8 @@ REPORTED_HELP = "reported figures CSV (default: scenarios/reported/figures.csv)"
 
 
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    from sim.analysis.compare import WHAT
+
     p.add_argument("results", help="results folder (scenario A)")
     p.add_argument("results_b", nargs="?", help="second results folder (scenario B), run on the same seed")
     p.add_argument("--reported", help=REPORTED_HELP)
@@ -129,6 +132,8 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    from sim.present.report_figures import PLOTS
+
     p.add_argument("results", help="results folder of the scenario in focus")
     p.add_argument("--what", required=True, choices=PLOTS, metavar="WHAT",
                    help="fan (cumulative deliveries and the target), target (probability and month reached), brands "

@@ -36,7 +36,7 @@ from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
 from sim.model.calendar import Calendar, DiscountChange, StoreChange, compile_calendar
 from sim.model.kernels import Arrivals, Kernel, Offer, make_kernel
 from sim.scenario.fields import POWERTRAINS
-from sim.scenario.load import load_scenario
+from sim.scenario.load import load_scenario, override_scenario
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
@@ -54,12 +54,36 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k.replace("__", "."): v for k, v in kwargs.items()}
 
 
+def _replicate_generator(seed: int, replicate: Any) -> np.random.Generator:
+    """The generator of replicate ``replicate`` of ``sim run --seed SEED``: the ``replicate``-th stream
+    spawned from ``seed`` (as :func:`sim.runs.run.make_specs` gives it)."""
+    if isinstance(replicate, bool) or not isinstance(replicate, (int, np.integer)) or replicate < 0:
+        raise InputError(f"replicate must be a whole number >= 0, got {replicate!r}")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(int(replicate),))))
+
+
 class MarketModel(mesa.Model):
     """China's premium car market as buyers, brands and dealers.
 
+    Seeds follow Mesa's convention: a model built without ``seed`` or ``rng`` draws fresh entropy
+    from the operating system (so the iterations of ``mesa.batch_run`` differ) and records it as
+    :attr:`seed_entropy`; ``MarketModel(scenario, seed=model.seed_entropy)`` repeats it. The
+    scenario's own ``seed`` is the default of ``sim run`` and :func:`sim.simulate`, not of the model.
+
+    ``seed=s`` alone seeds the model's generator with ``s``; replicate ``r`` of ``sim run --seed s``
+    uses the ``r``-th stream spawned from ``s`` instead (``numpy.random.SeedSequence(s, spawn_key=(r,))``),
+    so ``MarketModel(scenario, seed=s)`` is none of them: give ``replicate=r`` to get replicate ``r``
+    (for a scenario without an ``ensemble``; :func:`sim.simulate` also draws the ensemble member).
+
+    The initial state (before the first month) is collected at construction, as Mesa's models do:
+    row ``k`` of :attr:`datacollector` is the state after ``k`` months (row 0: the start, labelled with
+    the month before it, no flows, no prices, nothing on offer).
+
     Args:
-        scenario: a :class:`Scenario` or the path of a scenario file.
-        seed: root seed (default: the scenario's). Ignored when ``rng`` is given.
+        scenario: a :class:`Scenario`, the path of a scenario file, or the name of a shipped scenario
+            (``"baseline"``, ``"m6_launch"``).
+        seed: root seed (default: fresh entropy; with ``replicate``, the scenario's). Ignored when ``rng`` is given.
+        replicate: be replicate ``replicate`` of ``sim run --seed SEED`` (None: the seed's own stream).
         rng: a ``numpy.random.Generator`` (one per run; replications pass spawned ones).
         scale: real buyers per buyer agent (default: the scenario's).
         check: assert the accounting invariants after every month (``sim run --check``).
@@ -67,36 +91,36 @@ class MarketModel(mesa.Model):
             or ``"numpy"``. The two draw the same law from different random streams: a run repeats
             itself bit for bit only with the same kernel.
         **overrides: scenario values by path, ``buyers__price_sensitivity=1.2`` or
-            ``**{"products.AITO M6.price": 260000}`` (applied before validation).
+            ``**{"products.AITO M6.price": 260000, "brands.AITO.appeal+=": 0.1}`` (applied before validation).
+
+    Attributes:
+        seed_entropy: the root of the model's random numbers (the given seed, the fresh entropy drawn,
+            or the entropy of ``rng``'s seed sequence); with :attr:`spawn_key`, the run's seed identity.
+        spawn_key: the position of the model's stream in the seed tree (``()`` for a root stream).
     """
 
     def __init__(
         self,
-        scenario: Scenario | str | Path = "scenarios/baseline.yaml",
+        scenario: Scenario | str | Path = "baseline",
         seed: int | None = None,
         rng: np.random.Generator | None = None,
         scale: float | None = None,
         check: bool = False,
         kernel: str = "numba",
+        replicate: int | None = None,
         **overrides: Any,
     ):
         if isinstance(scenario, Scenario):
-            cfg = scenario
-            if overrides:
-                from sim.scenario.load import validate_document
-                from sim.scenario.paths import apply_override
-                from sim.scenario.yamlio import Document
-
-                data = cfg.model_dump(mode="json")
-                for k, v in _overrides(overrides).items():
-                    apply_override(data, k, v)
-                cfg = validate_document(Document(data, {}, f"<{cfg.name}>"))
+            cfg = override_scenario(scenario, _overrides(overrides))
         else:
             cfg = load_scenario(scenario, _overrides(overrides))
         if rng is not None:
             super().__init__(rng=rng)
+        elif replicate is not None:
+            super().__init__(rng=_replicate_generator(cfg.seed if seed is None else seed, replicate))
         else:
-            super().__init__(seed=cfg.seed if seed is None else seed)
+            # Mesa passes no seed (mesa.batch_run): fresh entropy, recorded below, so that its iterations differ.
+            super().__init__(seed=np.random.SeedSequence().entropy if seed is None else seed)
         self.config = cfg
         self.check = bool(check)
         self.scale = float(cfg.scale if scale is None else scale)
@@ -105,11 +129,13 @@ class MarketModel(mesa.Model):
         # What the forecast does not know, drawn from the run's seed by named streams of their own
         # (the model's stream is untouched): fixed draws folded into the calendar, and the drift of
         # appeal that the month's timetable walks.
-        seed = self.rng.bit_generator.seed_seq
-        assert isinstance(seed, np.random.SeedSequence)  # a Generator made from a seed or a SeedSequence
-        self.draws = draws.draw(cfg, seed)
+        seed_seq = self.rng.bit_generator.seed_seq
+        assert isinstance(seed_seq, np.random.SeedSequence)  # a Generator made from a seed or a SeedSequence
+        self.seed_entropy = int(seed_seq.entropy)  # type: ignore[arg-type]
+        self.spawn_key = tuple(int(k) for k in seed_seq.spawn_key)
+        self.draws = draws.draw(cfg, seed_seq)
         self.calendar: Calendar = draws.apply(compile_calendar(cfg), self.draws, cfg)
-        self.drift = draws.Drift(cfg, seed, self.draws.start)
+        self.drift = draws.Drift(cfg, seed_seq, self.draws.start)
         cal = self.calendar
         # Names and sizes, as agents, observers and tables read them.
         self.market_names, self.brand_names = list(cal.market_names), list(cal.brand_names)
@@ -119,12 +145,14 @@ class MarketModel(mesa.Model):
         self.product_brand, self.powertrain = cal.product_brand, cal.powertrain
         self.start_index = cal.start
         self.t = 0
-        self.month_index = self.start_index
+        # The state before the first month: what the month's records read, as the start has it.
+        self.month_index = self.start_index - 1
         tier_shares = [np.array(list(mk.city_tiers.values()), float) for mk in cfg.markets]
         self._tier_k = [np.array([mk.store_reach[k] for k in mk.city_tiers], float) for mk in cfg.markets]
         self.kernel: Kernel = make_kernel(kernel, cfg.buyers, tier_shares, self.n_brands)
         self._setup_state()
-        self.datacollector = mesa.DataCollector(model_reporters=observe.REPORTERS)
+        self.datacollector = mesa.DataCollector(model_reporters=observe.reporters(self.brand_names))
+        self.datacollector.collect(self)
 
     def _setup_state(self) -> None:
         """The agents and the market's state at the start (a backlog from the scenario, no stock)."""
@@ -154,6 +182,17 @@ class MarketModel(mesa.Model):
         self.returning = np.zeros(M)
         self.last_orders = np.zeros((P, M))
         self.total_decisions = 0
+        # The month's records before any month (the initial row of the data collector): no flows,
+        # no prices formed yet, nothing on offer (so no row of the sales table comes from it).
+        self.month_orders = np.zeros((P, M))
+        self.month_units = np.zeros((P, M))
+        self.month_cancellations = np.zeros((P, M))
+        self.month_list_price = np.full((P, M), np.nan)
+        self.month_transaction_price = np.full((P, M), np.nan)
+        self.month_paid = np.full((P, M), np.nan)
+        self.month_offered = np.zeros((P, M), bool)
+        self.month_decisions = 0
+        self.month_arrivals = 0
 
     # -------------------------------------------------------------- properties
 

@@ -1,12 +1,19 @@
 """What the model records each month: named reporter functions for Mesa's DataCollector.
 
-Named functions, not lambdas, so that a model and its collector pickle for
-parallel runs. Each returns a copy (the model's arrays change every month).
-Arrays are products x markets.
+Named functions (and picklable callables), not lambdas, so that a model and its collector
+pickle for parallel runs. Each returns a copy (the model's arrays change every month).
+Arrays are products x markets; the tables of a run (:func:`sim.runs.run.sales_table`) read them.
+Scalars sit beside them, so that a row of ``mesa.batch_run`` is usable as it comes: each
+brand's deliveries of the month (``deliveries_AITO``, ``deliveries_Li_Auto``...: names made by
+:func:`column_name`). The seed a model drew is its attribute ``seed_entropy``, not a record: a
+record is what a month changes.
 """
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,6 +87,46 @@ def discounts(model: MarketModel) -> np.ndarray:
     return np.array([b.discount for b in model.brand_agents])
 
 
+def brand_deliveries(model: MarketModel, brand: int) -> float:
+    """Units brand ``brand`` (its index) delivered this month, all markets together."""
+    return float(model.month_units[model.product_brand == brand].sum())
+
+
+#: Signs that carry meaning in names (segments ``<200k``, ``500k+``; relative overrides ``+=``), spelt out.
+_SIGNS = {"<": " under ", ">": " over ", "+": " plus ", "*": " times ", "%": " pct ", "=": " "}
+
+
+def column_name(*parts: str) -> str:
+    """A column name that is also a Python identifier (as the EMA Workbench wants its names), from
+    names of brands, segments, targets or parameter paths: ``column_name("deliveries", "Li Auto", "2026")``
+    -> ``"deliveries_Li_Auto_2026"``, ``column_name("share", "<200k")`` -> ``"share_under_200k"``."""
+    words = []
+    for part in parts:
+        text = str(part)
+        for sign, word in _SIGNS.items():
+            text = text.replace(sign, word)
+        words.append(re.sub(r"\W+", "_", text).strip("_"))
+    name = "_".join(w for w in words if w)
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def reporters(brand_names: Sequence[str]) -> dict[str, Any]:
+    """The model's reporters: :data:`REPORTERS` (read by the run's tables) and each brand's deliveries of the
+    month as ``deliveries_<brand>``.
+
+    Raises:
+        ValueError: two brands whose names give the same column.
+    """
+    scalars: dict[str, Any] = {}
+    for i, brand in enumerate(brand_names):
+        name = column_name("deliveries", brand)
+        if name in scalars or name in REPORTERS:
+            raise ValueError(f"brands '{brand}' and another give the same reporter name '{name}'")
+        scalars[name] = functools.partial(brand_deliveries, brand=i)  # Mesa calls a partial with the model
+    return {**REPORTERS, **scalars}
+
+
+#: The reporters every model has; the run's tables read them (:func:`sim.runs.run.sales_table`).
 REPORTERS: dict[str, Any] = {
     "month": month,
     "units": deliveries,

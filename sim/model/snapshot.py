@@ -81,10 +81,10 @@ MONTH_ARRAYS = (
 #: The model's scalars (``month_arrivals`` and ``month_decisions``: after the first month only).
 SCALARS = ("t", "month_index", "running", "steps", "next_buyer_id", "total_decisions", "month_arrivals", "month_decisions")
 #: The rest of a model's state, saved in parts: the pool, the generators, the drift and draws, the
-#: agents, the records, and Mesa's record of its first seed.
+#: agents, the records, Mesa's record of its first seed, and the seed identity (``meta["seed"]``).
 PARTS = (
     "pool", "rng", "market_rngs", "random", "drift", "draws", "calendar", "brand_agents", "dealers", "datacollector",
-    "_seed", "_rng",
+    "_seed", "_rng", "seed_entropy", "spawn_key",
 )  # fmt: skip
 #: What a model builds from its scenario, scale, kernel's name and options and no month changes: rebuilt.
 REBUILT = (
@@ -282,6 +282,7 @@ def reseed(model: MarketModel, seed: np.random.SeedSequence) -> None:
     model._seed, model._rng = python_seed, first
     model.market_rngs = list(rng.spawn(model.n_markets))
     model.drift.reseed(seed)
+    model.seed_entropy, model.spawn_key = int(seed.entropy), tuple(int(k) for k in seed.spawn_key)  # type: ignore[arg-type]
 
 
 def redraw(model: MarketModel) -> None:
@@ -432,8 +433,8 @@ def _load(model: MarketModel, state: State) -> None:
     history = model.datacollector.model_vars
     for name in history:
         rows = list(arrays[f"history.{name}"]) if f"history.{name}" in arrays else list(meta["history"][name])
-        if len(rows) != model.t:
-            raise ValueError(f"history.{name}: {len(rows)} months recorded at month t = {model.t}")
+        if len(rows) != model.t + 1:  # row 0: the state at construction, then one row a month
+            raise ValueError(f"history.{name}: {len(rows) - 1} months recorded at month t = {model.t}")
         history[name] = rows
 
 

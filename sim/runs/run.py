@@ -274,19 +274,24 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
     """The model's recorded months as a tidy table: one row per month, market, product offered and
     price segment its trims sell in (:func:`segment_rows`; one row for a product without trims)."""
     mv = model.datacollector.model_vars
-    offered = np.stack(mv["offered"])
+
+    def months_of(name: str) -> np.ndarray:
+        """A reporter's rows of the months simulated, by month index ``t`` (row 0 is the initial state)."""
+        return np.stack(mv[name][1:])
+
+    offered = months_of("offered")
     t_idx, p_idx, m_idx = np.nonzero(offered)
-    trans = np.stack(mv["transaction_price"])[t_idx, p_idx, m_idx]
-    months = np.array(mv["month"])
+    trans = months_of("transaction_price")[t_idx, p_idx, m_idx]
+    months = np.array(mv["month"][1:])
     row, seg, share, ratio = segment_rows(model.calendar, t_idx, p_idx, trans)
     t_idx, p_idx, m_idx = t_idx[row], p_idx[row], m_idx[row]
-    wait = np.stack(mv["wait"])[t_idx, p_idx]
+    wait = months_of("wait")[t_idx, p_idx]
 
     def count(name: str) -> np.ndarray:
-        return split_counts(np.stack(mv[name])[t_idx, p_idx, m_idx], row, share)
+        return split_counts(months_of(name)[t_idx, p_idx, m_idx], row, share)
 
     def price(name: str) -> np.ndarray:
-        return np.stack(mv[name])[t_idx, p_idx, m_idx] * ratio  # type: ignore[no-any-return]
+        return months_of(name)[t_idx, p_idx, m_idx] * ratio  # type: ignore[no-any-return]
 
     cols = {
         "run_id": np.full(t_idx.size, spec.run_id),

@@ -1,6 +1,7 @@
 """Scenario documents that build on others: ``extends``, merged with the line of every value.
 
-``extends: other.yaml`` (relative to the file) deep-merges this file over another:
+``extends: other.yaml`` (relative to the file; a bare name that is no file there names a shipped
+scenario, :mod:`sim.scenario.shipped`) deep-merges this file over another:
 mappings merge key by key, lists of named items (products, brands, markets, segments,
 stores, targets, tariffs, subsidies) merge by ``name`` (or ``brand``+``market``+``channel``
 for stores), other lists are replaced. An item with ``remove: true`` deletes the
@@ -14,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sim.scenario.fields import REPLACES
+from sim.scenario.shipped import is_bare_name, scenario_path
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
 #: Lists whose items merge by key instead of being replaced.
@@ -93,6 +96,10 @@ def _merge(
             else:
                 out[key] = value
                 copy_locs(over_locs, opath + (key,), opath + (key,))
+        for key in over:  # an explicit value replaces an inherited one derived from another key
+            for replaced in REPLACES.get(key, ()):
+                if replaced not in over:
+                    out.pop(replaced, None)
         if opath in over_locs:
             out_locs[opath] = over_locs[opath]
         return out
@@ -186,6 +193,11 @@ def resolve_document(path: str | Path, _chain: tuple[str, ...] = ()) -> Document
     if not isinstance(parent, str):
         raise InputError(Problem("must be a file path", doc.where(("extends",)), "extends"))
     parent_path = (path.parent / parent).resolve()
+    if not parent_path.is_file() and is_bare_name(parent):
+        try:
+            parent_path = scenario_path(parent)  # a user's overlay of a shipped scenario, kept anywhere
+        except InputError:
+            pass
     if not parent_path.is_file():
         raise InputError(
             Problem(f"extends '{parent}', which does not exist ({parent_path})", doc.where(("extends",)), "extends")

@@ -10,9 +10,28 @@ import types
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from sim.scenario.months import parse_month
+
+
+def month_text(v: Any) -> Any:
+    """A month given as a date (``datetime.date`` or ``datetime.datetime``, ``pandas.Timestamp``,
+    ``pandas.Period``, ``numpy.datetime64``) as the text ``YYYY-MM`` of the month it falls in;
+    text is left as it is for :func:`_check_month` (so a day written in a file, ``2024-01-05``,
+    stays an error: a file says a month as ``YYYY-MM``).
+
+    Raises:
+        ValueError: for a value that is neither text nor a date (``202605``, ``2026.5``).
+    """
+    if isinstance(v, str):
+        return v
+    if type(v).__name__ == "datetime64":  # numpy's (ISO text: 2026-05, 2026-05-15, 2026-05-15T00:00)
+        return str(v)[:7]
+    year, month = getattr(v, "year", None), getattr(v, "month", None)
+    if isinstance(year, int) and isinstance(month, int):
+        return f"{year:04d}-{month:02d}"
+    raise ValueError(f"expected a month as YYYY-MM or a date, got {v!r}")
 
 
 def _check_month(v: str) -> str:
@@ -20,7 +39,17 @@ def _check_month(v: str) -> str:
     return v.strip()
 
 
-Month = Annotated[str, AfterValidator(_check_month), Field(json_schema_extra={"pattern": r"^\d{4}-(0[1-9]|1[0-2])$"})]
+#: A calendar month: ``YYYY-MM`` text, or a date (normalised to the text of its month).
+Month = Annotated[
+    str,
+    BeforeValidator(month_text),
+    AfterValidator(_check_month),
+    Field(json_schema_extra={"pattern": r"^\d{4}-(0[1-9]|1[0-2])$"}),
+]
+#: Keys whose explicit value replaces what another key of the same item derives: writing
+#: ``delivery_start`` (by an override or in a file that extends another) drops an inherited
+#: ``delivery_lag``, which would otherwise decide it (:class:`sim.scenario.schema.Product`).
+REPLACES: dict[str, tuple[str, ...]] = {"delivery_start": ("delivery_lag",)}
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNeg = Annotated[float, Field(ge=0.0)]

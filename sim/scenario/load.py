@@ -15,8 +15,17 @@ from typing import Any
 from sim.scenario.compose import NAMED_LISTS, resolve_document
 from sim.scenario.errors import validate
 from sim.scenario.months import parse_month
-from sim.scenario.paths import apply_override, concrete_path, overlapping_paths
+from sim.scenario.paths import (
+    PathError,
+    apply_override,
+    concrete_path,
+    overlapping_paths,
+    relative_value,
+    split_operator,
+    value_at,
+)
 from sim.scenario.schema import Scenario
+from sim.scenario.shipped import locate_scenario
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path
 
 
@@ -33,19 +42,22 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     """Read, merge (``extends``), override and validate a scenario file.
 
     Args:
-        path: the YAML file.
-        overrides: ``{"products.AITO M6.price": 260000, ...}`` applied after merging.
+        path: the YAML file, or the name of a shipped scenario (``"baseline"``, ``"m6_launch"``) when no
+            file of that name is in the working folder (:mod:`sim.scenario.shipped`).
+        overrides: ``{"products.AITO M6.price": 260000, "brands.AITO.appeal+=": 0.1, ...}`` applied after
+            merging, in order (:func:`sim.scenario.paths.apply_override`).
 
     Raises:
         InputError: for any problem, naming file, line and field: also an override of ``extends``
             or of an item's name, two overrides of one value, and a product launched or an event
             dated after the scenario's ``end`` in the file itself (see :func:`after_end`).
     """
-    doc = resolve_document(path)
+    located = locate_scenario(path)
+    doc = resolve_document(located)
     overrides = overrides or {}
     check_overrides(doc.data, overrides)
     for key, value in overrides.items():
-        apply_override(doc.data, key, value)
+        apply_override(doc.data, *_file_override(doc, key, value))
         # Errors in an overridden value point at the override, not at the file's line.
         resolved = concrete_path(doc.data, key)
         n = len(resolved)
@@ -55,7 +67,7 @@ def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> 
     scenario = validate_document(doc)
     if not any(concrete_path(doc.data, key)[:1] == ("end",) for key in overrides):
         # An `end` set by the caller (--set end=, a calibration's `through`) cuts the scenario short on purpose.
-        problems = after_end(scenario, doc, str(path))
+        problems = after_end(scenario, doc, str(located))
         if problems:
             raise InputError(problems)
     return scenario
@@ -114,6 +126,39 @@ def after_end(scenario: Scenario, doc: Document, file: str) -> list[Problem]:
             problems.append(Problem(f"{what} {month}, after the scenario's end {scenario.end}: it would never take effect",
                                     loc, format_path(where)))  # fmt: skip
     return problems
+
+
+def _file_override(doc: Document, key: str, value: Any) -> tuple[str, Any]:
+    """A relative override of a value the file leaves to its default (``brands.X.appeal+=`` where the file
+    gives no appeal) as the plain value it gives: the default, read from the scenario validated so far,
+    changed. Any other override as it is."""
+    bare, op = split_operator(key)
+    if op is None:
+        return key, value
+    try:
+        value_at(doc.data, key)
+    except PathError:
+        current = value_at(validate_document(doc).model_dump(mode="json"), key)
+        return bare, relative_value(current, op, value, key)
+    return key, value
+
+
+def override_scenario(scenario: Scenario, overrides: dict[str, Any] | None, origin: str | None = None) -> Scenario:
+    """``scenario`` with ``overrides`` applied (by path, in order, as :func:`load_scenario` applies them to
+    a file) and validated again; ``scenario`` itself when there are none.
+
+    Args:
+        origin: what the errors name instead of a file (default ``<NAME>``).
+
+    Raises:
+        InputError: a bad path or value, located at the override.
+    """
+    if not overrides:
+        return scenario
+    data = scenario.model_dump(mode="json")
+    for key, value in overrides.items():
+        apply_override(data, key, value)
+    return validate_document(Document(data, {}, origin or f"<{scenario.name}>"))
 
 
 def scenario_schema() -> dict[str, Any]:

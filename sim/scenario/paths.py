@@ -12,6 +12,12 @@ Dots inside brackets do not split a path. Paths address the scenario's data as p
 mappings and lists, before validation. Their canonical form names every list item by
 index (``products[0].price``), so that two paths naming the same value have the same
 canonical form (:func:`canonical_path`).
+
+An override may be relative: a path followed by ``+=`` adds its value to the one there,
+``*=`` multiplies it (``--set 'brands.AITO.appeal+=0.1'``, ``{"products.AITO M6.capacity.max*=": 1.2}``);
+``+=`` on a month moves it by a whole number of months (``products.AITO M6.launch+=3``).
+The operator is part of the key, so the same key works on the command line, in a sweep file and
+in ``overrides=`` of the Python API (:func:`split_operator`, :func:`apply_override`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,12 @@ from typing import Any
 import yaml
 
 from sim.scenario.errors import did_you_mean, few
+from sim.scenario.fields import REPLACES
+from sim.scenario.months import format_month, parse_month
 from sim.scenario.yamlio import InputError, Path_, format_path
+
+#: Operators of a relative override, written after the path: ``+=`` adds, ``*=`` multiplies.
+OPERATORS = ("+=", "*=")
 
 
 class PathError(InputError, ValueError):
@@ -171,25 +182,37 @@ def _index(items: Any, part: Part, head: str, text: str, where: str) -> int:
     return names.index(part)
 
 
+def split_operator(key: str) -> tuple[str, str | None]:
+    """An override's key as its path and its operator: ``"brands.AITO.appeal+="`` -> ``("brands.AITO.appeal",
+    "+=")``; ``"buyers.price_sensitivity"`` -> ``("buyers.price_sensitivity", None)`` (a plain value)."""
+    text = key.rstrip()
+    for op in OPERATORS:
+        if text.endswith(op):
+            return text[: -len(op)].rstrip(), op
+    return key, None
+
+
 def concrete_path(data: Any, path: str) -> Path_:
-    """``path`` with every list item named by its index in ``data``: ``("products", 0, "price")``.
+    """``path`` with every list item named by its index in ``data``: ``("products", 0, "price")``
+    (an operator after the path is left out: the value it changes).
 
     Keys missing from a mapping are allowed (a write creates them).
 
     Raises:
         PathError: when the path is not well formed or cannot reach into ``data``.
     """
-    return _walk(data, parse_path(path), path, must_exist=False)[0]
+    return _walk(data, parse_path(split_operator(path)[0]), path, must_exist=False)[0]
 
 
 def canonical_path(data: Any, path: str) -> str:
     """The one name of the value ``path`` reaches in ``data``: ``products.A1.price`` and
-    ``products[name=A1].price`` are both ``products[0].price`` when A1 is the first product.
+    ``products[name=A1].price`` are both ``products[0].price`` when A1 is the first product
+    (an operator after the path is kept: ``products[0].price*=``).
 
     Raises:
         PathError: as :func:`concrete_path`.
     """
-    return format_path(concrete_path(data, path))
+    return format_path(concrete_path(data, path)) + (split_operator(path)[1] or "")
 
 
 def overlapping_paths(data: Any, paths: Sequence[str]) -> list[tuple[int, str]]:
@@ -228,16 +251,16 @@ def overlapping_paths(data: Any, paths: Sequence[str]) -> list[tuple[int, str]]:
 
 
 def value_at(data: Any, path: str) -> Any:
-    """The value at ``path`` in ``data``, which must exist there.
+    """The value at ``path`` in ``data``, which must exist there (an operator after the path is left out).
 
     Raises:
         PathError: naming the first step that finds nothing (with a "did you mean" for a misspelt key).
     """
-    return _walk(data, parse_path(path), path, must_exist=True)[1]
+    return _walk(data, parse_path(split_operator(path)[0]), path, must_exist=True)[1]
 
 
 def resolve_selectors(data: Any, path: str) -> str:
-    """``path`` with its selectors replaced by indices, its other steps kept:
+    """``path`` with its selectors replaced by indices, its other steps (and its operator) kept:
     ``events[type=stores,market=EU,month=2027-09].count`` -> ``events[92].count``.
 
     Lists of unnamed items (``events``, ``stores``) can so be addressed by what they are
@@ -246,19 +269,27 @@ def resolve_selectors(data: Any, path: str) -> str:
     Raises:
         PathError (a ValueError): when a selector matches no item or several, or the path cannot reach into ``data``.
     """
-    parts = parse_path(path)
-    concrete = _walk(data, parts, path, must_exist=False)[0]
-    return _format([c if isinstance(p, Selector) else p for p, c in zip(parts, concrete, strict=True)])
+    bare, op = split_operator(path)
+    parts = parse_path(bare)
+    concrete = _walk(data, parts, bare, must_exist=False)[0]
+    return _format([c if isinstance(p, Selector) else p for p, c in zip(parts, concrete, strict=True)]) + (op or "")
 
 
 def apply_override(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set the value at ``path`` in ``data`` (scenario data as plain mappings and lists) to ``value``.
+    """Set the value at ``path`` in ``data`` (scenario data as plain mappings and lists) to ``value``,
+    or, for a path ending in ``+=`` or ``*=``, add ``value`` to it or multiply it by ``value``
+    (:func:`relative_value`).
 
-    Mappings missing on the way are created; list items must exist.
+    Mappings missing on the way are created; list items must exist. Writing a key of
+    :data:`sim.scenario.fields.REPLACES` drops the keys of the same item it replaces.
 
     Raises:
-        PathError: when the path is not well formed or names no item of a list.
+        PathError: when the path is not well formed or names no item of a list, or a relative
+            override has no number (or month) to change.
     """
+    op = split_operator(path)[1]
+    if op is not None:
+        value = relative_value(value_at(data, path), op, value, path)
     concrete = concrete_path(data, path)
     node: Any = data
     for key in concrete[:-1]:
@@ -266,6 +297,34 @@ def apply_override(data: dict[str, Any], path: str, value: Any) -> None:
             node[key] = {}
         node = node[key]
     node[concrete[-1]] = value
+    if isinstance(node, dict):
+        for replaced in REPLACES.get(str(concrete[-1]), ()):
+            node.pop(replaced, None)
+
+
+def relative_value(current: Any, op: str, value: Any, path: str) -> Any:
+    """``current`` changed by ``op`` (``+=``, ``*=``) and ``value``: numbers add or multiply (whole
+    numbers stay whole when both are), a month (``YYYY-MM``) moves by ``+=`` a whole number of months.
+
+    Raises:
+        PathError: for a value that is not a number, or a current value that is neither a number
+            nor (for ``+=``) a month.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PathError(path, f"'{op}' needs a number, got {value!r}")
+    if isinstance(current, str) and op == "+=":
+        try:
+            month = parse_month(current)
+        except ValueError:
+            month = None
+        if month is not None:
+            if float(value) != int(value):
+                raise PathError(path, f"a month moves by whole months, got {value!r}")
+            return format_month(month + int(value))
+    if isinstance(current, bool) or not isinstance(current, (int, float)):
+        what = "a number or a month" if op == "+=" else "a number"
+        raise PathError(path, f"'{op}' applies to {what}; the value there is {current!r}")
+    return current + value if op == "+=" else current * value
 
 
 def parse_set_options(texts: Sequence[str]) -> dict[str, Any]:
@@ -284,7 +343,9 @@ def parse_set_options(texts: Sequence[str]) -> dict[str, Any]:
 
 
 def parse_set_option(text: str) -> tuple[str, Any]:
-    """``"buyers.price_sensitivity=1.2"`` -> ``("buyers.price_sensitivity", 1.2)`` (value parsed as YAML)."""
+    """``"buyers.price_sensitivity=1.2"`` -> ``("buyers.price_sensitivity", 1.2)``; ``"brands.AITO.appeal+=0.1"``
+    -> ``("brands.AITO.appeal+=", 0.1)`` (the key keeps its operator; the value is parsed as YAML). The
+    first ``=`` outside brackets ends the path, so selectors work: ``events[type=stores,market=EU].count=60``."""
     depth, cut = 0, -1
     for i, ch in enumerate(text):  # the first '=' outside brackets: a selector's '=' belongs to the path
         depth += (ch == "[") - (ch == "]")
@@ -294,6 +355,8 @@ def parse_set_option(text: str) -> tuple[str, Any]:
     if cut < 0:
         raise InputError(f"--set '{text}': expected path=value")
     path, raw = text[:cut], text[cut + 1 :]
+    if path.rstrip().endswith(("+", "*")):
+        path = path.rstrip() + "="  # the operator of 'path+=value' or 'path*=value' stays in the key
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

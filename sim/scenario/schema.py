@@ -18,7 +18,18 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sim.scenario.errors import FieldErrors, few, located_problems
 from sim.scenario.events import Event
-from sim.scenario.fields import Body, Frozen, ItemName, Month, NonNeg, PlainName, PosFloat, Powertrain, Share
+from sim.scenario.fields import (
+    Body,
+    Frozen,
+    ItemName,
+    Month,
+    NonNeg,
+    PlainName,
+    PosFloat,
+    Powertrain,
+    Share,
+    month_text,
+)
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
 from sim.scenario.policies import Policies
@@ -268,7 +279,14 @@ class Product(Frozen):
         "on top of buyers.ageing_per_year; fitted by sim fit-appeals for products with reported volumes."
     )
     launch: Month = Field(description="Orders open (pre-sale/launch).")
-    delivery_start: Month | None = Field(None, description="First deliveries (default: launch).")
+    delivery_start: Month | None = Field(
+        None, description="First deliveries (default: launch, or launch + delivery_lag)."
+    )
+    delivery_lag: int | None = Field(
+        None, ge=0, le=120, description="Months from launch to first deliveries. When given it decides delivery_start "
+        "(launch + delivery_lag), so that moving the launch moves the deliveries; writing delivery_start (an "
+        "override, a file that extends this one) drops it."
+    )
     on_sale_since: Month | None = Field(
         None, description="A line already delivering at the scenario start: the month of its first deliveries. Its "
         "life cycle (age) then counts from that month; without it such a line is mature and does not age."
@@ -281,12 +299,31 @@ class Product(Frozen):
     initial_backlog: NonNeg = 0.0
     source: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lagged_deliveries(cls, data: Any) -> Any:
+        """``delivery_start`` from ``launch + delivery_lag`` when the lag is given (a bad launch or lag is
+        left for the fields to report)."""
+        if not isinstance(data, dict) or data.get("delivery_lag") is None:
+            return data
+        lag = data["delivery_lag"]
+        try:
+            launch = parse_month(month_text(data.get("launch")))
+        except ValueError:
+            return data
+        if isinstance(lag, float) and lag.is_integer():
+            lag = int(lag)  # as the int field reads it
+        if isinstance(lag, bool) or not isinstance(lag, int) or lag < 0:
+            return data
+        return {**data, "delivery_start": format_month(launch + lag)}
+
     @model_validator(mode="after")
     def _dates(self) -> Product:
         launch = parse_month(self.launch)
         problems: list[tuple[Path_, str]] = []
         if self.delivery_start is not None and parse_month(self.delivery_start) < launch:
-            problems.append((("delivery_start",), f"delivery_start {self.delivery_start} is before launch {self.launch}"))
+            problems.append((("delivery_start",), f"delivery_start {self.delivery_start} is before launch {self.launch} "
+                             "(a delivery_lag instead of delivery_start moves the deliveries with the launch)"))  # fmt: skip
         if self.end is not None and parse_month(self.end) < launch:
             problems.append((("end",), f"end {self.end} is before launch {self.launch}"))
         if self.on_sale_since is not None and parse_month(self.on_sale_since) > parse_month(self.delivery_start or self.launch):

@@ -94,11 +94,13 @@ class DashboardConfig:
 
 
 def default_scenario() -> Path:
-    """``scenarios/baseline.yaml`` of the working folder, else the one shipped beside the package."""
+    """``scenarios/baseline.yaml`` of the working folder, else the one shipped with sim."""
+    from sim.scenario.shipped import shipped_file
+
     here = Path("scenarios") / BASELINE_NAME
     if here.is_file():
         return here.resolve()
-    return Path(__file__).resolve().parents[3] / "scenarios" / BASELINE_NAME
+    return shipped_file(BASELINE_NAME)
 
 
 def make_config(

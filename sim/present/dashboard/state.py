@@ -33,7 +33,8 @@ HISTORY_FIELDS = {
 
 
 def months_recorded(model: MarketModel) -> int:
-    return len(model.datacollector.model_vars.get("month", []))
+    """Months simulated so far (the collector's first row is the state before the first month)."""
+    return max(len(model.datacollector.model_vars.get("month", [])) - 1, 0)
 
 
 def _market(model: MarketModel, market: str | None) -> int:
@@ -93,18 +94,18 @@ def history(model: MarketModel, field: str, products: list[str], market: str | N
     """
     name, summed = HISTORY_FIELDS[field]
     mv = model.datacollector.model_vars
-    months = list(mv.get("month", []))
+    months = list(mv.get("month", []))[1:]  # row 0: the state before the first month
     idx = [model.product_names.index(p) for p in products]
     if not months:
         return pd.DataFrame(columns=products)
-    data = np.stack(mv[name])
+    data = np.stack(mv[name][1:])
     if summed is None:  # per product
         values = data[:, idx]
     elif summed:
         values = data[:, idx, :].sum(axis=2)
     else:
         m = _market(model, market)
-        offered = np.stack(mv["offered"])[:, idx, m]
+        offered = np.stack(mv["offered"][1:])[:, idx, m]
         values = np.where(offered, data[:, idx, m], np.nan)
     return pd.DataFrame(values, index=pd.Index(months, name="month"), columns=products)
 
