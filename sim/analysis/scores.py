@@ -33,7 +33,7 @@ volumes from the replicates by ``scoringrules.crps_ensemble`` with the energy es
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -47,7 +47,7 @@ BANDS = {"50": 0.5, "90": 0.1}
 #: "weibull", Hyndman & Fan's type 6), so that an n-replicate band holds a new draw of the same law with
 #: its nominal probability; the default linear positions ``p (n - 1) + 1`` give an n = 20 band of 90%
 #: about 81% (a band from few replicates is narrower than the law's).
-BAND_QUANTILES = "weibull"
+BAND_QUANTILES: Final = "weibull"
 #: scoringrules' CRPS estimator: "nrg" is the CRPS of the ensemble's empirical distribution.
 CRPS_ESTIMATOR = "nrg"
 #: Columns identifying one figure forecast from one origin, when present in a score table.
