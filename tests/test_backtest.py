@@ -19,7 +19,6 @@ from sim.analysis.figures import figures_upto
 from sim.analysis.reported import FIGURE_COLUMNS, ReportedFigures
 from sim.runs.run import execute, make_specs
 from sim.scenario.load import load_scenario
-from sim.scenario.months import parse_month
 
 #: A small market whose plants never bind, three years long, so that origins can roll through it.
 MARKET = f"""name: rolling
