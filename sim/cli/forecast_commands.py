@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from sim.cli.options import (
@@ -89,6 +90,9 @@ def _backtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="two origins, a short fit, few replicates: a check that runs in about a minute")
     p.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
+    p.add_argument("--write-drift", metavar="FILE",
+                   help="write the drift a forecast at the last month scored should carry, as an overlay of the "
+                        "market (e.g. scenarios/base/drift.yaml)")
     add_out_option(p, "backtest folder (default: results/backtest/<time>)")
     add_batch_options(p, "workers", "executor", "resume", "force", "quiet")
 
@@ -118,6 +122,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     plan = replace(plan, **{k: v for k, v in given.items() if v is not None})
     if args.origins == ():
         raise InputError("--origins: give at least one month")
+    if args.write_drift and not Path(args.write_drift).resolve().parent.is_dir():
+        raise InputError(f"--write-drift: folder {Path(args.write_drift).resolve().parent} does not exist")
     out = output_folder(args, default_folder("backtest"), what="backtest",
                         prepare=lambda f, force, resume: prepare_folder(
                             f, force=force, resume=resume, owned=("backtest.json", "scores.parquet", "origins"),
@@ -125,6 +131,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     bt = Backtest(plan, out, workers=args.workers, executor=args.executor, resume=args.resume,
                   log=_Silent() if args.quiet else sys.stderr)  # fmt: skip
     summary = bt.run()
+    if args.write_drift:
+        from sim.analysis.backtest import write_drift
+
+        write_drift(summary, plan.market, args.write_drift, "sim " + " ".join(sys.argv[1:]))
     if args.format == "json":
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
@@ -165,6 +175,11 @@ def format_summary(s: dict[str, Any], out: Any) -> str:
                      f"{num(h['mae_log']):>7} {num(rel.get('seasonal_naive')):>7} {num(rel.get('bass')):>7}")
     lines.append("  drift scale used (utils a month, brands / products): "
                  + "; ".join(f"{o} {d['brand']:.3f}/{d['product']:.3f}" for o, d in s["drift"].items()))
+    f = s.get("drift_for_forecast")
+    if f:
+        lines.append(f"  for a forecast from {f['start']}: appeal offset {f['brand_level']:.3f} (brands), "
+                     f"{f['product_level']:.3f} (products); drift {f['brand_drift']:.3f}, {f['product_drift']:.3f} utils "
+                     f"a month, from {f['figures']} errors")  # fmt: skip
     lines.append(f"  note: {s['inputs_note']}")
     return "\n".join(lines)
 
