@@ -40,7 +40,7 @@ import numpy as np
 from sim.analysis.observations import Observation
 from sim.model.draws import first_uncertain_month
 from sim.model.market_model import MarketModel
-from sim.model.snapshot import from_state, load_state, model_state, redraw, release, reseed, write_state
+from sim.model.snapshot import copy_model, from_state, load_state, model_state, redraw, release, reseed, write_state
 from sim.runs.run import member_overrides
 from sim.scenario.months import format_month
 from sim.scenario.schema import Scenario
@@ -83,34 +83,50 @@ class Advance:
     kernel: str
 
 
-def advance(task: Advance) -> np.ndarray:
-    """Simulate one particle to ``task.until`` and save its state; return its China deliveries per month
-    and product over the months simulated (months x products)."""
+def prepare(task: Advance, model: MarketModel | None = None) -> MarketModel:
+    """The particle's model, ready to go on: built (no source), restored from its source's state (a file, or
+    ``model`` given in memory: a copy of it is taken when the task gives new streams), reseeded, with its
+    draws drawn anew and its drift jittered as the task says."""
     overrides = member_overrides(task.scenario, task.member)
     seq = None if task.seed is None else np.random.SeedSequence(task.seed[0], spawn_key=task.seed[1])
-    if task.source is None:
+    if model is None and task.source is None:
         assert seq is not None
-        model = MarketModel(task.scenario, rng=np.random.Generator(np.random.PCG64(seq)), scale=task.scale,
-                            kernel=task.kernel, **overrides)  # fmt: skip
-    else:
-        model = from_state(task.scenario, load_state(task.source), kernel=task.kernel, **overrides)
-        if seq is not None:
-            reseed(model, seq)
-            if task.redraw:
-                redraw(model)
+        return MarketModel(task.scenario, rng=np.random.Generator(np.random.PCG64(seq)), scale=task.scale,
+                           kernel=task.kernel, **overrides)  # fmt: skip
+    if model is None:
+        model = from_state(task.scenario, load_state(str(task.source)), kernel=task.kernel, **overrides)
+    elif seq is not None:
+        model = copy_model(model)
+    if seq is not None:
+        reseed(model, seq)
+        if task.redraw:
+            redraw(model)
     if task.jitter != (0.0, 0.0):
         assert seq is not None  # a jittered copy has streams of its own
         noise = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1))))
         model.drift.brand = model.drift.brand + task.jitter[0] * noise.standard_normal(model.n_brands)
         model.drift.product = model.drift.product + task.jitter[1] * noise.standard_normal(model.n_products)
+    return model
+
+
+def simulate_to(model: MarketModel, until: int) -> np.ndarray:
+    """Step ``model`` to month index ``until``; its China deliveries per month and product over those months."""
     china = model.market_names.index("CN") if "CN" in model.market_names else 0
     rows = []
-    while model.running and model.month_index < task.until:
+    while model.running and model.month_index < until:
         model.step()
         rows.append(model.month_units[:, china].copy())
+    return np.array(rows).reshape(len(rows), -1)
+
+
+def advance(task: Advance) -> np.ndarray:
+    """Simulate one particle to ``task.until`` and save its state; return its China deliveries per month
+    and product over the months simulated (months x products)."""
+    model = prepare(task)
+    rows = simulate_to(model, task.until)
     write_state(model_state(model), task.out)
     release(model)
-    return np.array(rows).reshape(len(rows), -1)
+    return rows
 
 
 def advance_all(tasks: list[Advance]) -> list[np.ndarray]:
@@ -233,6 +249,7 @@ class ParticleFilter:
         self.members = len(ens.members) if ens is not None else 0
         u = scenario.uncertainty
         self.jitter = (JITTER * u.brand_drift, JITTER * u.product_drift)
+        self.live: dict[str, MarketModel] = {}  # in-process: the particles' models by the key of their state
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
@@ -240,14 +257,40 @@ class ParticleFilter:
     # ---------------------------------------------------------------------- running particles
 
     def _map(self, tasks: list[Advance]) -> list[np.ndarray]:
-        if self.executor is None or len(tasks) < 2:
-            return [advance(t) for t in tasks]
+        if self.executor is None:
+            return self._map_live(tasks)
         size = max(1, -(-len(tasks) // (2 * self.slots)))
         chunks = [tasks[i : i + size] for i in range(0, len(tasks), size)]
         out: list[np.ndarray] = []
         for part in self.executor.map(advance_all, chunks):
             out.extend(part)
         return out
+
+    def _map_live(self, tasks: list[Advance]) -> list[np.ndarray]:
+        """The tasks in this process, the particles' models kept in memory from one month to the next (their
+        states are written only at the origin): a task continues the model its source names, or a copy of it
+        when it gives the particle new streams (copies are taken before any model moves on)."""
+        models: dict[int, MarketModel] = {}
+        for i, t in sorted(enumerate(tasks), key=lambda it: it[1].seed is None):
+            models[i] = prepare(t, self.live.get(t.source) if t.source else None)
+        rows = [simulate_to(models[i], t.until) for i, t in enumerate(tasks)]
+        kept = {t.out: models[i] for i, t in enumerate(tasks)}
+        for key, model in self.live.items():
+            if key not in kept and all(model is not m for m in kept.values()):
+                release(model)
+        self.live = kept
+        return rows
+
+    def save_live(self, particles: list[Particle]) -> None:
+        """Write the in-memory particles' states (at the origin) to their files."""
+        for p in particles:
+            model = self.live.get(p.state)
+            if model is not None:
+                Path(p.state).parent.mkdir(parents=True, exist_ok=True)
+                write_state(model_state(model), p.state)
+        for model in self.live.values():
+            release(model)
+        self.live = {}
 
     def _task(self, source: str | None, member: int | None, key: tuple[int, ...] | None, until: int, out: Path,
               *, redraw_fixed: bool = False, jitter: bool = False) -> Advance:
@@ -326,6 +369,8 @@ class ParticleFilter:
                 log_w = np.zeros(self.n)
                 resampled.append(format_month(month))
                 self.say(f"  resampled at {format_month(month)}: {len(set(idx.tolist()))} distinct particles kept")
+        if self.executor is None:
+            self.save_live(particles)
         return FilterResult(particles, log_w, before, ess_by_month, resampled, seen, self.origin, self.first)
 
     def _resample_rng(self, k: int) -> np.random.Generator:

@@ -108,6 +108,7 @@ class MarketModel(mesa.Model):
         check: bool = False,
         kernel: str = "numba",
         replicate: int | None = None,
+        _compiled: tuple[Calendar, draws.Draws] | None = None,
         **overrides: Any,
     ):
         if isinstance(scenario, Scenario):
@@ -133,8 +134,11 @@ class MarketModel(mesa.Model):
         assert isinstance(seed_seq, np.random.SeedSequence)  # a Generator made from a seed or a SeedSequence
         self.seed_entropy = int(seed_seq.entropy)  # type: ignore[arg-type]
         self.spawn_key = tuple(int(k) for k in seed_seq.spawn_key)
-        self.draws = draws.draw(cfg, seed_seq)
-        self.calendar: Calendar = draws.apply(compile_calendar(cfg), self.draws, cfg)
+        if _compiled is not None:  # a copy of a model of this scenario (sim.model.snapshot.copy_model): its calendar
+            self.calendar, self.draws = _compiled
+        else:
+            self.draws = draws.draw(cfg, seed_seq)
+            self.calendar = draws.apply(compile_calendar(cfg), self.draws, cfg)
         self.drift = draws.Drift(cfg, seed_seq, self.draws.start)
         cal = self.calendar
         # Names and sizes, as agents, observers and tables read them.

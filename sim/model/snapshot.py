@@ -254,8 +254,13 @@ def from_state(
 
 
 def copy_model(model: MarketModel) -> MarketModel:
-    """An independent copy of ``model`` at its month, with the same random streams (:func:`reseed` gives it its own)."""
-    return _build(model.config, model_state(model), model.kernel.name, model.check, {}, "the state")
+    """An independent copy of ``model`` at its month, with the same random streams (:func:`reseed` gives it its own).
+
+    The copy shares the model's calendar (read-only arrays of the same scenario and draws) instead of
+    compiling its own.
+    """
+    return _build(model.config, model_state(model), model.kernel.name, model.check, {}, "the state",
+                  compiled=(model.calendar, model.draws))  # fmt: skip
 
 
 def reseed(model: MarketModel, seed: np.random.SeedSequence) -> None:
@@ -348,7 +353,8 @@ def _check_code(meta: dict[str, Any], where: str) -> None:
 
 
 def _build(
-    scenario: Scenario | str | Path, state: State, kernel: str | None, check: bool, overrides: dict[str, Any], where: str
+    scenario: Scenario | str | Path, state: State, kernel: str | None, check: bool, overrides: dict[str, Any], where: str,
+    compiled: tuple[Any, draws.Draws] | None = None,
 ) -> MarketModel:
     """A model built from ``scenario`` with the state's seed identity, then given the state (:func:`from_state`)."""
     meta = state.meta
@@ -363,7 +369,8 @@ def _build(
     if bit not in BIT_GENERATORS:
         raise InputError(f"{where}: generators.model: bit generator {bit!r} is not one of {', '.join(BIT_GENERATORS)}")
     rng = np.random.Generator(getattr(np.random, bit)(seed))
-    model = MarketModel(scenario, rng=rng, scale=meta["scale"], check=check, kernel=kernel or meta["kernel"], **overrides)
+    model = MarketModel(scenario, rng=rng, scale=meta["scale"], check=check, kernel=kernel or meta["kernel"],
+                        _compiled=compiled, **overrides)  # fmt: skip
     now = _scenario_hash(model.config)
     if now != meta["scenario_hash"]:
         raise InputError(
