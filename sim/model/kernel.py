@@ -267,82 +267,63 @@ def _log_row(x: NDArray[np.float32], out: NDArray[np.float32], bits: NDArray[np.
 class Workspace(NamedTuple):
     """Scratch arrays of :func:`choose_chunk` and of the fills, for a chunk of buyers (the last axis of each).
 
+    Arrays of one type and shape are the rows of one block (named below): a call then passes 13
+    arrays, each of them reference-counted, where one per row would be 30.
+
     Attributes:
         V: utilities, then the choice weights ``W``, products x buyers (float32).
-        M: whether each buyer may choose each product now. M0: could choose at the start (draws again).
-        mx: the largest log-mass. x, y: scratch. v0: the outside option's utility. cap: the most the
-            buyer can pay, RMB (float32 rows).
-        o: the outside option's mass. t: the draw's threshold. acc: a running sum. u1, u2: the
-            buyer's two uniforms (float64 rows).
-        kk: the nest chosen. pos: the product chosen (-1: the outside option). found: the outside
-            option was drawn (int64 rows).
+        M: rows ``M`` (whether each buyer may choose each product now) and ``M0`` (could choose
+            at the start, for draws again), 2 x products x buyers.
+        f32: rows ``mx`` (the largest log-mass), ``x``, ``y`` (scratch), ``v0`` (the outside
+            option's utility), ``cap`` (the most the buyer can pay, RMB).
+        f64: rows ``o`` (the outside option's mass), ``t`` (the draw's threshold), ``acc`` (a
+            running sum), ``u1``, ``u2`` (the buyer's two uniforms).
+        i64: rows ``kk`` (the nest chosen), ``pos`` (the product chosen; -1: the outside option),
+            ``found`` (the outside option was drawn).
         bits: int32 scratch of the exp and log rows.
         seen: bits of the brands the buyer considers.
-        s: sum of the weights of each nest now. g: the nest's mass now. g0: its mass at the start.
-            s0: its sum at the start. f: its scale from now to the start. lin: its inclusive value
-            (float64, nests x buyers).
+        nests: rows ``s`` (sum of each nest's weights now), ``g`` (its mass now), ``g0`` (its mass
+            at the start), ``s0`` (its sum at the start), ``f`` (its scale from now to the start),
+            ``lin`` (its inclusive value); each nests x buyers, float64.
         XT: the buyers' coefficients (tastes, then alpha), then the budget, RMB (float32, rows x buyers).
         E: exps of the block ``V`` (products x buyers). E_bits: their int32 scratch.
         cb: whether the buyer considers each brand (:data:`MAX_BRANDS` x buyers).
-        mk, mk0: the best utility per nest now and at the start (float32, nests x buyers).
+        best: rows ``mk``, ``mk0``: the best utility per nest now and at the start (float32, nests x buyers).
     """
 
     V: NDArray[np.float32]
     M: NDArray[np.bool_]
-    M0: NDArray[np.bool_]
-    mx: NDArray[np.float32]
-    x: NDArray[np.float32]
-    y: NDArray[np.float32]
-    v0: NDArray[np.float32]
-    cap: NDArray[np.float32]
-    o: NDArray[np.float64]
-    t: NDArray[np.float64]
-    acc: NDArray[np.float64]
-    u1: NDArray[np.float64]
-    u2: NDArray[np.float64]
-    kk: NDArray[np.int64]
-    pos: NDArray[np.int64]
-    found: NDArray[np.int64]
+    f32: NDArray[np.float32]
+    f64: NDArray[np.float64]
+    i64: NDArray[np.int64]
     bits: NDArray[np.int32]
     seen: NDArray[np.uint64]
-    s: NDArray[np.float64]
-    g: NDArray[np.float64]
-    g0: NDArray[np.float64]
-    s0: NDArray[np.float64]
-    f: NDArray[np.float64]
-    lin: NDArray[np.float64]
+    nests: NDArray[np.float64]
     XT: NDArray[np.float32]
     E: NDArray[np.float32]
     E_bits: NDArray[np.int32]
     cb: NDArray[np.bool_]
-    mk: NDArray[np.float32]
-    mk0: NDArray[np.float32]
+    best: NDArray[np.float32]
 
 
 @_jit
 def workspace(n_products: int, n_nests: int, n_coefs: int, chunk: int) -> Workspace:
-    """A :class:`Workspace` for ``chunk`` buyers, ``n_products`` products, ``n_nests`` nests and ``n_coefs``
-    rows of ``XT``; the rows of a kind (float32, float64, int64, per nest) are the rows of one block."""
-    masks = np.zeros((2, n_products, chunk), np.bool_)
-    f32 = np.zeros((5, chunk), np.float32)
-    f64 = np.zeros((5, chunk), np.float64)
-    i64 = np.zeros((3, chunk), np.int64)
-    nests = np.zeros((6, n_nests, chunk), np.float64)
-    best = np.zeros((2, n_nests, chunk), np.float32)
+    """A :class:`Workspace` for ``chunk`` buyers, ``n_products`` products, ``n_nests`` nests and ``n_coefs`` rows of ``XT``."""
     return Workspace(
-        np.zeros((n_products, chunk), np.float32), masks[0], masks[1],
-        f32[0], f32[1], f32[2], f32[3], f32[4],
-        f64[0], f64[1], f64[2], f64[3], f64[4],
-        i64[0], i64[1], i64[2],
+        np.zeros((n_products, chunk), np.float32),
+        np.zeros((2, n_products, chunk), np.bool_),
+        np.zeros((5, chunk), np.float32),
+        np.zeros((5, chunk), np.float64),
+        np.zeros((3, chunk), np.int64),
         np.zeros(chunk, np.int32),
         np.zeros(chunk, np.uint64),
-        nests[0], nests[1], nests[2], nests[3], nests[4], nests[5],
+        np.zeros((6, n_nests, chunk), np.float64),
         np.zeros((n_coefs, chunk), np.float32),
         np.zeros((n_products, chunk), np.float32),
         np.zeros(n_products * chunk, np.int32),
         np.zeros((MAX_BRANDS, chunk), np.bool_),
-        best[0], best[1],
-    )  # fmt: skip
+        np.zeros((2, n_nests, chunk), np.float32),
+    )
 
 
 @_jit
@@ -355,7 +336,7 @@ def choose_chunk(
     closed: NDArray[np.int64],
     ws: Workspace,
 ) -> None:
-    """Choices of ``c`` buyers from the workspace ``ws``; the product (or -1) is left in ``ws.pos``.
+    """Choices of ``c`` buyers from the workspace ``ws``; the product (or -1) is left in row ``pos`` of ``ws.i64``.
 
     Reads ``V`` (products x buyers utilities, overwritten by the weights), ``M`` (may choose),
     ``v0`` and the uniforms ``u1, u2``. With ``residual``, ``M0`` holds what each buyer could
@@ -369,12 +350,12 @@ def choose_chunk(
     ``exp(v0 - m)`` with ``m`` the largest of them. Loops are written in the forms the compiler
     vectorises (``max`` under a mask, sums of masked values, counts).
     """
-    V, M, M0 = ws.V, ws.M, ws.M0
-    mx, x, y, v0 = ws.mx, ws.x, ws.y, ws.v0
-    o, t, acc, u1, u2 = ws.o, ws.t, ws.acc, ws.u1, ws.u2
-    kk, pos, found, bits = ws.kk, ws.pos, ws.found, ws.bits
-    s, g, g0, s0, f, lin = ws.s, ws.g, ws.g0, ws.s0, ws.f, ws.lin
-    mk, mk0, E = ws.mk, ws.mk0, ws.E
+    V, M, M0, E, bits = ws.V, ws.M[0], ws.M[1], ws.E, ws.bits
+    mx, x, y, v0 = ws.f32[0], ws.f32[1], ws.f32[2], ws.f32[3]
+    o, t, acc, u1, u2 = ws.f64[0], ws.f64[1], ws.f64[2], ws.f64[3], ws.f64[4]
+    kk, pos, found = ws.i64[0], ws.i64[1], ws.i64[2]
+    s, g, g0, s0, f, lin = ws.nests[0], ws.nests[1], ws.nests[2], ws.nests[3], ws.nests[4], ws.nests[5]
+    mk, mk0 = ws.best[0], ws.best[1]
     n_products = nest.shape[0]
     n_nests = lam.shape[0]
     lowest = _F(-np.inf)
@@ -585,8 +566,8 @@ def _fill_matrix(
     The first draw's uniforms come from word ``2r`` (or columns 0-1 of ``uniforms``), a draw
     ``again``'s from word ``2r + 1`` (or columns 2-3).
     """
-    V, M = ws.V, ws.M
-    v0c, u1, u2 = ws.v0, ws.u1, ws.u2
+    V, M = ws.V, ws.M[0]
+    v0c, u1, u2 = ws.f32[3], ws.f64[3], ws.f64[4]
     v, available, v0, uniforms = b.v, b.available, b.v0, b.uniforms
     fixed = uniforms.shape[0] > 0
     for q in range(c):
@@ -614,8 +595,8 @@ def _fill_market(
     (kept by :func:`_keep_records`) instead of the pool's columns: draws again come in a random
     order, and a record is one cache line to fetch where the pool's columns are five.
     """
-    V, M = ws.V, ws.M
-    v0c, cap, u1, u2 = ws.v0, ws.cap, ws.u1, ws.u2
+    V, M = ws.V, ws.M[0]
+    v0c, cap, u1, u2 = ws.f32[3], ws.f32[4], ws.f64[3], ws.f64[4]
     seen, XT, cb = ws.seen, ws.XT, ws.cb
     rows, taste, alpha, budget, tier, records = b.rows, b.taste, b.alpha, b.budget, b.tier, b.records
     at, delta, paid, brand, thresholds, key = b.attrs, b.delta, b.paid, b.brand, b.thresholds, b.key
@@ -632,7 +613,7 @@ def _fill_market(
         touch = _ZERO_F
         for q in range(c):
             touch += records[which[q], 0]
-        ws.x[0] = touch
+        ws.f32[1, 0] = touch
     for q in range(c):
         r = which[q]
         base = np.uint64(r * b.slots)
@@ -697,7 +678,7 @@ def _keep_records(which: NDArray[np.int64], c: int, b: MarketBuyers, ws: Workspa
     bits of the brands it considers.
     """
     records = b.records
-    pos, seen, XT = ws.pos, ws.seen, ws.XT
+    pos, seen, XT = ws.i64[1], ws.seen, ws.XT
     seen_rec = records.view(np.uint64)
     seen_col = seen_rec.shape[1] - 1
     for q in range(c):
@@ -708,7 +689,7 @@ def _keep_records(which: NDArray[np.int64], c: int, b: MarketBuyers, ws: Workspa
             seen_rec[r, seen_col] = seen[q]
 
 
-# One pass 1 and one pass 2 serve both kinds of buyers: _fill and _keep below are resolved by the
+# One pass 2 (and one draw again) serves both kinds of buyers: _fill below is resolved by the
 # buyers' type when numba compiles the caller (a direct call, and the caller's cache keeps working,
 # which a jitted function passed as an argument would break).
 
@@ -718,30 +699,16 @@ def _fill(which: NDArray[np.int64], c: int, buyers: Any, is_open: NDArray[np.boo
     raise NotImplementedError("called from compiled code only")
 
 
-def _keep(which: NDArray[np.int64], c: int, buyers: Any, ws: Workspace) -> None:
-    """After first choices: what a draw again will need (:func:`_keep_records`; nothing for a matrix)."""
-    raise NotImplementedError("called from compiled code only")
-
-
 def _is(buyers: Any, kind: type) -> bool:
     return isinstance(buyers, nb.core.types.BaseNamedTuple) and buyers.instance_class is kind  # type: ignore[attr-defined]
 
 
-@overload(_fill, jit_options={"nogil": True, "error_model": "numpy"})
+@overload(_fill, jit_options={"nogil": True, "error_model": "numpy"}, inline="always")
 def _fill_typed(which, c, buyers, is_open, again, ws):  # type: ignore[no-untyped-def]  # numba matches the names, unannotated
     if _is(buyers, MatrixBuyers):
         return lambda which, c, buyers, is_open, again, ws: _fill_matrix(which, c, buyers, is_open, again, ws)
     if _is(buyers, MarketBuyers):
         return lambda which, c, buyers, is_open, again, ws: _fill_market(which, c, buyers, is_open, again, ws)
-    return None
-
-
-@overload(_keep, jit_options={"nogil": True, "error_model": "numpy"})
-def _keep_typed(which, c, buyers, ws):  # type: ignore[no-untyped-def]
-    if _is(buyers, MatrixBuyers):
-        return lambda which, c, buyers, ws: None
-    if _is(buyers, MarketBuyers):
-        return lambda which, c, buyers, ws: _keep_records(which, c, buyers, ws)
     return None
 
 
@@ -776,39 +743,38 @@ def _setup(nest: NDArray[np.int64], lam: NDArray[np.float64], n_coefs: int) -> S
 
 @_jit
 def _first_choices(
-    buyers: Any, n: int, open0: NDArray[np.bool_], setup: Setup
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Pass 1, in order, a chunk at a time: each buyer's first choice over what is open at the start.
+    buyers: MatrixBuyers, open0: NDArray[np.bool_], setup: Setup, first: NDArray[np.int64], demand: NDArray[np.int64]
+) -> None:
+    """Pass 1 of the matrix kernels, in order, a chunk at a time: each buyer's first choice over what
+    is open at the start (:func:`serve_market` writes the same loop out, keeping records).
 
-    Returns:
-        ``(first, demand)``: the product each buyer chose (-1 = outside option), how many chose each product.
+    Writes ``first``, the product each buyer chose (-1 = outside option), and adds to ``demand`` how
+    many chose each product (arrays the caller allocates: measured faster than returning them).
     """
-    ws, which = setup.ws, setup.which
+    # Fields are read once, outside the loops (each read of a field is a reference count).
+    ws, which, pos = setup.ws, setup.which, setup.ws.i64[1]
     no = _FLAGS[0]
     none = np.empty(0, np.int64)
-    first = np.empty(n, np.int64)
-    demand = np.zeros(open0.shape[0], np.int64)
+    n = first.shape[0]
     for r0 in range(0, n, CHUNK):
         c = min(CHUNK, n - r0)
         for q in range(c):
             which[q] = r0 + q
-        _fill(which, c, buyers, open0, no, ws)
+        _fill_matrix(which, c, buyers, open0, no, ws)
         choose_chunk(c, setup.nest, setup.lam, setup.inv_lam, no, none, ws)
-        _keep(which, c, buyers, ws)
         for q in range(c):
-            first[r0 + q] = ws.pos[q]
-            if ws.pos[q] >= 0:
-                demand[ws.pos[q]] += 1
-    return first, demand
+            first[r0 + q] = pos[q]
+            if pos[q] >= 0:
+                demand[pos[q]] += 1
 
 
 @_jit
 def _draw_again(c: int, buyers: Any, open0: NDArray[np.bool_], is_open: NDArray[np.bool_], setup: Setup) -> None:
     """The buyers ``setup.which[:c]``, whose first choice has closed, draw from the residual law over
-    what ``is_open`` (into ``setup.ws.pos``)."""
+    what ``is_open`` (into row ``pos`` of ``setup.ws.i64``)."""
     ws = setup.ws
     _fill(setup.which, c, buyers, open0, _FLAGS[1], ws)
-    M, M0 = ws.M, ws.M0
+    M, M0 = ws.M[0], ws.M[1]
     for j in range(open0.shape[0]):
         for k in range(c):
             M0[j, k] = M[j, k]
@@ -839,13 +805,14 @@ def _serve_queue(
     remaining = limits.copy()
     is_open = open0.copy()
     drawn = np.empty(CHUNK, np.int64)
+    which, pos = setup.which, setup.ws.i64[1]
     q = 0
     while q < queue.shape[0]:
-        e, c = _collect(queue, is_open, q, setup.which)
+        e, c = _collect(queue, is_open, q, which)
         if c > 0:
             _draw_again(c, buyers, open0, is_open, setup)
             for k in range(c):
-                drawn[k] = setup.ws.pos[k]
+                drawn[k] = pos[k]
         q = _apply(queue, remaining, is_open, q, e, drawn)
     _settle(queue, first)
     return is_open
@@ -933,7 +900,8 @@ def serve_matrix(
     buyers = MatrixBuyers(v, available, v0, key, uniforms)
     setup = _setup(nest, lam, 1)
     open0 = limits > 0
-    first, demand = _first_choices(buyers, n, open0, setup)
+    first, demand = np.empty(n, np.int64), np.zeros(limits.shape[0], np.int64)
+    _first_choices(buyers, open0, setup, first, demand)
     if not np.any(demand > limits):
         return first, ~open0 | (demand >= limits)
     is_open = _serve_queue(buyers, first, limits, open0, np.uint64(2 * n), order, setup)
@@ -961,12 +929,13 @@ def choose_rows(
     """
     buyers = MatrixBuyers(v, available, v0, np.uint64(0), uniforms)
     setup = _setup(nest, lam, 1)
-    choice, _ = _first_choices(buyers, v.shape[0], open_start, setup)
+    choice, demand = np.empty(v.shape[0], np.int64), np.zeros(open_start.shape[0], np.int64)
+    _first_choices(buyers, open_start, setup, choice, demand)
     for r in range(v.shape[0]):
         if choice[r] >= 0 and not open_now[choice[r]]:
             setup.which[0] = r
             _draw_again(1, buyers, open_start, open_now, setup)
-            choice[r] = setup.ws.pos[0]
+            choice[r] = setup.ws.i64[1, 0]
     return choice
 
 
@@ -1043,8 +1012,23 @@ def serve_market(
     )  # fmt: skip
     setup = _setup(nest, lam, taste.shape[1] + 2)  # coefficients, then the budget
     open0 = limits > 0
-    # Pass 1, in pool order: first choices over what is open at the start of the month.
-    first, demand = _first_choices(buyers, n, open0, setup)
+    # Pass 1, in pool order: first choices over what is open at the start of the month. The loop of
+    # _first_choices, written out here, with the records draws again read: as a call it measured
+    # about 5% slower in this kernel (not in serve_matrix).
+    first, demand = np.empty(n, np.int64), np.zeros(n_products, np.int64)
+    ws, which, pos = setup.ws, setup.which, setup.ws.i64[1]
+    no, none = _FLAGS[0], np.empty(0, np.int64)
+    for r0 in range(0, n, CHUNK):
+        c = min(CHUNK, n - r0)
+        for q in range(c):
+            which[q] = r0 + q
+        _fill_market(which, c, buyers, open0, no, ws)
+        choose_chunk(c, nest, lam, setup.inv_lam, no, none, ws)
+        _keep_records(which, c, buyers, ws)
+        for q in range(c):
+            first[r0 + q] = pos[q]
+            if pos[q] >= 0:
+                demand[pos[q]] += 1
     # Pass 2, in serving order, if a limit binds: who finds its first choice closed draws again.
     if np.any(demand > limits):
         _serve_queue(buyers, first, limits, open0, np.uint64(n * slots), np.empty(0, np.int64), setup)
