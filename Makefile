@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-REPS ?= 20
+REPS ?= 400
+PARTICLES ?= 200
 
 .PHONY: demo test lint bench clean
 
@@ -18,9 +19,10 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,dashboard,ema]"
 	touch $(VENV)/.installed $@
 
-## demo: the main job: the baseline with replications; prints AITO's deliveries and the target probability
+## demo: the main job: the baseline forecast from its assimilated history (every figure reported up to Jan 2026);
+## prints the figures assimilated, AITO's deliveries and the target's probability
 demo: $(VENV)/.installed
-	$(BIN)/sim run scenarios/baseline.yaml --replications $(REPS) --out results/baseline --force
+	$(BIN)/sim forecast scenarios/baseline.yaml --particles $(PARTICLES) --replications $(REPS) --out results/baseline --force
 
 ## test: the whole test suite
 test: $(VENV)/.installed-dev
