@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -89,6 +90,9 @@ class BacktestPlan:
             settings (:func:`sim.analysis.fit_appeals.fit`).
         drift: fixed monthly drift scales ``(brand, product)`` in utils; None: estimated.
         kernel: the choice kernel.
+        assimilate: months before each origin whose figures a particle filter assimilates for a second
+            forecast (scored as ``model_assimilated``); 0: none.
+        particles: the filter's particles.
     """
 
     market: str
@@ -108,11 +112,13 @@ class BacktestPlan:
     ageing_prior: float = 0.0
     drift: tuple[float, float] | None = None
     kernel: str = "numba"
+    assimilate: int = 6
+    particles: int = 100
 
     def fit_settings(self) -> dict[str, Any]:
         """What decides a fit at an origin (a stored fit made otherwise is not reused)."""
         keys = ("market", "seed", "fit_replications", "fit_scale", "fit_iterations", "product_prior", "ageing_prior",
-                "members", "kernel")
+                "members", "kernel")  # the fit, not the forecasts: a plan that changes only these reuses the fits
         return {k: getattr(self, k) for k in keys}
 
 
@@ -361,10 +367,42 @@ class Backtest:
         drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(origin, done))
         results = self.forecast(origin, fitted, "forecast", drift, self.plan.replications)
         scores = score_forecast(results, figs, origin)
+        parts = [scores]
+        if self.plan.assimilate > 0 and not drift.zero:
+            assimilated = self.assimilated_forecast(origin, fitted, drift)
+            parts.append(score_forecast(assimilated, figs, origin).assign(forecaster="model_assimilated"))
         history = figures_upto(self.figures, origin)
-        bench = score_benchmarks(figs, history, origin, self.first, self.plan.horizon)
+        parts.append(score_benchmarks(figs, history, origin, self.first, self.plan.horizon))
         self.say(f"[{origin}] scored {len(scores)} figures")
-        return OriginResult(origin, False, drift, pilot_errors, pd.concat([scores, bench], ignore_index=True))
+        return OriginResult(origin, False, drift, pilot_errors, pd.concat(parts, ignore_index=True))
+
+    def assimilated_forecast(self, origin: str, fitted: Path, drift: DriftEstimate) -> store.Results:
+        """The same forecast, started from a particle filter over the ``assimilate`` months up to the origin.
+
+        The drift (its offset and steps, as estimated for the origin) starts that many months earlier,
+        and the particles are weighed by the figures of those months (:mod:`sim.analysis.assimilation`):
+        the fit fixed the parameters on the figures up to the origin; the filter estimates where each
+        brand's appeal stands at the origin from the latest of them.
+        """
+        from sim.analysis.forecast import run_forecast
+
+        folder = self.out / "origins" / origin / "assimilated"
+        if (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete":
+            return store.load_results(folder)
+        o = parse_month(origin)
+        end = min(o + self.plan.horizon, parse_month(self.plan.through))
+        over = {"end": format_month(end), "forecast_start": format_month(o + 1), **drift.overrides(),
+                "uncertainty.start": format_month(o - self.plan.assimilate + 1)}  # fmt: skip
+        scenario = load_scenario(fitted, over)
+        shutil.rmtree(folder, ignore_errors=True)
+        store.prepare_output(folder)
+        figures = figures_upto(self.reported, origin).figures
+        run_forecast(scenario, folder, scenario_file=str(fitted), figures=figures, figures_files=[], origin=o,
+                     particles=self.plan.particles, replications=self.plan.replications, seed=self.plan.seed, before=0,
+                     scale=self.plan.scale, kernel=self.plan.kernel, workers=self.workers, executor=self.executor,
+                     progress=False, log=_Quiet())  # fmt: skip
+        shutil.rmtree(folder / "particles", ignore_errors=True)
+        return store.load_results(folder)
 
     # ---------------------------------------------------------------- the whole
 
@@ -449,8 +487,11 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
 
     Keys: ``origins``, ``n_figures``, ``coverage_50``, ``coverage_90``, ``crps``, ``mae_log``,
     ``relative_mae`` (benchmark -> ratio, all brands), ``focus`` (the same over AITO, Li Auto,
-    Tesla, NIO and Zeekr), ``by_horizon`` (a list, one entry per horizon), ``drift`` (per origin).
+    Tesla, NIO and Zeekr), ``by_horizon`` (a list, one entry per horizon), ``drift`` (per origin),
+    ``assimilation`` (the forecast started from a filter against the same without, horizons 1-6).
     """
+    model = scores[scores["forecaster"].isin(["model", "model_assimilated"])]
+    scores = scores[scores["forecaster"] != "model_assimilated"]  # the model against the benchmarks
     focus = scores[scores["brand"].isin(FOCUS_BRANDS)]
     by_h = []
     for h in sorted(scores["horizon"].unique()):
@@ -458,6 +499,7 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
     return {
         "origins": list(plan.origins),
         **_pooled(scores),
+        "assimilation": assimilation_gain(model, plan),
         "focus": {"brands": list(FOCUS_BRANDS)} | _pooled(focus),
         "by_horizon": by_h,
         "drift": {o: {"brand": round(d.brand, 4), "product": round(d.product, 4), "brand_level": round(d.brand_level, 4),
@@ -468,7 +510,22 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
     }  # fmt: skip
 
 
+def assimilation_gain(model: pd.DataFrame, plan: BacktestPlan, horizons: tuple[int, int] = (1, 6)) -> dict[str, Any]:
+    """The forecast with assimilation against the same forecast without, at horizons 1-6, on the same figures."""
+    near = model[model["horizon"].between(*horizons)]
+    both = near.pivot_table(index=["origin", "line", "entity"], columns="forecaster", values="log_error", aggfunc="first")
+    if "model_assimilated" not in both.columns or "model" not in both.columns:
+        return {"months": plan.assimilate, "n_figures": 0}
+    both = both.dropna()
+    plain, assim = float(both["model"].abs().mean()), float(both["model_assimilated"].abs().mean())
+    cov = near.groupby("forecaster")["covered_90"].mean()
+    return {"months": plan.assimilate, "particles": plan.particles, "horizons": list(horizons), "n_figures": int(len(both)),
+            "mae_log_without": _num(plain), "mae_log_with": _num(assim),
+            "relative": _num(assim / plain) if plain > 0 else None,
+            "coverage_90_without": _num(cov.get("model")), "coverage_90_with": _num(cov.get("model_assimilated"))}  # fmt: skip
+
+
 def quick_plan(plan: BacktestPlan) -> BacktestPlan:
     """The ``--quick`` form: two origins, no warm-up, few iterations, replicates and members, for CI."""
     return replace(plan, origins=("2023-12", "2024-06"), warmup=(), replications=4, pilot_replications=3,
-                   members=4, scale=200.0, fit_replications=1, fit_scale=200.0, fit_iterations=2)  # fmt: skip
+                   members=4, scale=200.0, fit_replications=1, fit_scale=200.0, fit_iterations=2, particles=12)  # fmt: skip

@@ -175,6 +175,12 @@ def format_summary(s: dict[str, Any], out: Any) -> str:
                      f"{num(h['mae_log']):>7} {num(rel.get('seasonal_naive')):>7} {num(rel.get('bass')):>7}")
     lines.append("  drift scale used (utils a month, brands / products): "
                  + "; ".join(f"{o} {d['brand']:.3f}/{d['product']:.3f}" for o, d in s["drift"].items()))
+    a = s.get("assimilation") or {}
+    if a.get("n_figures"):
+        lines.append(f"  with the {a['months']} months before each origin assimilated ({a['particles']} particles): mean |log "
+                     f"error| at horizons {a['horizons'][0]}-{a['horizons'][1]} {num(a['mae_log_with'])} against "
+                     f"{num(a['mae_log_without'])} without (ratio {num(a['relative'])}, {a['n_figures']} figures); 90% "
+                     f"coverage {pct(a['coverage_90_with'])} against {pct(a['coverage_90_without'])}")  # fmt: skip
     f = s.get("drift_for_forecast")
     if f:
         lines.append(f"  for a forecast from {f['start']}: appeal offset {f['brand_level']:.3f} (brands), "
