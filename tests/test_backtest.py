@@ -144,7 +144,7 @@ def test_backtest_quick_prints_the_documented_json(sim_cli, tmp_path):
     assert {"seasonal_naive", "bass", "naive", "drift", "ets"} <= set(s["relative_mae"])
     assert s["origins"] == ["2023-12", "2024-06"] and s["n_figures"] > 50
     scores = pd.read_parquet(out / "scores.parquet")
-    assert set(scores["forecaster"]) == {"model", "naive", "seasonal_naive", "drift", "ets", "bass"}
+    assert set(scores["forecaster"]) == {"model", "model_assimilated", "naive", "seasonal_naive", "drift", "ets", "bass"}
     assert (scores["horizon"].between(1, 12)).all()
     # the fit at each origin was made on the figures up to it only, and its overlay says so
     fitted = (out / "origins" / "2023-12" / "fitted.yaml").read_text()
