@@ -46,6 +46,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unpaired", action="store_true", help="compare two folders not run on the same seeds as independent samples")
     p.add_argument("--all-figures", action="store_true",
                    help="use alliance, group, parent, disputed, export, wholesale and production figures in the metrics too")  # fmt: skip
+    _decomposition_option(p, "of the first folder")
     add_allow_partial(p)
 
 
@@ -61,7 +62,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sim.analysis.figure_comparison import all_figures, default_figures
     from sim.analysis.pair_comparison import compare_pair
     from sim.analysis.reported import DEFAULT_PATH as REPORTED_DEFAULT_PATH
-    from sim.present.comparison import build_document, format_csv, format_table
+    from sim.present.comparison import build_document, folder_context, format_csv, format_table
     from sim.runs.store import load_results
 
     if args.unpaired and not args.results_b:
@@ -79,15 +80,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     reading_notes(loaded, reported)
     comps = [compare(r, reported, figures_filter=flt) for r in loaded]
     pair = compare_pair(loaded[0], loaded[1], unpaired=args.unpaired) if len(loaded) > 1 else None
+    contexts = [folder_context(r, args.decomposition if i == 0 else None) for i, r in enumerate(loaded)]
     if args.format == "json":
-        doc = build_document(comps, pair)
+        doc = build_document(comps, pair, contexts)
         if args.what:
             doc = {args.what: doc[args.what]}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     elif args.format == "csv":
         sys.stdout.write(format_csv(comps, pair, args.what or "figures"))
     else:
-        sys.stdout.write(format_table(comps, pair, args.what))
+        sys.stdout.write(format_table(comps, pair, args.what, contexts))
     return 0
 
 
@@ -124,9 +126,12 @@ def _reported(path: str | None) -> Any:
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("results", help="results folder of the scenario in focus")
+    p.add_argument("results", help="results folder of the scenario in focus (sim run, or sim forecast)")
     p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed; differences are DIR - DIR2")
     add_out_option(p, "HTML file to write (default: DIR/report.html)")
+    _decomposition_option(p)
+    p.add_argument("--backtest", metavar="BTDIR",
+                   help="backtest folder (sim backtest --out BTDIR): adds 'How good are these forecasts'")  # fmt: skip
     _reported_options(p)
     add_allow_partial(p)
 
@@ -134,17 +139,27 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 def _plot_arguments(p: argparse.ArgumentParser) -> None:
     from sim.present.report_figures import PLOTS
 
-    p.add_argument("results", help="results folder of the scenario in focus")
+    p.add_argument("results", help="results folder of the scenario in focus (for --what backtest: a backtest folder)")
     p.add_argument("--what", required=True, choices=PLOTS, metavar="WHAT",
-                   help="fan (cumulative deliveries and the target), target (probability and month reached), brands "
-                   "(monthly deliveries per brand), segments (segment shares), segment-brands (brand shares inside "
-                   "each segment); with --vs: fans (both fans on one axis), paired (paired differences), "
-                   "cannibalisation (where the new products' buyers came from)")
+                   help="fan (cumulative deliveries and the target; of a forecast folder, with the figures it "
+                   "assimilated), target (probability and month reached), brands (monthly deliveries per brand), "
+                   "segments (segment shares), segment-brands (brand shares inside each segment); of a forecast "
+                   "folder (sim forecast): ess (the particles' effective sample size by month), moved (the forecast "
+                   "before and after the last month's figures); with --vs: fans (both fans on one axis), paired "
+                   "(paired differences), cannibalisation (where the new products' buyers came from); of a backtest "
+                   "folder (sim backtest --out): backtest (errors against the benchmarks and band coverage by horizon)")
     add_out_option(p, "image file: .png, .svg or .pdf", required=True)
     p.add_argument("--vs", metavar="DIR2", help="reference results folder, run on the same seed")
     p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
     _reported_options(p)
     add_allow_partial(p)
+
+
+def _decomposition_option(p: argparse.ArgumentParser, whose: str = "") -> None:
+    p.add_argument("--decomposition", metavar="DIR",
+                   help="decomposition folder (sim decompose --out DIR) or its decomposition.json: where the spread of "
+                        f"the targets' deliveries comes from{' (' + whose + ')' if whose else ''} (default: "
+                        "decomposition.json in or beside the results folder)")  # fmt: skip
 
 
 def _reported_options(p: argparse.ArgumentParser) -> None:
@@ -168,7 +183,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     _check_vs(args)
     _hold_if_results_folder(Path(args.out) if args.out else Path(args.results) / "report.html")
     private_matplotlib_cache()
-    path = write_report(args.results, args.out, args.vs, reported=_reported(args.reported), unpaired=args.unpaired)
+    path = write_report(args.results, args.out, args.vs, reported=_reported(args.reported), unpaired=args.unpaired,
+                        decomposition=args.decomposition, backtest=args.backtest)  # fmt: skip
     print(path)
     return 0
 
@@ -212,6 +228,9 @@ def _dashboard_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=positive_float, default=DEFAULT_SCALE,
                    help=f"real buyers per buyer agent the page starts with (default {DEFAULT_SCALE:g}: coarse, seconds per run)")
     p.add_argument("--seed", type=seed_int, help="root seed the page starts with (default: the baseline's)")
+    p.add_argument("--forecast", metavar="DIR",
+                   help="a forecast folder (sim forecast --out DIR) shown on a Forecast page: its fan chart with the "
+                        "figures it assimilated, the effective sample size, what the last figures moved")  # fmt: skip
     add_batch_options(p, "workers", workers="worker processes per run (default: all cores)")
 
 
@@ -227,7 +246,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     check_extra()
     private_matplotlib_cache()
     config = make_config(args.scenario, args.baseline, args.replications, args.scale, args.seed, args.workers,
-                         run_kernel(args))
+                         run_kernel(args), args.forecast)  # fmt: skip
     for path in (config.scenario, config.baseline):  # the page's first runs: agents within the limits
         check_agents(load_scenario(path), args.scale, workers=args.workers or 1)
     return serve(config, args.host, free_port(args.host, args.port))

@@ -112,8 +112,12 @@ def _finish(report: BatchReport, args: argparse.Namespace, out: Path, summary: C
 
 
 def print_summary(out: Path) -> None:
-    """Print AITO's deliveries and each target's probability for a results folder."""
+    """Print AITO's deliveries and each target's probability for a results folder, with where the spread of its
+    deliveries comes from when a decomposition is in or beside the folder, and for a forecast the target before
+    its last month's figures."""
     from sim.analysis.targets import summarize, target_outcomes
+    from sim.present.anatomy import anatomy_lines, find_decomposition
+    from sim.present.forecast_folder import assimilation_of, before_folder
     from sim.runs.store import load_results
 
     res = load_results(out)
@@ -139,6 +143,10 @@ def print_summary(out: Path) -> None:
         total = by_year.cumsum(axis=1)
         print(f"{brand} cumulative deliveries by {by_year.columns[-1]}: {total.iloc[:, -1].mean():,.0f} "
               f"[{total.iloc[:, -1].quantile(0.05):,.0f}, {total.iloc[:, -1].quantile(0.95):,.0f}]")  # fmt: skip
+    anatomy = find_decomposition(out)
+    assimilation = assimilation_of(man)
+    before = before_folder(out) if assimilation is not None else None
+    before_sales = load_results(before).sales if before is not None else None
     for t in targets:
         oc = target_outcomes(sales, t["brand"], t["units"], t["start"], t["by"])
         s = summarize(oc, t["units"])
@@ -148,6 +156,14 @@ def print_summary(out: Path) -> None:
             f"delivered {s['delivered_mean']:,.0f} [{s['delivered_p5']:,.0f}, {s['delivered_p95']:,.0f}]; "
             f"month reached median {s['month_reached_median'] or 'not reached'}"
         )
+        if before_sales is not None and assimilation is not None and len(before_sales):
+            b = summarize(target_outcomes(before_sales, t["brand"], t["units"], t["start"], t["by"]), t["units"])
+            print(f"  before the figures of {assimilation.last_month} ({b['runs']} runs in {before}): probability "
+                  f"{b['probability']:.2f} [95% CI {b['probability_low']:.2f}-{b['probability_high']:.2f}]; delivered "
+                  f"{b['delivered_mean']:,.0f} [{b['delivered_p5']:,.0f}, {b['delivered_p95']:,.0f}]")  # fmt: skip
+        if anatomy is not None:
+            for line in anatomy_lines(anatomy, t["name"], man.get("scenario_name")):
+                print(line)
 
 
 # --------------------------------------------------------------------------- sweep

@@ -1,18 +1,53 @@
-"""Output of ``sim compare``: JSON, text tables and CSV."""
+"""Output of ``sim compare``: JSON, text tables and CSV.
+
+Besides the comparison, a folder's :class:`FolderContext`: a forecast's assimilation (origin, figures,
+final effective sample size) and its targets before the last month's figures, and the decomposition
+of its targets' deliveries (:mod:`sim.present.anatomy`).
+"""
 
 from __future__ import annotations
 
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sim.analysis.compare import Comparison
+from sim.analysis.compare import Comparison, target_table
 from sim.analysis.pair_comparison import PairComparison
+from sim.present.anatomy import Decomposition, anatomy_lines, anatomy_rows, find_decomposition
+from sim.present.forecast_folder import Assimilation, assimilation_of, before_folder
+from sim.runs.store import Results, load_results
 from sim.scenario.yamlio import InputError
+
+
+@dataclass(frozen=True)
+class FolderContext:
+    """What ``sim compare`` says of a folder besides its comparison.
+
+    Attributes:
+        assimilation: a forecast folder's assimilation (None: not a forecast).
+        before: the targets (:func:`sim.analysis.compare.target_table`) of the forecast before the last
+            month's figures (``DIR/before``; None: none).
+        anatomy: the decomposition of the targets' deliveries (None: none found).
+    """
+
+    assimilation: Assimilation | None = None
+    before: list[dict[str, Any]] | None = None
+    anatomy: Decomposition | None = None
+
+
+def folder_context(res: Results, decomposition: str | Path | None = None) -> FolderContext:
+    """A folder's :class:`FolderContext` (``decomposition``: a decomposition folder or file; default: the one in
+    or beside the folder)."""
+    a = assimilation_of(res.manifest)
+    folder = before_folder(res.path) if a is not None else None
+    before = target_table(load_results(folder)) if folder is not None else None
+    return FolderContext(a, before, find_decomposition(res.path, decomposition))
 
 # --------------------------------------------------------------------------- output
 
@@ -45,7 +80,8 @@ def _with_results(df: pd.DataFrame, label: str | None) -> pd.DataFrame:
     return df if label is None else df.assign(results=label)[["results", *df.columns]]
 
 
-def build_document(comps: Sequence[Comparison], pair: PairComparison | None = None) -> dict[str, Any]:
+def build_document(comps: Sequence[Comparison], pair: PairComparison | None = None,
+                   contexts: Sequence[FolderContext] = ()) -> dict[str, Any]:  # fmt: skip
     """The JSON document of ``sim compare --format json`` (NaN and infinities as null).
 
     Shape::
@@ -66,9 +102,17 @@ def build_document(comps: Sequence[Comparison], pair: PairComparison | None = No
                              units_lost_total, outside_option, outside_option_share,
                              products: [{model, brand, a_units, b_units, units_lost,
                                          lost_p5, lost_p95, share_of_new}, ...],
-                             paired, replicates, pairing}}
+                             paired, replicates, pairing},
+         # a forecast folder (sim forecast) only:
+         "forecast": [{origin, first_uncertain_month, particles, final_ess, ess, resampled,
+                       assimilated: [{figure, lines, month, reported, qualifier, sd, simulated_mean,
+                                      simulated_p5, simulated_median, simulated_p95, inside}, ...],
+                       before: [targets of DIR/before, as "targets"] or null}, ...],
+         # with a decomposition (decomposition.json in or beside the folder, or --decomposition):
+         "decomposition": [{path, scenario, targets: [{target, probability, probability_interval,
+                            mean, sd, rows: [{source, sd, share, probability, mean}, ...]}, ...]}, ...]}
 
-    With two folders every row of the first three carries ``results`` (the folder's path).
+    With two folders every row of the first three (and of the last two) carries ``results`` (the folder's path).
     """
     two = len(comps) > 1
     doc: dict[str, Any] = {
@@ -82,7 +126,30 @@ def build_document(comps: Sequence[Comparison], pair: PairComparison | None = No
         doc["paired"] = pair.paired
         doc["cannibalisation"] = {**pair.cannibalisation_summary, "products": pair.cannibalisation,
                                   "paired": pair.is_paired, "replicates": pair.replicates, "pairing": pair.note}  # fmt: skip
+    where = [({"results": str(c.path)} if two else {}) for c in comps]
+    forecasts = [w | _forecast_entry(x) for w, x in zip(where, contexts, strict=False) if x.assimilation is not None]
+    if forecasts:
+        doc["forecast"] = forecasts
+    anatomies = [w | _anatomy_entry(x.anatomy) for w, x in zip(where, contexts, strict=False) if x.anatomy is not None]
+    if anatomies:
+        doc["decomposition"] = anatomies
     return jsonable(doc)
+
+
+def _forecast_entry(x: FolderContext) -> dict[str, Any]:
+    a = x.assimilation
+    assert a is not None
+    return {"origin": a.origin, "first_uncertain_month": a.first_month, "particles": a.particles,
+            "final_ess": a.final_ess, "ess": a.ess.to_dict(), "resampled": a.resampled,
+            "assimilated": a.figures.drop(columns=["entity", "level", "kind", "start", "end"]), "before": x.before}  # fmt: skip
+
+
+def _anatomy_entry(d: Decomposition) -> dict[str, Any]:
+    targets = [{"target": t["target"], "probability": t.get("probability_all"),
+                "probability_interval": t.get("probability_all_interval"), "mean": t.get("mean_all"),
+                "sd": t.get("sd_all"), "rows": [asdict(r) for r in anatomy_rows(t)]}
+               for t in d.data.get("targets") or []]  # fmt: skip
+    return {"path": str(d.path), "scenario": d.scenario, "targets": targets}
 
 
 def _text(x: Any) -> str:
@@ -107,8 +174,8 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Seq
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def format_targets(c: Comparison) -> str:
-    """The targets of one folder, probability first."""
+def format_targets(c: Comparison, anatomy: Decomposition | None = None) -> str:
+    """The targets of one folder, probability first (with ``anatomy``, where the spread of each comes from)."""
     out = []
     for t in c.targets:
         out.append(f"TARGET '{t['name']}': {_num(t['units'])} {t['brand']} deliveries {t['start']}..{t['by']}")
@@ -126,7 +193,28 @@ def format_targets(c: Comparison) -> str:
             out.append(f"  reported cumulative at {t['start']}: {_num(t['reported_cumulative_at_start'])}")
         if t.get("note"):
             out.append(f"  note: {t['note']}")
+        if anatomy is not None:
+            out += anatomy_lines(anatomy, t["name"], c.scenario_name)
     return "\n".join(out) if out else "no targets in the scenario"
+
+
+def format_forecast(x: FolderContext) -> str:
+    """A forecast folder's assimilation: origin, figures (against the particles before each), final ESS, before/after."""
+    a = x.assimilation
+    if a is None:
+        return ""
+    out = [f"FORECAST {a.summary_line()}"]
+    if len(a.figures):
+        out.append("  figures assimilated (reported; the particles' median [5%, 95%] just before it):")
+    for f in a.figures.itertuples():
+        rep = ("" if f.qualifier in ("=", "range") else f.qualifier) + _num(f.reported)
+        out.append(f"    {f.figure}: {rep}; {_num(f.simulated_median)} [{_num(f.simulated_p5)}, {_num(f.simulated_p95)}]"
+                   + ("" if f.inside else "  outside"))  # fmt: skip
+    for t in x.before or []:
+        out.append(f"  before the figures of {a.last_month} ({t['runs']} runs in before/): target '{t['name']}' probability "
+                   f"{_num(t['probability'], 2)} (95% CI {_num(t['probability_low'], 2)}-{_num(t['probability_high'], 2)}), "
+                   f"delivered {_num(t['delivered_mean'])} [5%: {_num(t['delivered_p5'])}, 95%: {_num(t['delivered_p95'])}]")  # fmt: skip
+    return "\n".join(out)
 
 
 def format_series(series: pd.DataFrame) -> str:
@@ -197,14 +285,19 @@ def format_pair(pair: PairComparison) -> str:
     return "\n".join(out)
 
 
-def format_table(comps: Sequence[Comparison], pair: PairComparison | None = None, what: str | None = None) -> str:
-    """Readable text: targets first, then paired differences, series metrics and figures."""
+def format_table(comps: Sequence[Comparison], pair: PairComparison | None = None, what: str | None = None,
+                 contexts: Sequence[FolderContext] = ()) -> str:  # fmt: skip
+    """Readable text: a forecast's assimilation and the targets first, then paired differences, series metrics
+    and figures."""
     parts = []
-    for label, c in zip("AB", comps, strict=False):
+    for i, (label, c) in enumerate(zip("AB", comps, strict=False)):
+        x = contexts[i] if i < len(contexts) else FolderContext()
         name = f"{label}: " if len(comps) > 1 else ""
         head = f"{name}{c.path} (scenario '{c.scenario_name}', {c.runs} finished runs, {c.period})"
+        if x.assimilation is not None and what in (None, "targets"):
+            head += "\n" + format_forecast(x)
         sections = {
-            "targets": format_targets(c),
+            "targets": format_targets(c, x.anatomy),
             "series": "SERIES METRICS\n" + format_series(c.series),
             "figures": "REPORTED FIGURES (vehicles; sim = mean and 5-95% band over replicates)\n" + format_figures(c.figures),
         }  # fmt: skip

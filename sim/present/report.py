@@ -9,15 +9,22 @@ base64 PNG, styles inline, no script or font from the network) and prints on A4 
 
 1. the headline: per target of the scenario, the probability of reaching it (95% Wilson
    interval), the month reached and the deliveries in its window; with ``--vs`` the same for
-   the reference and the paired differences ``DIR - DIR2``;
+   the reference and the paired differences ``DIR - DIR2``; with a decomposition
+   (``decomposition.json`` in or beside ``DIR``, or ``--decomposition``) where the spread of the
+   window's deliveries comes from (:mod:`sim.present.anatomy`);
 2. the figures (:data:`~sim.present.report_figures.PLOTS`): the fan chart of the target
-   brand's cumulative deliveries, the target's probability and month reached, monthly deliveries
-   per brand, segment shares and brand shares inside each segment; with ``--vs`` also both fans on
-   one axis, the paired differences and where the new products' buyers came from;
-3. with ``--vs``: the paired-differences and cannibalisation tables;
-4. the scenario's key assumptions (and with ``--vs`` what differs from the reference);
-5. the comparison with the reported figures (series metrics and every figure);
-6. the manifest(s): seeds, replications, scale, scenario hash, code and package versions.
+   brand's cumulative deliveries (of a forecast folder, with the figures it assimilated), the
+   target's probability and month reached, monthly deliveries per brand, segment shares and brand
+   shares inside each segment; with ``--vs`` also both fans on one axis, the paired differences and
+   where the new products' buyers came from;
+3. a forecast folder (``sim forecast``): what it assimilated, the effective sample size, what the
+   last month's figures moved (:mod:`sim.present.report_forecast`);
+4. with ``--backtest BTDIR``: how good the model's forecasts were in a rolling-origin backtest,
+   against simple forecasters (:mod:`sim.present.report_backtest`);
+5. with ``--vs``: the paired-differences and cannibalisation tables;
+6. the scenario's key assumptions (and with ``--vs`` what differs from the reference);
+7. the comparison with the reported figures (series metrics and every figure);
+8. the manifest(s): seeds, replications, scale, scenario hash, code and package versions.
 
 ``DIR`` is the scenario in focus (B of :func:`sim.analysis.pair_comparison.compare_pair`), ``DIR2`` the
 reference (A): differences are ``DIR - DIR2`` and the new products are those of ``DIR``.
@@ -34,9 +41,13 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from sim.present.anatomy import Decomposition, find_decomposition
+from sim.present.backtest_folder import Backtest
 from sim.present.report_assumptions import differences_html, key_assumptions
+from sim.present.report_backtest import backtest_section, need_backtest
 from sim.present.report_batch import Batch, load_batch, pair_of, tell_apart, write_whole
 from sim.present.report_figures import make_figure, report_figures
+from sim.present.report_forecast import forecast_section
 from sim.present.report_html import embedded_figure, esc
 from sim.present.report_sections import (
     cannibalisation_table,
@@ -75,8 +86,10 @@ details summary { cursor: pointer; color: var(--accent); margin: 6px 0; } footer
 _JS = "window.addEventListener('beforeprint',function(){document.querySelectorAll('details').forEach(function(d){d.open=true;});});"
 
 
-def build_report(batch: Batch, vs: Batch | None = None, *, unpaired: bool = False) -> str:
-    """The HTML document of ``sim report``."""
+def build_report(batch: Batch, vs: Batch | None = None, *, unpaired: bool = False,
+                 anatomy: Decomposition | None = None, backtest: Backtest | None = None) -> str:  # fmt: skip
+    """The HTML document of ``sim report`` (``anatomy``: the decomposition of the targets' deliveries;
+    ``backtest``: a backtest's scores, for the section "How good are these forecasts")."""
     if vs is not None:
         tell_apart(batch, vs)
     pair = pair_of(batch, vs, unpaired) if vs is not None else None
@@ -88,10 +101,18 @@ def build_report(batch: Batch, vs: Batch | None = None, *, unpaired: bool = Fals
         fig = make_figure(what, batch, vs, pair)
         alt = str(fig.get_label())
         figure_html.append(embedded_figure(fig, alt, caption, anchor))
+    notes = reading_notes(batches)
+    if anatomy is None and target:
+        notes += ("<li>Where the spread of the target's deliveries comes from is not shown: make a decomposition with "
+                  "<code>sim decompose SCENARIO --out DIR</code> and pass <code>--decomposition DIR</code>.</li>")  # fmt: skip
     sections = [
-        ("headline", "Headline", headline_html(batch, vs, pair) + f'<ul class="read">{reading_notes(batches)}</ul>'),
+        ("headline", "Headline", headline_html(batch, vs, pair, anatomy) + f'<ul class="read">{notes}</ul>'),
         ("figures", "Figures", "\n".join(figure_html)),
     ]
+    if batch.assimilation is not None:
+        sections.append(("forecast", "What the forecast assimilated", forecast_section(batch)))
+    if backtest is not None:
+        sections.append(("backtest", "How good are these forecasts", backtest_section(backtest)))
     if pair is not None and vs is not None:
         sections.append(("paired", f"Paired differences: {batch.label} - {vs.label}",
                          f"<p>{esc(pair.note)}.</p>" + paired_table(pair)))  # fmt: skip
@@ -120,10 +141,19 @@ def build_report(batch: Batch, vs: Batch | None = None, *, unpaired: bool = Fals
 
 
 def write_report(results: str | Path, out: str | Path | None = None, vs: str | Path | None = None, *,
-                 reported: Any = None, unpaired: bool = False) -> Path:  # fmt: skip
-    """Write the HTML report of ``results`` (against ``vs``) to ``out`` (default ``results/report.html``)."""
+                 reported: Any = None, unpaired: bool = False, decomposition: str | Path | None = None,
+                 backtest: str | Path | None = None) -> Path:  # fmt: skip
+    """Write the HTML report of ``results`` (against ``vs``) to ``out`` (default ``results/report.html``).
+
+    Args:
+        decomposition: a decomposition folder (``sim decompose --out``) or its JSON file; default:
+            ``decomposition.json`` in ``results`` or beside it, if any.
+        backtest: a backtest folder (``sim backtest --out``) for "How good are these forecasts".
+    """
     batch = load_batch(results, reported)
     ref = load_batch(vs, reported) if vs is not None else None
+    anatomy = find_decomposition(results, decomposition)
+    bt = need_backtest(backtest)
     path = Path(out) if out is not None else Path(results) / "report.html"
-    write_whole(path, build_report(batch, ref, unpaired=unpaired).encode("utf-8"))
+    write_whole(path, build_report(batch, ref, unpaired=unpaired, anatomy=anatomy, backtest=bt).encode("utf-8"))
     return path

@@ -1,4 +1,5 @@
-"""A results folder as ``sim report`` and ``sim plot`` read it: its scenario, finished runs and comparison.
+"""A results folder as ``sim report`` and ``sim plot`` read it: its scenario, finished runs and comparison
+(and for a forecast folder, what it assimilated and the forecast before its last figures).
 
 :func:`load_batch` loads a folder (one scenario's batch, not a sweep) as a :class:`Batch`; :func:`pair_of`
 compares it replicate by replicate with a reference batch; :func:`write_whole` writes an output file.
@@ -18,7 +19,8 @@ from sim.analysis.compare import Comparison, compare
 from sim.analysis.figure_comparison import default_figures
 from sim.analysis.pair_comparison import PairComparison, compare_pair
 from sim.analysis.targets import target_outcomes
-from sim.runs.store import Results, load_results, replacing
+from sim.present.forecast_folder import Assimilation, assimilation_of, before_folder, month_after
+from sim.runs.store import MANIFEST, Results, load_results, replacing
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
@@ -50,8 +52,25 @@ class Batch:
 
     @property
     def forecast_start(self) -> str | None:
+        """The first forecast month: after a forecast's origin, else the scenario's ``forecast_start``."""
+        if self.assimilation is not None:
+            return month_after(self.assimilation.origin)
         fs = self.scenario.get("forecast_start")
         return str(fs) if fs else None
+
+    @cached_property
+    def assimilation(self) -> Assimilation | None:
+        """What a forecast folder assimilated (None: not a forecast)."""
+        return assimilation_of(self.results.manifest)
+
+    @cached_property
+    def before(self) -> Batch | None:
+        """A forecast's replicates before its last month's figures (``DIR/before``), if any."""
+        folder = before_folder(self.results.path) if self.assimilation is not None else None
+        if folder is None:
+            return None
+        last = self.assimilation.last_month if self.assimilation else None
+        return load_batch(folder, self.reported, label=f"before the figures of {last}" if last else "before")
 
     @cached_property
     def sales(self) -> pd.DataFrame:
@@ -83,13 +102,17 @@ class Batch:
         return min(months, key=parse_month) if months else None
 
 
-def load_batch(path: str | Path, reported: Any = None) -> Batch:
-    """Load a results folder for a report (bad folders raise :class:`InputError`)."""
+def load_batch(path: str | Path, reported: Any = None, label: str | None = None) -> Batch:
+    """Load a results folder for a report (bad folders raise :class:`InputError`); ``label``: how it is named
+    (default: its scenario's name)."""
+    if (Path(path) / "backtest.json").is_file() and not (Path(path) / MANIFEST).is_file():
+        raise InputError(f"{path}: a backtest folder (sim backtest), not a batch: its figure is sim plot --what backtest, "
+                         "and sim report DIR --backtest BTDIR adds it to a report")  # fmt: skip
     res = load_results(path)
     if res.design is not None and len(res.design) > 1:
         raise InputError(f"{path}: a sweep of {len(res.design)} design points; a report reads one scenario's batch "
                          "(sim run), not a sweep")  # fmt: skip
-    batch = Batch(res, str(res.manifest.get("scenario_name") or Path(path).name), reported)
+    batch = Batch(res, label or str(res.manifest.get("scenario_name") or Path(path).name), reported)
     _ = batch.sales  # fail early on a folder with no finished run
     return batch
 

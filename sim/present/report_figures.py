@@ -7,105 +7,52 @@ matplotlib is imported when a figure is drawn, not when the command line reads :
 from __future__ import annotations
 
 import io
-import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from sim.analysis.pair_comparison import PairComparison
+from sim.present.report_backtest import write_backtest_plot
 from sim.present.report_batch import Batch, load_batch, pair_of, tell_apart, write_whole
-from sim.present.report_html import esc, number
+from sim.present.report_forecast import ess_figure, forecast_fan_figure, moved_figure
+from sim.present.report_frames import (
+    cumulative_fans,
+    need_target,
+    reported_cumulative,
+    reported_monthly,
+    runs_text,
+    target_fan,
+    target_line,
+)
+from sim.present.report_html import esc
 from sim.scenario.yamlio import InputError
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not when the command line starts
     from matplotlib.figure import Figure
 
-    from sim.present import plots
 
-#: Figures of ``sim plot --what``; the last three need a second folder (``--vs``).
-PLOTS = ("fan", "target", "brands", "segments", "segment-brands", "fans", "paired", "cannibalisation")
+#: Figures of ``sim plot --what``: those of :data:`NEEDS_VS` need a second folder (``--vs``), those of
+#: :data:`NEEDS_FORECAST` a forecast folder (``sim forecast``); ``backtest`` reads a backtest folder.
+PLOTS = ("fan", "target", "brands", "segments", "segment-brands", "ess", "moved", "fans", "paired", "cannibalisation",
+         "backtest")  # fmt: skip
 NEEDS_VS = ("fans", "paired", "cannibalisation")
-
-
-def _need_target(batch: Batch) -> dict[str, Any]:
-    if not batch.target:
-        raise InputError(f"{batch.results.path}: the scenario has no targets")
-    return batch.target
-
-
-def _level(target: Mapping[str, Any]) -> float:
-    v = target.get("reported_cumulative_at_start")
-    return float(v) if v is not None and math.isfinite(float(v)) else 0.0
-
-
-def target_fan(batch: Batch, target: Mapping[str, Any], role: str = "main") -> plots.Fan:
-    """Deliveries counted toward a target: the reported cumulative at its start plus the simulated."""
-    from sim.present import plots
-
-    level = _level(target)
-    values = plots.cumulative_units(batch.sales, target["brand"], target["start"], target["by"], level)
-    what = f"reported {plots.units_text(level)} + simulated" if level else "simulated"
-    return plots.Fan(f"{batch.label}: counted toward the target ({what})", values, role, anchor=level)
-
-
-def _target_line(target: Mapping[str, Any]) -> plots.TargetLine:
-    """The target on the cumulative axis: its level counted from the reported cumulative at its start."""
-    from sim.present import plots
-
-    return plots.TargetLine(_level(target) + float(target["units"]), str(target["by"]), f"target '{target['name']}'")
-
-
-def _reported_cumulative(batch: Batch, brand: str) -> pd.DataFrame:
-    """Reported cumulative figures of a brand summed since its first deliveries (for the fan chart)."""
-    f = batch.comparison.figures
-    since = batch.first_delivery(brand)
-    if f.empty or since is None:
-        return pd.DataFrame(columns=["month", "value", "label"])
-    rows = f[(f["brand"] == brand) & f["model"].isna() & f["frequency"].isin(["cumulative", "point"])
-             & (f["start"] == since) & f["qualifier"].isin(["=", "~"])]  # fmt: skip
-    rows = rows.drop_duplicates(["end", "reported"])
-    out = pd.DataFrame({"month": rows["end"].astype(str), "value": rows["reported"].astype(float)})
-    out["label"] = [f"{number(v)} reported" for v in out["value"]]
-    return out.reset_index(drop=True)
-
-
-def _reported_monthly(batch: Batch) -> pd.DataFrame:
-    """Reported monthly figures of whole brands: ``brand``, ``month``, ``value``, ``used``."""
-    f = batch.comparison.figures
-    if f.empty:
-        return pd.DataFrame(columns=["brand", "month", "value", "used"])
-    rows = f[(f["frequency"] == "monthly") & f["model"].isna() & (f["start"] == f["end"])
-             & f["qualifier"].isin(["=", "~", "range"])]  # fmt: skip
-    return pd.DataFrame({"brand": rows["brand"].astype(str), "month": rows["start"].astype(str),
-                         "value": rows["reported"].astype(float), "used": rows["used"].astype(bool)})  # fmt: skip
-
-
-def _runs_text(batch: Batch) -> str:
-    c = batch.results.completeness
-    if c is not None and c.partial:  # a figure of a partial batch says so where it counts its runs
-        return f"PARTIAL: {batch.runs} run{'s' if batch.runs != 1 else ''} of {c.asked if c.asked is not None else '?'} asked"
-    return f"{batch.runs} run{'s' if batch.runs != 1 else ''}"
+NEEDS_FORECAST = ("ess", "moved")
+BACKTEST = "backtest"
 
 
 def fan_figure(batch: Batch) -> Figure:
-    """The brand's cumulative deliveries: since its first deliveries, and toward the target."""
+    """The brand's cumulative deliveries: since its first deliveries, and toward the target (a forecast folder's
+    with the figures it assimilated: :func:`sim.present.report_forecast.forecast_fan_figure`)."""
     from sim.present import plots
 
+    if batch.assimilation is not None:
+        return forecast_fan_figure(batch)
     brand, target = batch.brand, batch.target
-    fans = []
-    if target:
-        history = plots.cumulative_units(batch.sales, brand, end=target["start"])
-        fans = [plots.Fan("simulated since first deliveries", history, "history"), target_fan(batch, target)]
-        line = _target_line(target)
-        title = f"{brand} cumulative deliveries and the target '{target['name']}' ({batch.label})"
-    else:
-        fans = [plots.Fan(batch.label, plots.cumulative_units(batch.sales, brand), "main")]
-        line, title = None, f"{brand} cumulative deliveries ({batch.label})"
+    fans, line = cumulative_fans(batch)
+    aim = f" and the target '{target['name']}'" if target else ""
+    title = f"{brand} cumulative deliveries{aim} ({batch.label})"
     return plots.plot_fan(
-        fans, target=line, reported=_reported_cumulative(batch, brand), forecast_start=batch.forecast_start,
-        title=title, subtitle=f"scenario {batch.label} · {_runs_text(batch)} · median, 50% and 90% bands over runs",
+        fans, target=line, reported=reported_cumulative(batch, brand), forecast_start=batch.forecast_start,
+        title=title, subtitle=f"scenario {batch.label} · {runs_text(batch)} · median, 50% and 90% bands over runs",
     )  # fmt: skip
 
 
@@ -113,13 +60,13 @@ def fans_figure(batch: Batch, vs: Batch) -> Figure:
     """Both scenarios' deliveries counted toward the target, on one axis."""
     from sim.present import plots
 
-    target = _need_target(batch)
-    line = _target_line(target)
+    target = need_target(batch)
+    line = target_line(target)
     fans = [target_fan(vs, target, "reference"), target_fan(batch, target, "main")]
     return plots.plot_fan(
         fans, target=line, forecast_start=batch.forecast_start, from_zero=False,
         title=f"{target['brand']} deliveries toward '{target['name']}': {batch.label} vs {vs.label}",
-        subtitle=f"{_runs_text(batch)} each on the same seeds · median, 50% and 90% bands over runs",
+        subtitle=f"{runs_text(batch)} each on the same seeds · median, 50% and 90% bands over runs",
     )  # fmt: skip
 
 
@@ -127,14 +74,14 @@ def target_figure(batch: Batch, vs: Batch | None = None) -> Figure:
     """Probability of the first target and the month it is reached (with the reference's)."""
     from sim.present import plots
 
-    t = _need_target(batch)
+    t = need_target(batch)
     outcomes = [(batch.label, batch.outcomes(t))] + ([(vs.label, vs.outcomes(t))] if vs else [])
     return plots.plot_target(
         outcomes, by=str(t["by"]), start=str(t["start"]),
         title=f"Will {t['brand']} deliver {plots.units_text(float(t['units']))} between {t['start']} and {t['by']}? "
         f"({batch.label}" + (f" vs {vs.label})" if vs else ")"),
         subtitle=f"target '{t['name']}' · scenario {batch.label}" + (f" vs {vs.label}" if vs else "")
-        + f" · {_runs_text(batch)}",
+        + f" · {runs_text(batch)}",
     )  # fmt: skip
 
 
@@ -143,10 +90,10 @@ def brands_figure(batch: Batch, vs: Batch | None = None) -> Figure:
     from sim.present import plots
 
     return plots.plot_brands(
-        plots.monthly_units(batch.sales), reported=_reported_monthly(batch),
+        plots.monthly_units(batch.sales), reported=reported_monthly(batch),
         reference=plots.monthly_units(vs.sales) if vs else None, reference_label=vs.label if vs else "",
         forecast_start=batch.forecast_start, title=f"Monthly deliveries per brand ({batch.label})",
-        subtitle=f"scenario {batch.label} · {_runs_text(batch)} · all markets · median, 50% and 90% bands"
+        subtitle=f"scenario {batch.label} · {runs_text(batch)} · all markets · median, 50% and 90% bands"
         + (f" · dashed: {vs.label}" if vs else ""),
     )  # fmt: skip
 
@@ -162,7 +109,7 @@ def segments_figure(batch: Batch) -> Figure:
     return plots.plot_segments(
         plots.shares(batch.sales, "segment"), order=_segment_order(batch), forecast_start=batch.forecast_start,
         title=f"Price segments' share of deliveries ({batch.label})",
-        subtitle=f"scenario {batch.label} · mean over {_runs_text(batch)} · segment by the month's transaction price",
+        subtitle=f"scenario {batch.label} · mean over {runs_text(batch)} · segment by the month's transaction price",
     )  # fmt: skip
 
 
@@ -173,7 +120,7 @@ def segment_brands_figure(batch: Batch) -> Figure:
     return plots.plot_segment_brands(
         plots.shares(batch.sales, "brand", within="segment", quarterly=True), order=_segment_order(batch),
         forecast_start=batch.forecast_start, title=f"Brand shares inside each price segment, by quarter ({batch.label})",
-        subtitle=f"scenario {batch.label} · mean over {_runs_text(batch)} · the 5 largest brands of each segment, and AITO",
+        subtitle=f"scenario {batch.label} · mean over {runs_text(batch)} · the 5 largest brands of each segment, and AITO",
     )  # fmt: skip
 
 
@@ -208,10 +155,14 @@ def make_figure(
 ) -> Figure:
     """One figure by name (:data:`PLOTS`); those in :data:`NEEDS_VS` need ``vs`` (``pair``: its
     :func:`pair_of`, computed when not given)."""
-    if what not in PLOTS:
-        raise InputError(f"unknown figure {what!r}: use one of {', '.join(PLOTS)}")
+    if what not in PLOTS or what == BACKTEST:
+        raise InputError(f"unknown figure of a batch {what!r}: use one of {', '.join(p for p in PLOTS if p != BACKTEST)}")
     if what in NEEDS_VS and vs is None:
         raise InputError(f"--what {what} needs a second results folder (--vs DIR2)")
+    if what == "ess":
+        return ess_figure(batch)
+    if what == "moved":
+        return moved_figure(batch)
     if what == "fan":
         return fan_figure(batch)
     if what == "target":
@@ -239,6 +190,15 @@ def report_figures(batch: Batch, vs: Batch | None, pair: PairComparison | None) 
                    "deliveries from then on; the gap between the grey fan and the reported point at the target's start "
                    "is the model's in-sample error. Diamonds: reported cumulative figures.") if target else \
         "Simulated cumulative deliveries since the first month of the results."  # fmt: skip
+    if batch.assimilation is not None:
+        a = batch.assimilation
+        fan_caption = (f"Above: {fan_caption} Below: {batch.brand}'s monthly deliveries. Black marks: the figures the "
+                       f"forecast assimilated ({esc(a.first_month)}..{esc(a.origin)}, between the dotted line and the "
+                       "dashed origin line), at their months: a diamond is a figure, a triangle pointing up a lower "
+                       "bound (&gt;: at least), down an upper bound (&lt;); a figure over several months is a bar at its "
+                       "monthly average. Hollow marks: reported figures of the fitted history, not assimilated. The "
+                       "fans are the replicates branched from the particles' states at the origin, each carrying its "
+                       "particle's history; figures of single products are in the table of the assimilated figures.")  # fmt: skip
     figs.append(("fig-fan", "fan", fan_caption))
     if target:
         figs.append(("fig-target", "target", "Left: share of runs reaching the target by its date, with its 95% "
@@ -276,6 +236,10 @@ def write_plot(results: str | Path, what: str, out: str | Path, vs: str | Path |
         raise InputError(f"{path}: unknown figure format {path.suffix or '(no suffix)'!r}: use .png, .svg or .pdf")
     if what in NEEDS_VS and vs is None:
         raise InputError(f"--what {what} needs a second results folder (--vs DIR2)")
+    if what == BACKTEST:
+        if vs is not None:
+            raise InputError("--what backtest reads one backtest folder (sim backtest --out DIR): no --vs")
+        return write_backtest_plot(results, path, fmt, dpi)
     batch = load_batch(results, reported)
     ref = load_batch(vs, reported) if vs is not None else None
     if ref is not None:

@@ -4,12 +4,14 @@ cannibalisation tables, the comparison with the reported figures, and the manife
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sim.analysis.compare import Comparison, target_table
 from sim.analysis.pair_comparison import PairComparison
+from sim.present.anatomy import Decomposition, anatomy_note, anatomy_rows
 from sim.present.report_batch import Batch
 from sim.present.report_html import esc, html_table, number, percent
 
@@ -26,13 +28,19 @@ def _month_range(t: Mapping[str, Any], lo: str, mid: str, hi: str) -> str:
     return f"{m(mid)} <span class=sub>[5%: {m(lo)}, 95%: {m(hi)}]</span>"
 
 
-def headline_html(batch: Batch, vs: Batch | None, pair: PairComparison | None) -> str:
-    """Per target: probability, month reached, deliveries, shortfall; with ``vs`` side by side and paired."""
+def headline_html(batch: Batch, vs: Batch | None, pair: PairComparison | None,
+                  anatomy: Decomposition | None = None) -> str:  # fmt: skip
+    """Per target: probability, month reached, deliveries, shortfall; with ``vs`` side by side and paired; with a
+    decomposition (``anatomy``), where the spread of the window's deliveries comes from."""
     targets = batch.comparison.targets
     if not targets:
         return "<p>The scenario has no targets.</p>"
     ref = {t["name"]: t for t in target_table(vs.results)} if vs else {}
     out = []
+    if batch.assimilation is not None:
+        a = batch.assimilation
+        out.append(f'<p class="diff"><b>{esc(batch.label)}: a forecast {esc(a.summary_line())}</b> '
+                   '<span class=sub>(see <a href="#forecast">what the forecast assimilated</a>)</span>.</p>')  # fmt: skip
     for t in targets:
         name = t["name"]
         out.append(f"<h3>Target '{esc(name)}': {number(t['units'])} {esc(t['brand'])} deliveries {esc(t['start'])}..{esc(t['by'])}"
@@ -62,7 +70,25 @@ def headline_html(batch: Batch, vs: Batch | None, pair: PairComparison | None) -
                 out.append(f'<p class="diff"><b>{esc(batch.label)} - {esc(vs.label if vs else "")}, {what}:</b> '
                            f"{fmt(r.mean_diff)} <span class=sub>(95% CI of the mean {fmt(r.ci_low)} to {fmt(r.ci_high)}; "
                            f"90% of the paired differences {fmt(r.diff_p5)} to {fmt(r.diff_p95)})</span></p>")  # fmt: skip
+        if anatomy is not None:
+            out.append(anatomy_html(anatomy, name, batch.results.manifest.get("scenario_name")))
     return "\n".join(out)
+
+
+def anatomy_html(d: Decomposition, target: str, scenario: str | None) -> str:
+    """The variance decomposition of a target's window deliveries, as a table whose shares add to 100%."""
+    t = d.target(target)
+    if t is None:
+        return f'<p class="note">The decomposition in {esc(d.path)} has no target {esc(target)!r}.</p>'
+    rows = [[esc(r.source), number(r.sd), percent(r.share, 1), percent(r.probability) if r.probability is not None else "",
+             number(r.mean) if r.mean is not None else ""] for r in anatomy_rows(t)]  # fmt: skip
+    head = ["source of uncertainty", "sd of the window's deliveries", "share of the variance", "P(target) with it alone",
+            "mean with it alone"]  # fmt: skip
+    return (f"<h3>Where the spread of '{esc(target)}' comes from</h3><p class=sub>Each source switched on alone (with "
+            "the agents' sampling noise, on the same seeds) against none: its part of the variance of the window's "
+            "deliveries (sd: the square root of that part, vehicles); shares of the variance with every source on, "
+            "the interaction being what the parts do not add up to. From the "
+            f"{esc(anatomy_note(d, t, scenario))}.</p>" + html_table(head, rows, "lrrrr"))  # fmt: skip
 
 
 def reading_notes(batches: Sequence[Batch]) -> str:
@@ -71,6 +97,10 @@ def reading_notes(batches: Sequence[Batch]) -> str:
              "they show the simulation's randomness, and the uncertainty of parameters only where the scenario "
              "draws them. The probability interval is a 95% Wilson interval over the runs."]  # fmt: skip
     for b in batches:
+        drawn = drawn_uncertainties(b.results.runs)
+        if drawn:
+            notes.append(f"Each run of {esc(b.label)} drew its own {esc(', '.join(drawn))} (the runs table's "
+                         "<code>draws</code> column): the bands carry those uncertainties too.")  # fmt: skip
         c = b.results.completeness
         if c is not None and c.partial:
             notes.insert(0, f'<b class="partial">{esc(b.label)} is a PARTIAL batch: {esc(c.describe())}</b>; every figure '
@@ -82,6 +112,30 @@ def reading_notes(batches: Sequence[Batch]) -> str:
         if failed:
             notes.append(f"<b>{esc(b.label)}: {failed} run(s) failed</b> and are left out (see the runs table).")
     return "".join(f"<li>{n}</li>" for n in notes)
+
+
+#: How the runs table's draws read in a note (key of the draws record -> words).
+DRAW_WORDS = {"capacity": "capacities", "market": "market size and growth", "drift": "appeal drift",
+              "brand_drift": "appeal drift", "appeal": "new products' appeal", "new_products": "new products' appeal"}  # fmt: skip
+
+
+def drawn_uncertainties(runs: Any) -> list[str]:
+    """What the runs drew (from the ``draws`` column of a runs table; a ``member`` column: fitted parameters)."""
+    out: list[str] = []
+    if "member" in getattr(runs, "columns", ()) and runs["member"].notna().any():
+        out.append("fitted parameter set")
+    if "draws" not in getattr(runs, "columns", ()):
+        return out
+    for text in runs["draws"].dropna().head(5):
+        try:
+            keys = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        for k in keys if isinstance(keys, dict) else ():
+            word = DRAW_WORDS.get(str(k), str(k).replace("_", " "))
+            if word not in out:
+                out.append(word)
+    return out
 
 
 def paired_table(pair: PairComparison) -> str:

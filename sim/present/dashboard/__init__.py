@@ -1,6 +1,6 @@
 """``sim dashboard``: explore scenarios in a browser (the optional ``dashboard`` extra).
 
-The package reads like the page's data flow. Only the session, the two pages and the app import
+The package reads like the page's data flow. Only the session, the pages and the app import
 Solara (and Mesa's visualization), so the rest imports and tests without the extra:
 
 - :mod:`~sim.present.dashboard.config`: what the command line hands to the page (files, sampling).
@@ -12,7 +12,9 @@ Solara (and Mesa's visualization), so the rest imports and tests without the ext
 - :mod:`~sim.present.dashboard.charts`: matplotlib figures of a summary.
 - :mod:`~sim.present.dashboard.state`: a single run's month-by-month state, for the step-by-step view.
 - :mod:`~sim.present.dashboard.session`: the page's shared state (Solara reactive variables per session).
-- :mod:`~sim.present.dashboard.scenario_page`, :mod:`~sim.present.dashboard.single_page`: the two pages.
+- :mod:`~sim.present.dashboard.forecast_view`: a forecast folder's numbers, figures and table (``--forecast``).
+- :mod:`~sim.present.dashboard.scenario_page`, :mod:`~sim.present.dashboard.single_page`,
+  :mod:`~sim.present.dashboard.forecast_page`: the pages (the last with ``--forecast DIR`` only).
 - :mod:`~sim.present.dashboard.app`: the Solara app (layout and routes) the server loads.
 - :mod:`~sim.present.dashboard.server`: the server ``sim dashboard`` starts (after checking the extra).
 """

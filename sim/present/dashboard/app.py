@@ -1,8 +1,10 @@
-"""The Solara app of ``sim dashboard``: the Scenarios page and the Single run page, as tabs.
+"""The Solara app of ``sim dashboard``: the Scenarios page and the Single run page, as tabs (and the
+Forecast page when ``--forecast DIR`` is given).
 
 Solara serves it by module name (``SOLARA_APP=sim.present.dashboard.app``, see
-:mod:`sim.present.dashboard.server`). The pages are :mod:`sim.present.dashboard.scenario_page` and
-:mod:`sim.present.dashboard.single_page`; the state they share is :mod:`sim.present.dashboard.session`.
+:mod:`sim.present.dashboard.server`). The pages are :mod:`sim.present.dashboard.scenario_page`,
+:mod:`sim.present.dashboard.single_page` and :mod:`sim.present.dashboard.forecast_page`; the state they
+share is :mod:`sim.present.dashboard.session`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 import solara
 import solara.lab
 
+from sim.present.dashboard.forecast_page import ForecastPage
 from sim.present.dashboard.scenario_page import ScenarioPage
+from sim.present.dashboard.session import CONFIG
 from sim.present.dashboard.single_page import SinglePage
 
 
@@ -37,4 +41,5 @@ def Layout(children: list[Any] | None = None) -> None:
 routes = [
     solara.Route(path="/", component=ScenarioPage, label="Scenarios", layout=Layout),
     solara.Route(path="single-run", component=SinglePage, label="Single run"),
+    *([solara.Route(path="forecast", component=ForecastPage, label="Forecast")] if CONFIG.forecast is not None else []),
 ]

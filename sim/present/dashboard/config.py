@@ -31,6 +31,7 @@ _ENV = {
     "seed": "SIM_DASHBOARD_SEED",
     "workers": "SIM_DASHBOARD_WORKERS",
     "kernel": "SIM_DASHBOARD_KERNEL",
+    "forecast": "SIM_DASHBOARD_FORECAST",
 }
 
 
@@ -47,6 +48,7 @@ class DashboardConfig:
         seed: root seed (None: the baseline's).
         workers: worker processes per run (None: all cores).
         kernel: the runs' choice kernel (``sim dashboard`` takes it from ``SIM_KERNEL``).
+        forecast: a forecast folder (``sim forecast --out``) shown on the Forecast page (None: no such page).
     """
 
     scenario: Path
@@ -56,6 +58,7 @@ class DashboardConfig:
     seed: int | None = None
     workers: int | None = None
     kernel: str = "numba"
+    forecast: Path | None = None
 
     @property
     def folder(self) -> Path:
@@ -73,6 +76,8 @@ class DashboardConfig:
             out[_ENV["seed"]] = str(self.seed)
         if self.workers is not None:
             out[_ENV["workers"]] = str(self.workers)
+        if self.forecast is not None:
+            out[_ENV["forecast"]] = str(self.forecast)
         return out
 
     @classmethod
@@ -81,7 +86,7 @@ class DashboardConfig:
         env = os.environ if env is None else env
         scenario = Path(env[_ENV["scenario"]]) if _ENV["scenario"] in env else default_scenario()
         baseline = Path(env[_ENV["baseline"]]) if _ENV["baseline"] in env else scenario.parent / BASELINE_NAME
-        seed, workers = env.get(_ENV["seed"]), env.get(_ENV["workers"])
+        seed, workers, forecast = env.get(_ENV["seed"]), env.get(_ENV["workers"]), env.get(_ENV["forecast"])
         return cls(
             scenario=scenario,
             baseline=baseline,
@@ -90,6 +95,7 @@ class DashboardConfig:
             seed=int(seed) if seed else None,
             workers=int(workers) if workers else None,
             kernel=env.get(_ENV["kernel"], cls.kernel),
+            forecast=Path(forecast) if forecast else None,
         )
 
 
@@ -111,11 +117,13 @@ def make_config(
     seed: int | None = None,
     workers: int | None = None,
     kernel: str = "numba",
+    forecast: str | Path | None = None,
 ) -> DashboardConfig:
     """Check the files of ``sim dashboard`` and build its config.
 
     Raises:
-        InputError: when the scenario or the baseline is missing or invalid.
+        InputError: when the scenario or the baseline is missing or invalid, or ``forecast`` is not a
+            forecast folder.
     """
     from sim.scenario.load import load_scenario
 
@@ -128,7 +136,27 @@ def make_config(
         raise InputError(f"{base}: no such baseline scenario file{hint}")
     load_scenario(path)
     load_scenario(base)
-    return DashboardConfig(path, base, replications, scale, seed, workers, kernel)
+    folder = check_forecast(forecast) if forecast is not None else None
+    return DashboardConfig(path, base, replications, scale, seed, workers, kernel, folder)
+
+
+def check_forecast(folder: str | Path) -> Path:
+    """``folder`` resolved when it is a forecast folder (``sim forecast --out``); else :class:`InputError`."""
+    import json
+
+    from sim.runs.store import MANIFEST
+
+    path = Path(folder).resolve()
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"--forecast {folder}: no such results folder (no {MANIFEST}); make one with sim forecast") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--forecast {folder}: cannot read its {MANIFEST}: {exc}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("assimilation"), dict):
+        raise InputError(f"--forecast {folder}: not a forecast folder (its manifest has no assimilation; "
+                         "made by sim run, not sim forecast?)")  # fmt: skip
+    return path
 
 
 def scenario_files(folder: Path) -> list[Path]:

@@ -8,8 +8,10 @@ reads files or re-runs the model. :mod:`sim.present.report` puts the figures of 
 Modules by what they hold: :mod:`~sim.present.plots.frames` (the tidy frames),
 :mod:`~sim.present.plots.style` (palette, formats, axes, :func:`save`), and one per family of figures:
 :mod:`~sim.present.plots.deliveries` (fan chart, brands), :mod:`~sim.present.plots.segments`,
-:mod:`~sim.present.plots.target` and :mod:`~sim.present.plots.pairs` (two scenarios). Their public
-names are all importable from here.
+:mod:`~sim.present.plots.target`, :mod:`~sim.present.plots.pairs` (two scenarios),
+:mod:`~sim.present.plots.forecast` (a forecast's assimilated figures and effective sample size) and
+:mod:`~sim.present.plots.backtest` (the backtest's errors and coverage by horizon). Their public names
+are all importable from here.
 
 Every plot function returns a :class:`matplotlib.figure.Figure` drawn on the Agg canvas (no
 display, no pyplot state); :func:`save` writes it as PNG, SVG or PDF.
@@ -26,7 +28,9 @@ Conventions, for figures an analyst can paste into a deck:
 * the forecast (from the scenario's ``forecast_start``) is shaded and labelled.
 """
 
+from sim.present.plots.backtest import plot_backtest
 from sim.present.plots.deliveries import Fan, TargetLine, plot_brands, plot_fan
+from sim.present.plots.forecast import Window, figure_marks, plot_assimilated_fan, plot_ess
 from sim.present.plots.frames import QUANTILES, cumulative_units, monthly_units, months_between, quantile_bands, shares
 from sim.present.plots.pairs import plot_cannibalisation, plot_paired
 from sim.present.plots.segments import plot_segment_brands, plot_segments
@@ -60,14 +64,19 @@ __all__ = [
     "REFERENCE",
     "Fan",
     "TargetLine",
+    "Window",
     "brand_styles",
     "cumulative_units",
+    "figure_marks",
     "month_dates",
     "month_start",
     "monthly_units",
     "months_between",
+    "plot_assimilated_fan",
+    "plot_backtest",
     "plot_brands",
     "plot_cannibalisation",
+    "plot_ess",
     "plot_fan",
     "plot_paired",
     "plot_segment_brands",

@@ -115,6 +115,18 @@ def plot_fan(
     if target is not None and parse_month(target.by) > parse_month(last):
         last = target.by
     shade_forecast(ax, forecast_start, first, last)
+    draw_fans(ax, fans, target=target, reported=reported, first=first)
+    month_axis(ax, first, last)
+    units_axis(ax)
+    ax.set_ylabel(ylabel)
+    if from_zero:
+        ax.set_ylim(bottom=0)
+    return fig
+
+
+def draw_fans(ax: Axes, fans: Sequence[Fan], *, target: TargetLine | None, reported: pd.DataFrame | None,
+              first: str, legend: bool = True) -> None:  # fmt: skip
+    """The fans, the target and the reported points of :func:`plot_fan` on one axis (``first``: its first month)."""
     for fan in fans:
         _draw_fan(ax, fan)
     if target is not None:
@@ -131,16 +143,11 @@ def plot_fan(
         for xi, (_, r) in zip(x, reported.iterrows(), strict=True):
             text = str(r.get("label") or units_text(float(r["value"])))
             ax.annotate(text, (xi, r["value"]), xytext=(-6, 6), textcoords="offset points", ha="right", fontsize=8)
-    handles, labels = ax.get_legend_handles_labels()
-    handles += [Patch(color="#555555", alpha=0.38, lw=0), Patch(color="#555555", alpha=0.18, lw=0)]
-    labels += ["50% band (25-75%)", "90% band (5-95%)"]
-    ax.legend(handles, labels, loc="center left", bbox_to_anchor=(0.0, 0.55), ncols=1)  # below the target line, above the early curve
-    month_axis(ax, first, last)
-    units_axis(ax)
-    ax.set_ylabel(ylabel)
-    if from_zero:
-        ax.set_ylim(bottom=0)
-    return fig
+    if legend:
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [Patch(color="#555555", alpha=0.38, lw=0), Patch(color="#555555", alpha=0.18, lw=0)]
+        labels += ["50% band (25-75%)", "90% band (5-95%)"]
+        ax.legend(handles, labels, loc="center left", bbox_to_anchor=(0.0, 0.55), ncols=1)  # below the target line, above the early curve
 
 
 # --------------------------------------------------------------------------- brands
