@@ -2,9 +2,11 @@
 
 ``DIR/backtest.json`` holds the plan and the summary (:func:`sim.analysis.backtest.summarize_backtest`:
 pooled coverage, CRPS, mean absolute log error, the model's error relative to each benchmark, over
-all brands, over the five named brands and by horizon); ``DIR/scores.parquet`` one row per scored
-figure, origin and forecaster. :func:`load_backtest` reads both; :func:`horizon_errors` gives each
-forecaster's mean absolute log error by horizon on the figures every forecaster scored.
+all brands, over the five named brands and by horizon; the forecast from an assimilated state
+against the same without); ``DIR/scores.parquet`` one row per scored figure, origin and forecaster.
+:func:`load_backtest` reads both; :func:`horizon_errors` gives each forecaster's mean absolute log
+error by horizon on the figures every forecaster scored, :func:`assimilation_errors` the model's
+with and without assimilation on the figures both scored.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from sim.scenario.yamlio import InputError
 
 #: Files of a backtest folder.
 SUMMARY_FILE, SCORES_FILE = "backtest.json", "scores.parquet"
-#: The model's name in the scores' ``forecaster`` column.
-MODEL = "model"
+#: The model's name in the scores' ``forecaster`` column, and the model's forecast from the state a
+#: particle filter left at the origin (scored at the first horizons only).
+MODEL, ASSIMILATED = "model", "model_assimilated"
 #: What identifies one scored figure forecast (the same figure from the same origin).
 FIGURE_KEYS = ("origin", "line", "entity", "start", "end", "horizon")
 #: How the benchmarks read in tables and legends.
@@ -87,17 +90,37 @@ def horizon_errors(bt: Backtest) -> tuple[pd.DataFrame, int]:
     Returns:
         A frame indexed by horizon (months ahead) with one column per forecaster (the model
         first), and the number of figure forecasts in that common set. Forecasters that scored no
-        figure at all are left out (they would empty the common set).
+        figure at all are left out (they would empty the common set), and so is the forecast from
+        an assimilated state, scored at the first horizons only (:func:`assimilation_errors`).
     """
-    s = bt.scores
-    s = s[np.isfinite(s["log_error"].astype(float))]
-    keys = [k for k in FIGURE_KEYS if k in s.columns]
+    s = bt.scores[bt.scores["forecaster"] != ASSIMILATED]
     names = [MODEL, *(b for b in pd.unique(s["forecaster"]) if b != MODEL)]
-    names = [n for n in names if (s["forecaster"] == n).any()]
-    wide = s.pivot_table(index=keys, columns="forecaster", values="log_error", aggfunc="first")
+    wide = _wide(s)
     wide = wide[[n for n in names if n in wide.columns]].dropna()
     err = wide.abs().groupby(level="horizon").mean()
     return err, len(wide)
+
+
+def assimilation_errors(bt: Backtest) -> pd.DataFrame:
+    """The model's mean absolute log error by horizon with and without assimilation, on the figures both scored.
+
+    Returns:
+        A frame indexed by horizon with columns ``model``, ``model_assimilated`` and ``n_figures``
+        (empty when the backtest has no forecast from an assimilated state).
+    """
+    wide = _wide(bt.scores[bt.scores["forecaster"].isin([MODEL, ASSIMILATED])])
+    if ASSIMILATED not in wide.columns or MODEL not in wide.columns:
+        return pd.DataFrame(columns=[MODEL, ASSIMILATED, "n_figures"])
+    both = wide[[MODEL, ASSIMILATED]].dropna()
+    out = both.abs().groupby(level="horizon").mean()
+    return out.assign(n_figures=both.groupby(level="horizon").size())
+
+
+def _wide(scores: pd.DataFrame) -> pd.DataFrame:
+    """Finite log errors, one row per figure forecast (:data:`FIGURE_KEYS`) and one column per forecaster."""
+    s = scores[np.isfinite(scores["log_error"].astype(float))]
+    keys = [k for k in FIGURE_KEYS if k in s.columns]
+    return s.pivot_table(index=keys, columns="forecaster", values="log_error", aggfunc="first")
 
 
 def horizon_coverage(bt: Backtest) -> pd.DataFrame:

@@ -1,9 +1,10 @@
 """How good are these forecasts: a backtest (``sim backtest``) in the report and as ``sim plot --what backtest``.
 
 :func:`backtest_figure` draws the model's mean absolute log error by horizon against the benchmark
-forecasters' and the coverage of its 50% and 90% bands against nominal; :func:`backtest_section` adds
-the pooled numbers (coverage, CRPS, error relative to each benchmark) over all brands and over the
-five named ones, and by horizon.
+forecasters', the same forecast with and without assimilating the figures before each origin, and the
+coverage of its 50% and 90% bands against nominal; :func:`backtest_section` adds the pooled numbers
+(coverage, CRPS, error relative to each benchmark) over all brands and over the five named ones, by
+horizon, and what assimilation changed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sim.present.backtest_folder import (
     BENCHMARK_LABELS,
     MODEL,
     Backtest,
+    assimilation_errors,
     horizon_coverage,
     horizon_errors,
     load_backtest,
@@ -43,7 +45,7 @@ def backtest_figure(bt: Backtest) -> Figure:
     errors, n = horizon_errors(bt)
     labels = {MODEL: "the model", **BENCHMARK_LABELS}
     return plots.plot_backtest(
-        errors, horizon_coverage(bt), labels=labels,
+        errors, horizon_coverage(bt), labels=labels, assimilated=assimilation_errors(bt),
         title="How good are these forecasts? Rolling-origin backtest against simple forecasters",
         subtitle=f"{_origins(bt)} · errors on the {n} figure forecasts every forecaster made · coverage over all "
                  f"{bt.summary.get('n_figures', '?')} the model made",
@@ -89,6 +91,23 @@ def _verdict(bt: Backtest) -> str:
     return " ".join(out)
 
 
+def assimilation_html(bt: Backtest) -> str:
+    """What starting the forecast from the state a particle filter left changed (the summary's ``assimilation``)."""
+    a = bt.summary.get("assimilation") or {}
+    if not a.get("n_figures"):
+        return ""
+    lo, hi = a.get("horizons") or ("?", "?")
+    rel = a.get("relative")
+    verdict = "" if rel is None else (" lower" if rel < 1 else " <b>not lower</b>")
+    return (f"<p><b>Assimilation.</b> At each origin the model was also forecast from the state a particle filter "
+            f"({esc(a.get('particles', '?'))} particles) left after weighing the figures of the "
+            f"{esc(a.get('months', '?'))} months before it. On the {a['n_figures']} figures both scored at horizons "
+            f"{esc(lo)}-{esc(hi)}, its mean |log error| was {number(a.get('mae_log_with'), 3)} against "
+            f"{number(a.get('mae_log_without'), 3)} without (ratio {_rel(rel)}:{verdict}). Its 90% bands covered "
+            f"{percent(a.get('coverage_90_with'))} of the figures it scored; the model's without assimilation, "
+            f"{percent(a.get('coverage_90_without'))} of its figures at the same horizons.</p>")  # fmt: skip
+
+
 def backtest_section(bt: Backtest) -> str:
     """The report's section "How good are these forecasts": the figure, the pooled table, by horizon."""
     s = bt.summary
@@ -99,26 +118,30 @@ def backtest_section(bt: Backtest) -> str:
              f"(through {esc(plan.get('through', '?'))}) was scored, and the same figures were forecast by simple "
              f"forecasters fitted to the same data. {esc(s.get('inputs_note', '')).capitalize()}. From "
              f"<code>{esc(bt.path)}</code>.</p><p>{_verdict(bt)}</p>")  # fmt: skip
+    middle = ("Middle: the model's mean absolute log error without (black) and with (dashed) assimilation, on the "
+              "figures both forecasts scored. ") if len(assimilation_errors(bt)) else ""  # fmt: skip
     fig = embedded_figure(backtest_figure(bt), "backtest", "Left: mean absolute log error of the model (black, solid) "
                           "and of each benchmark by months ahead, on the figure forecasts every forecaster made (an "
-                          "error of 0.1 is about 10%). Right: the share of reported figures inside the model's 50% "
-                          "(dashed) and 90% (solid) bands by months ahead, against their nominal share (dotted); the "
-                          "numbers along the bottom are the figures scored.", "fig-backtest")  # fmt: skip
+                          f"error of 0.1 is about 10%). {middle}Right: the share of reported figures inside the model's "
+                          "50% (dashed) and 90% (solid) bands by months ahead, against their nominal share (dotted); the "
+                          "numbers under the horizons are the figures scored.", "fig-backtest")  # fmt: skip
     head = ["", "figures", "50% band covers", "90% band covers", "CRPS", "mean |log error|",
             *(f"vs {BENCHMARK_LABELS.get(b, b)}" for b in benchmarks)]  # fmt: skip
     focus = s.get("focus") or {}
     rows = [_pooled_row("all brands", s, benchmarks)]
+    named = ", ".join(focus.get("brands") or [])
     if focus:
-        rows.append(_pooled_row(", ".join(focus.get("brands") or []), focus, benchmarks))
+        rows.append(_pooled_row(f"the {len(focus.get('brands') or [])} named", focus, benchmarks))
     table = ("<p class=sub>Nominal coverage: 50% and 90%. CRPS and errors in log units (lower is better). "
              "The last columns: the model's mean |log error| divided by each benchmark's on the same figures "
-             "(below 1: the model is better).</p>" + html_table(head, rows, "l" + "r" * (len(head) - 1)))  # fmt: skip
+             f"(below 1: the model is better).{' The named brands: ' + esc(named) + '.' if named else ''}</p>"
+             + html_table(head, rows, "l" + "r" * (len(head) - 1), cls="small"))  # fmt: skip
     hrows = [[str(h["horizon"]), str(h.get("n_figures", "-")), percent(h.get("coverage_50")), percent(h.get("coverage_90")),
               number(h.get("crps"), 3), number(h.get("mae_log"), 3),
               *(_rel((h.get("relative_mae") or {}).get(b)) for b in benchmarks)] for h in s.get("by_horizon") or []]  # fmt: skip
     by_h = (f"<details><summary>By horizon ({len(hrows)} rows)</summary>"
             f"{html_table(['months ahead', *head[1:]], hrows, 'r' * len(head), cls='small')}</details>")  # fmt: skip
-    return intro + fig + table + by_h
+    return intro + fig + table + assimilation_html(bt) + by_h
 
 
 def need_backtest(folder: str | Path | None) -> Backtest | None:
