@@ -128,7 +128,12 @@ def test_the_fan_marks_each_assimilated_figure_where_it_falls(folders):
     monthly = sorted(y for axis, _, y in marks if axis == "deliveries per month")
     assert monthly == pytest.approx(sorted(f.loc[f["kind"] == "monthly", "reported"]))
     cumulative = [(x, y) for axis, x, y in marks if axis.startswith("cumulative")]
-    assert cumulative == [(pytest.approx(plots.month_dates([ORIGIN])[0]), pytest.approx(f.loc["A cumulative delivered to 2024-08-20", "reported"]))]
+    # the milestone of 20 Aug: 20/31 of the way from mid-July (July's closing total) to mid-August (August's)
+    july, august = plots.month_dates(["2024-07", ORIGIN])
+    milestone = f.loc["A cumulative delivered to 2024-08-20"]
+    assert milestone["date"] == "2024-08-20" and milestone["basis"] == "delivered"
+    assert milestone["fraction"] == pytest.approx(20 / 31)
+    assert cumulative == [(pytest.approx(july + 20 / 31 * (august - july)), pytest.approx(milestone["reported"]))]
     # the lower bound is a triangle pointing up; the figures are diamonds
     shape = {round(float(c.get_offsets()[0][1])): c.get_paths()[0] for ax in fig.axes for c in ax.collections
              if isinstance(c, PathCollection) and len(c.get_offsets()) == 1}  # fmt: skip
@@ -146,11 +151,18 @@ def test_figure_marks_put_spans_at_their_monthly_average_and_bounds_as_triangles
     figures = pd.DataFrame([
         {"kind": "monthly", "month": "2025-12", "start": "2025-12", "end": "2025-12", "reported": 57000.0, "qualifier": ">"},
         {"kind": "span", "month": "2025-12", "start": "2025-10", "end": "2025-12", "reported": 150000.0, "qualifier": "="},
-        {"kind": "cumulative", "month": "2026-01", "start": None, "end": "2026-01", "reported": 1e6, "qualifier": "="},
+        {"kind": "cumulative", "month": "2026-01", "start": None, "end": "2026-01", "reported": 1e6, "qualifier": "=",
+         "date": "2026-01-13", "basis": "built", "fraction": 13 / 31 + 0.5},
     ])  # fmt: skip
     m = plots.figure_marks(figures)
     assert list(m["axis"]) == ["monthly", "monthly", "cumulative"]
-    assert list(m["value"]) == [57000.0, 50000.0, 1e6] and list(m["label"]) == [">57,000", "150,000 in 3 months", "1,000,000"]
+    assert list(m["value"]) == [57000.0, 50000.0, 1e6]
+    assert list(m["label"]) == [">57,000", "150,000 in 3 months", "1,000,000 built to 2026-01-13"]
+    # a month at mid-month, a span at the middle of its months, the milestone where the fan counts as many cars
+    dec, jan = plots.month_dates(["2025-12", "2026-01"])
+    assert plots.mark_x(m.iloc[0]) == pytest.approx(dec)
+    assert plots.mark_x(m.iloc[1]) == pytest.approx((plots.month_start("2025-10") + plots.month_start("2026-01")) / 2)
+    assert plots.mark_x(m.iloc[2]) == pytest.approx(dec + (13 / 31 + 0.5) * (jan - dec))
     assert plots.forecast.MARKERS[">"] == "^" and plots.forecast.MARKERS["<"] == "v" and plots.forecast.MARKERS["="] == "D"
     months = plots.months_between("2025-01", "2026-06")
     monthly = pd.DataFrame([(r, mo, 40000.0 + r) for r in range(3) for mo in months], columns=["run_id", "month", "units"])

@@ -13,6 +13,7 @@ month's figures: what those figures moved.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim.analysis.observations import PIPELINE_MONTHS
 from sim.runs.store import MANIFEST
 from sim.scenario.months import format_month, parse_month
 
@@ -30,7 +32,7 @@ BEFORE = "before"
 #: Columns of :attr:`Assimilation.figures`.
 FIGURE_COLUMNS = (
     "figure", "lines", "month", "entity", "level", "kind", "start", "end", "reported", "qualifier", "sd",
-    "simulated_mean", "simulated_p5", "simulated_median", "simulated_p95", "inside",
+    "simulated_mean", "simulated_p5", "simulated_median", "simulated_p95", "inside", "date", "basis", "fraction",
 )  # fmt: skip
 
 _MILESTONE = re.compile(r"^(?P<entity>.+) cumulative (?P<what>built|delivered) to (?P<date>\d{4}-\d{2}(?:-\d{2})?)$")
@@ -51,7 +53,12 @@ class Assimilation:
             ``end`` months), what was reported (``reported`` vehicles, ``qualifier`` =, ~, range,
             > or <), the log-scale error assumed (``sd``), the particles' weighted mean and 5%,
             50%, 95% before it was assimilated, and ``inside``: the report within those 5-95%
-            (a ``>`` figure: the 95% at or above its bound; ``<``: the 5% at or below).
+            (a ``>`` figure: the 95% at or above its bound; ``<``: the 5% at or below). A
+            cumulative milestone also has its ``date`` (``YYYY-MM-DD`` or ``YYYY-MM``), its ``basis``
+            (``built`` or ``delivered``) and the ``fraction`` of its last month's deliveries the
+            filter counts (the days up to its date; a production milestone also the cars between the
+            line and their buyers, :data:`sim.analysis.observations.PIPELINE_MONTHS`); other figures
+            count their last month whole (1).
         ess: effective sample size by month (``YYYY-MM`` -> particles' worth), after that month's
             figures and before any resampling.
         final_ess: the effective sample size of the final weights (the replicates' draw).
@@ -125,8 +132,12 @@ def _figure_row(a: Mapping[str, Any], brands: Iterable[str], products: Mapping[s
     ``AITO 2025-10..2025-12``, ``AITO cumulative built to 2026-01-13``) unless the record says."""
     key, month = str(a.get("figure", "")), str(a.get("month", ""))
     entity, kind, start, end = a.get("entity"), a.get("kind"), a.get("start"), a.get("end") or month
+    date, basis, fraction = None, None, 1.0
+    if m := _MILESTONE.match(key):
+        date, basis = m["date"], m["what"]
+        fraction = _day_fraction(date) + (PIPELINE_MONTHS if basis == "built" else 0.0)
     if entity is None:
-        if m := _MILESTONE.match(key):
+        if m:
             entity, kind, start = m["entity"], "cumulative", None
         elif m := _SPAN.match(key):
             entity, start, end = m["entity"], m["start"], m["end"] or m["start"]
@@ -141,8 +152,16 @@ def _figure_row(a: Mapping[str, Any], brands: Iterable[str], products: Mapping[s
         "kind": kind, "start": start, "end": end, "reported": reported, "qualifier": q,
         "sd": float(a.get("sd", math.nan)), "simulated_mean": float(a.get("simulated_mean", math.nan)),
         "simulated_p5": p5, "simulated_median": float(a.get("simulated_median", math.nan)), "simulated_p95": p95,
-        "inside": bool(inside),
+        "inside": bool(inside), "date": date, "basis": basis, "fraction": fraction,
     }  # fmt: skip
+
+
+def _day_fraction(date: str) -> float:
+    """The share of its month up to a day (``2026-01-13`` -> 13/31); a month alone counts whole."""
+    if len(date) < 10:
+        return 1.0
+    year, month, day = (int(x) for x in date.split("-"))
+    return day / calendar.monthrange(year, month)[1]
 
 
 def before_folder(folder: str | Path) -> Path | None:

@@ -30,7 +30,7 @@ Conventions, for figures an analyst can paste into a deck:
 
 from sim.present.plots.backtest import plot_backtest
 from sim.present.plots.deliveries import Fan, TargetLine, plot_brands, plot_fan
-from sim.present.plots.forecast import Window, figure_marks, plot_assimilated_fan, plot_ess
+from sim.present.plots.forecast import Window, figure_marks, mark_x, plot_assimilated_fan, plot_ess
 from sim.present.plots.frames import QUANTILES, cumulative_units, monthly_units, months_between, quantile_bands, shares
 from sim.present.plots.pairs import plot_cannibalisation, plot_paired
 from sim.present.plots.segments import plot_segment_brands, plot_segments
@@ -68,6 +68,7 @@ __all__ = [
     "brand_styles",
     "cumulative_units",
     "figure_marks",
+    "mark_x",
     "month_dates",
     "month_start",
     "monthly_units",

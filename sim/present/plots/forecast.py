@@ -4,7 +4,10 @@ figures assimilated marked, and the particles' effective sample size by month.
 The marks (:func:`figure_marks`) follow what a figure says: a figure (``=``) is a filled diamond, an
 approximate one (``~``, a range) a diamond with its range, a lower bound (``>``, "over 57,000") a
 triangle pointing up at the bound, an upper bound (``<``) one pointing down; a figure over several
-months (a quarter, a year) is a bar across its months at its monthly average.
+months (a quarter, a year) is a bar across its months at its monthly average. A cumulative milestone
+on a day of the month sits where the fan's line counts the same deliveries: the fan draws a month's
+closing total at mid-month, so a total reached part of the way through month ``m`` is drawn that
+part of the way from mid ``m-1`` to mid ``m``.
 """
 
 from __future__ import annotations
@@ -52,11 +55,13 @@ class Window:
 
 def figure_marks(figures: pd.DataFrame) -> pd.DataFrame:
     """Where each figure is drawn: ``axis`` (cumulative or monthly), ``start``/``end`` months, ``value`` (a
-    span's monthly average), ``low``/``high`` (its range; NaN: none), ``qualifier`` and ``label``.
+    span's monthly average), ``low``/``high`` (its range; NaN: none), ``qualifier``, ``label`` and
+    ``fraction`` (of its last month, where a cumulative one is drawn; 1: the whole month).
 
     Args:
         figures: assimilated figures of one brand with ``kind`` (monthly, span, cumulative), ``start``,
-            ``end``/``month``, ``reported``, ``qualifier`` and optionally ``low``/``high``
+            ``end``/``month``, ``reported``, ``qualifier`` and optionally ``low``/``high``, and for a
+            cumulative one ``date``, ``basis`` and ``fraction``
             (:attr:`sim.present.forecast_folder.Assimilation.figures`).
     """
     rows = []
@@ -64,20 +69,33 @@ def figure_marks(figures: pd.DataFrame) -> pd.DataFrame:
         q, value = str(f["qualifier"]), float(f["reported"])
         prefix = q if q in "<>~" else ""
         if f["kind"] == "cumulative":
-            rows.append(("cumulative", f["month"], f["month"], value, np.nan, np.nan, q, prefix + units_text(value)))
+            date, basis = f.get("date"), f.get("basis")
+            label = prefix + units_text(value) + (f" {basis}" if basis == "built" else "") + (f" to {date}" if date else "")
+            fraction = float(f.get("fraction", 1.0))
+            rows.append(("cumulative", f["month"], f["month"], value, np.nan, np.nan, q, label, fraction))
             continue
         start, end = str(f["start"]), str(f["end"] or f["month"])
         n = parse_month(end) - parse_month(start) + 1
         low, high = (float(f.get("low", np.nan)), float(f.get("high", np.nan))) if q in ("~", "range") else (np.nan, np.nan)
         label = prefix + units_text(value) + (f" in {n} months" if n > 1 else "")
-        rows.append(("monthly", start, end, value / n, low / n, high / n, q, label))
-    return pd.DataFrame(rows, columns=["axis", "start", "end", "value", "low", "high", "qualifier", "label"])
+        rows.append(("monthly", start, end, value / n, low / n, high / n, q, label, 1.0))
+    return pd.DataFrame(rows, columns=["axis", "start", "end", "value", "low", "high", "qualifier", "label", "fraction"])
+
+
+def mark_x(mark: pd.Series) -> float:
+    """Where a mark is drawn: a span at the middle of its months, a month at mid-month, a cumulative total
+    ``fraction`` of the way from the previous mid-month to its own (the fan's closing totals are at mid-month)."""
+    if mark["start"] != mark["end"]:
+        return (month_start(mark["start"]) + month_start(format_month(parse_month(mark["end"]) + 1))) / 2
+    previous, own = month_dates([format_month(parse_month(mark["end"]) - 1), mark["end"]])
+    fraction = float(mark["fraction"]) if mark["axis"] == "cumulative" else 1.0
+    return float(previous + fraction * (own - previous))
 
 
 def _draw_marks(ax: Axes, marks: pd.DataFrame) -> None:
     for _, m in marks.iterrows():
         x0, x1 = month_start(m["start"]), month_start(format_month(parse_month(m["end"]) + 1))
-        x = month_dates([m["end"]])[0] if m["start"] == m["end"] else (x0 + x1) / 2
+        x = mark_x(m)
         if m["start"] != m["end"]:
             ax.hlines(m["value"], x0, x1, color="black", lw=2.2, zorder=6)
         if np.isfinite(m["low"]) and np.isfinite(m["high"]):
@@ -215,4 +233,4 @@ def plot_ess(ess: pd.Series, particles: int, *, title: str, subtitle: str = "", 
     return fig
 
 
-__all__ = ["MARKERS", "Window", "figure_marks", "plot_assimilated_fan", "plot_ess"]
+__all__ = ["MARKERS", "Window", "figure_marks", "mark_x", "plot_assimilated_fan", "plot_ess"]
