@@ -8,6 +8,7 @@ drifting market, a real ``sim decompose`` of it, and a synthetic backtest whose 
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import re
 import shutil
@@ -39,6 +40,7 @@ from test_plots import write_synthetic_results
 from test_report import png_images
 
 from sim.analysis.compare import target_table
+from sim.analysis.targets import target_outcomes
 from sim.cli import main
 from sim.present import plots
 from sim.present.anatomy import anatomy_rows, find_decomposition
@@ -72,7 +74,7 @@ def section(html: str, anchor: str) -> str:
 
 
 def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&gt;", ">").replace("&lt;", "<")
+    return html_module.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
 # --------------------------------------------------------------------------- reading a forecast folder
@@ -288,6 +290,13 @@ def test_report_of_a_forecast_shows_what_it_assimilated_and_what_moved(folders, 
     assert f"before the figures of {ORIGIN} {BEFORE} {pct(before['probability'])}" in s
     assert f"after (this forecast) {REPLICATIONS} {pct(after['probability'])}" in s
     assert f"change {100 * (after['probability'] - before['probability']):+.0f} pp" in s
+    # the change of the mean deliveries against what independent draws give by chance alone (2 standard errors)
+    window = {t: load_results(folders["forecast"] / f).sales for t, f in (("after", "."), ("before", "before"))}
+    d = {k: target_outcomes(v, after["brand"], after["units"], after["start"], after["by"])["delivered"]
+         for k, v in window.items()}  # fmt: skip
+    noise = 2 * np.sqrt(d["after"].var(ddof=1) / len(d["after"]) + d["before"].var(ddof=1) / len(d["before"]))
+    change = d["after"].mean() - d["before"].mean()
+    assert f"{change:+,.0f} (chance alone: ±{noise:,.0f}{' within' if abs(change) <= noise else ''})" in s
     # every figure, in order, with the particles' range before it
     rows = re.findall(r"<tr><td[^>]*>([^<]+)</td><td[^>]*>[\d, ]+</td><td[^>]*>\d{4}-\d\d</td>", fc)
     assert rows == list(a.figures["figure"])

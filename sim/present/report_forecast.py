@@ -11,6 +11,7 @@ before it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +141,15 @@ def _target_row(label: str, t: dict[str, Any]) -> list[str]:
             esc(t.get("month_reached_median") or "not reached")]  # fmt: skip
 
 
+def change_noise(before: Batch, after: Batch, target: dict[str, Any]) -> float:
+    """Two standard errors of the difference of the mean window deliveries before and after (vehicles): the
+    replicates before and after are drawn independently, so their means differ by this much by chance alone."""
+    a, b = (x.outcomes(target)["delivered"].to_numpy(float) for x in (after, before))
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    return 2.0 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+
+
 def moved_html(batch: Batch) -> str:
     """P(target) and the window's deliveries before and after the last month's figures."""
     a = need_assimilation(batch)
@@ -162,11 +172,17 @@ def moved_html(batch: Batch) -> str:
         rows.append([f"<b>{esc(t['name'])}</b>", "", "", "", ""])
         rows.append(_target_row(f"before the figures of {a.last_month}", t))
         rows.append(_target_row("after (this forecast)", new))
+        change, noise = new["delivered_mean"] - t["delivered_mean"], change_noise(before, batch, t)
+        within = " within" if abs(change) <= noise else ""
         rows.append(["change", "", f"{100 * (new['probability'] - t['probability']):+.0f} pp",
-                     number(new["delivered_mean"] - t["delivered_mean"], signed=True), ""])  # fmt: skip
+                     f"{number(change, signed=True)} <span class=sub>(chance alone: &plusmn;{number(noise)}{within})</span>",
+                     ""])  # fmt: skip
     if rows:
         out.append(html_table(["", "replicates", "P(target) (95% CI)", "deliveries in the window: mean [5% - 95%]",
                                "month reached (median)"], rows, "lrrrn"))  # fmt: skip
+        out.append("<p class=sub>The replicates before and after are drawn independently: a change of the mean "
+                   "deliveries within &plusmn; two standard errors of the difference (chance alone) is not a change "
+                   "the figures made; more replicates (sim forecast -r, --before) narrow it.</p>")  # fmt: skip
     return "\n".join(out)
 
 
