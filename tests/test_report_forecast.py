@@ -392,7 +392,7 @@ def test_the_dashboards_forecast_view(folders):
     res = load_results(folders["forecast"])
     assert view.targets == target_table(res)
     assert view.before["A in the forecast"]["runs"] == BEFORE
-    assert set(view.figures) == {"fan", "ess"} and list(view.table.columns) == list(TABLE_COLUMNS.values())
+    assert set(view.figures) == {"fan", "ess", "moved"} and list(view.table.columns) == list(TABLE_COLUMNS.values())
     assert len(view.table) == 7 and set(view.table["inside 5-95%"]) <= {"yes", "NO"}
 
 

@@ -2,8 +2,8 @@
 
 It shows what the forecast assimilated (origin, figures, final effective sample size), each target's
 probability with its interval before and after the last month's figures, the fan chart with the
-assimilated figures marked, the effective sample size by month and the table of the figures
-(:mod:`sim.present.dashboard.forecast_view`).
+assimilated figures marked, the effective sample size by month, the forecast before and after the last
+month's figures and the table of the figures (:mod:`sim.present.dashboard.forecast_view`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,13 @@ def ForecastPage() -> None:
         solara.Text("Black marks: the figures assimilated (diamond: a figure; triangle up: at least; down: at most; a bar: "
                     "a figure over several months at its monthly average). The fans are the replicates branched from the "
                     "particles' states at the origin (dashed line).", style={"font-size": "0.85em"})  # fmt: skip
-    with solara.Card("Effective sample size by month"):
+    with solara.Card("Effective sample size by month"), solara.Div(classes=["sim-forecast-ess-figure"]):
         solara.FigureMatplotlib(view.figures["ess"], format="png")
+    if "moved" in view.figures:
+        with solara.Card(f"What the figures of {view.assimilation.last_month} moved"):
+            with solara.Div(classes=["sim-forecast-moved"]):
+                solara.FigureMatplotlib(view.figures["moved"], format="png")
+            solara.Text("Deliveries counted toward the first target before (dashed) and after (solid) the last month's "
+                        "figures; the replicates before and after are drawn independently.", style={"font-size": "0.85em"})  # fmt: skip
     with solara.Card("The figures assimilated, against the particles just before each"):
         solara.DataFrame(view.table, items_per_page=20)

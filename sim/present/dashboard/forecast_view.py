@@ -1,9 +1,9 @@
 """The Forecast page's content: a forecast folder (``sim forecast``) read once, without Solara.
 
 :func:`forecast_view` gives the numbers (each target's probability with its interval, before and after
-the last month's figures), the figures (the fan chart with the assimilated figures marked and the
-effective sample size by month, the report's: :mod:`sim.present.report_forecast`) and the table of the
-figures assimilated. Views are cached by folder and the modification time of its manifest.
+the last month's figures), the figures (the fan chart with the assimilated figures marked, the
+effective sample size by month and, with a forecast before the last figures, what they moved: the
+report's, :mod:`sim.present.report_forecast`) and the table of the figures assimilated. Views are cached by folder and the modification time of its manifest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from sim.analysis.compare import target_table
 from sim.present.forecast_folder import Assimilation
 from sim.present.report_batch import load_batch
-from sim.present.report_forecast import ess_figure, forecast_fan_figure
+from sim.present.report_forecast import ess_figure, forecast_fan_figure, moved_figure
 from sim.runs.store import MANIFEST
 from sim.scenario.yamlio import InputError
 
@@ -40,7 +40,7 @@ class ForecastView:
         assimilation: what it assimilated (origin, figures, effective sample size).
         targets: each target's summary (:func:`sim.analysis.compare.target_table`).
         before: the same before the last month's figures (``DIR/before``; empty: none).
-        figures: ``fan`` and ``ess`` (matplotlib figures).
+        figures: ``fan``, ``ess`` and (with ``before`` and a target) ``moved`` (matplotlib figures).
         table: the figures assimilated (:data:`TABLE_COLUMNS`).
     """
 
@@ -76,4 +76,6 @@ def _view(folder: str, stamp: float) -> ForecastView:
     table["inside"] = table["inside"].map({True: "yes", False: "NO"})
     table = table.rename(columns=TABLE_COLUMNS)
     figures = {"fan": forecast_fan_figure(batch), "ess": ess_figure(batch)}
+    if batch.before is not None and batch.target:
+        figures["moved"] = moved_figure(batch)
     return ForecastView(Path(folder), batch.label, a, target_table(batch.results), before, figures, table)
