@@ -414,8 +414,24 @@ _ROUTES = "import sim.present.dashboard.app as app; print([r.path for r in app.r
 @pytest.mark.skipif(not all(__import__("importlib.util").util.find_spec(m) for m in ("solara", "solara_assets")),
                     reason="the dashboard extra is not installed")  # fmt: skip
 def test_the_forecast_page_is_a_route_only_with_a_forecast(folders):
-    env = cli_env()
-    done = subprocess.run([sys.executable, "-c", _ROUTES], cwd=ROOT, env=env | {"SIM_DASHBOARD_FORECAST": str(folders["forecast"])},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['/', 'single-run', 'forecast']"
+    env = {k: v for k, v in cli_env().items() if k != "SIM_DASHBOARD_FORECAST"}
+    for extra, routes in (({"SIM_DASHBOARD_FORECAST": str(folders["forecast"])}, "['/', 'single-run', 'forecast']"),
+                          ({}, "['/', 'single-run']")):  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", _ROUTES], cwd=ROOT, env=env | extra, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == routes
+
+
+def test_the_report_says_what_each_run_drew(report):
+    from sim.present.report_sections import drawn_uncertainties
+
+    runs = pd.DataFrame({"member": [0, 2, None], "draws": ['{"market": {"CN": [0.1, 0.0]}, "capacity": {"M9": 9000.0}}',
+                                                           '{"drift": {"A": 0.1}, "appeal": {"M8": 0.2}}', None]})  # fmt: skip
+    assert drawn_uncertainties(runs) == ["fitted parameter set", "market size and growth", "capacities", "appeal drift",
+                                         "new products' appeal"]  # fmt: skip
+    assert drawn_uncertainties(pd.DataFrame({"run_id": [0]})) == []
+    # the forecast's runs: each its particle and the drift after the origin
+    head = text(section(report, "headline"))
+    assert ("Each run of drifting drew its own particle of the filter (its history's parameter set and appeal drift, "
+            "up to the origin), appeal drift (the runs table's draws column)") in head

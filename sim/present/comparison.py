@@ -106,7 +106,8 @@ def build_document(comps: Sequence[Comparison], pair: PairComparison | None = No
          # a forecast folder (sim forecast) only:
          "forecast": [{origin, first_uncertain_month, particles, final_ess, ess, resampled,
                        assimilated: [{figure, lines, month, reported, qualifier, sd, simulated_mean,
-                                      simulated_p5, simulated_median, simulated_p95, inside}, ...],
+                                      simulated_p5, simulated_median, simulated_p95, inside,
+                                      date, basis, fraction}, ...],
                        before: [targets of DIR/before, as "targets"] or null}, ...],
          # with a decomposition (decomposition.json in or beside the folder, or --decomposition):
          "decomposition": [{path, scenario, targets: [{target, probability, probability_interval,

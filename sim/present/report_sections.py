@@ -124,6 +124,8 @@ def drawn_uncertainties(runs: Any) -> list[str]:
     out: list[str] = []
     if "member" in getattr(runs, "columns", ()) and runs["member"].notna().any():
         out.append("fitted parameter set")
+    if "particle" in getattr(runs, "columns", ()) and runs["particle"].notna().any():
+        out.append("particle of the filter (its history's parameter set and appeal drift, up to the origin)")
     if "draws" not in getattr(runs, "columns", ()):
         return out
     for text in runs["draws"].dropna().head(5):
