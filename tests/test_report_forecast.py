@@ -339,6 +339,10 @@ def test_a_decomposition_beside_the_folder_is_found(folders, tmp_path):
         bad = tmp_path / "bad.json"
         bad.write_text("[]")
         find_decomposition(run, bad)
+    # one found beside the folder that is not readable is bad input naming the file, not a traceback
+    (tmp_path / "runs" / "decomposition.json").write_text("{")
+    with pytest.raises(InputError, match=r"runs/decomposition\.json: cannot read the decomposition"):
+        find_decomposition(run)
 
 
 # --------------------------------------------------------------------------- sim compare and sim run's summary
@@ -379,6 +383,12 @@ def test_run_summary_states_the_anatomy_and_the_forecast_before_its_last_figures
     assert lines[i + 1].startswith(f"  before the figures of {ORIGIN} ({BEFORE} runs in")
     assert lines[i + 2] == "  where the spread of the window's deliveries comes from (share of the variance, sd in vehicles):"
     assert any(ln.strip().startswith("appeal drift after the data") for ln in lines[i + 3 :])
+    # a decomposition that cannot be read: the stored run is still summarized, with a note
+    (folder / "decomposition.json").write_text("{")
+    print_summary(folder)
+    captured = capsys.readouterr()
+    assert "Target 'A in the forecast'" in captured.out and "where the spread" not in captured.out
+    assert "decomposition.json: cannot read the decomposition" in captured.err
 
 
 # --------------------------------------------------------------------------- the dashboard

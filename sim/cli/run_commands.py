@@ -143,7 +143,11 @@ def print_summary(out: Path) -> None:
         total = by_year.cumsum(axis=1)
         print(f"{brand} cumulative deliveries by {by_year.columns[-1]}: {total.iloc[:, -1].mean():,.0f} "
               f"[{total.iloc[:, -1].quantile(0.05):,.0f}, {total.iloc[:, -1].quantile(0.95):,.0f}]")  # fmt: skip
-    anatomy = find_decomposition(out)
+    try:
+        anatomy = find_decomposition(out)
+    except InputError as exc:  # the run is stored: a bad file beside it is worth a word, not a failed command
+        print(f"note: {exc}", file=sys.stderr)
+        anatomy = None
     assimilation = assimilation_of(man)
     before = before_folder(out) if assimilation is not None else None
     before_sales = load_results(before).sales if before is not None else None

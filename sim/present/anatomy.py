@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.analysis.decomposition import DECOMPOSITION, read_decomposition
+from sim.analysis.decomposition import DECOMPOSITION
 from sim.present.report_html import number
 from sim.scenario.yamlio import InputError
 
@@ -72,25 +72,28 @@ def find_decomposition(folder: str | Path, explicit: str | Path | None = None) -
     ``decomposition.json`` in the folder or beside it; None when there is none.
 
     Raises:
-        InputError: when ``explicit`` holds no readable decomposition.
+        InputError: when ``explicit`` holds no decomposition, or the file found is not a readable one.
     """
     if explicit is not None:
         p = Path(explicit)
         path = p if p.is_file() else p / DECOMPOSITION
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{explicit}: no {DECOMPOSITION} there (run sim decompose SCENARIO --out DIR)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: cannot read the decomposition: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
-            raise InputError(f"{path}: not a decomposition (no 'targets' list)")
-        return Decomposition(data, path)
-    found = read_decomposition(folder)
-    if found is None:
-        return None
-    here = Path(folder) / DECOMPOSITION
-    return Decomposition(found, here if here.exists() else Path(folder).parent / DECOMPOSITION)
+        if not path.is_file():
+            raise InputError(f"{explicit}: no {DECOMPOSITION} there (run sim decompose SCENARIO --out DIR)")
+        return _read(path)
+    for path in (Path(folder) / DECOMPOSITION, Path(folder).parent / DECOMPOSITION):
+        if path.is_file():
+            return _read(path)
+    return None
+
+
+def _read(path: Path) -> Decomposition:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the decomposition: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+        raise InputError(f"{path}: not a decomposition (no 'targets' list)")
+    return Decomposition(data, path)
 
 
 def anatomy_rows(t: Mapping[str, Any]) -> list[AnatomyRow]:
