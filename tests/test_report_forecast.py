@@ -204,7 +204,13 @@ def test_plot_writes_the_backtest_figure(folders, tmp_path):
 
 def test_forecast_and_backtest_figures_need_their_folders(folders, tmp_path, capsys):
     runs = write_synthetic_results(tmp_path / "run")
+    broken, unfinished = tmp_path / "broken", tmp_path / "unfinished"
+    for folder, text_ in ((broken, "{"), (unfinished, '{"plan": {}}')):
+        folder.mkdir()
+        (folder / "backtest.json").write_text(text_)
     for args, says in (
+        (["plot", str(broken), "--what", "backtest"], f"{broken}/backtest.json:1: not valid JSON (a backtest's summary"),
+        (["plot", str(unfinished), "--what", "backtest"], "no backtest summary in it (an unfinished backtest?"),
         (["plot", str(runs), "--what", "ess"], "not a forecast folder"),
         (["plot", str(runs), "--what", "backtest"], f"{runs}: not a backtest folder (no backtest.json)"),
         (["plot", str(folders["backtest"]), "--what", "fan"], "a backtest folder (sim backtest), not a batch"),
@@ -335,13 +341,13 @@ def test_a_decomposition_beside_the_folder_is_found(folders, tmp_path):
     assert find_decomposition(run).path == tmp_path / "runs" / "decomposition.json"
     explicit = find_decomposition(run, folders["decomposition"] / "decomposition.json")
     assert explicit.scenario == "drifting"
-    with pytest.raises(InputError, match="not a decomposition"):
+    with pytest.raises(InputError, match="bad.json:1: not a decomposition .* expected a JSON object, got list"):
         bad = tmp_path / "bad.json"
         bad.write_text("[]")
         find_decomposition(run, bad)
     # one found beside the folder that is not readable is bad input naming the file, not a traceback
     (tmp_path / "runs" / "decomposition.json").write_text("{")
-    with pytest.raises(InputError, match=r"runs/decomposition\.json: cannot read the decomposition"):
+    with pytest.raises(InputError, match=r"runs/decomposition\.json:1: not valid JSON \(a decomposition"):
         find_decomposition(run)
 
 
@@ -388,7 +394,7 @@ def test_run_summary_states_the_anatomy_and_the_forecast_before_its_last_figures
     print_summary(folder)
     captured = capsys.readouterr()
     assert "Target 'A in the forecast'" in captured.out and "where the spread" not in captured.out
-    assert "decomposition.json: cannot read the decomposition" in captured.err
+    assert "decomposition.json:1: not valid JSON (a decomposition (sim decompose))" in captured.err
 
 
 # --------------------------------------------------------------------------- the dashboard

@@ -11,7 +11,6 @@ source on. :func:`anatomy_lines` is the plain-text form (``sim run``, ``sim comp
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.analysis.decomposition import DECOMPOSITION
+from sim.present.json_files import read_json_object
 from sim.present.report_html import number
 from sim.scenario.yamlio import InputError
 
@@ -87,11 +87,8 @@ def find_decomposition(folder: str | Path, explicit: str | Path | None = None) -
 
 
 def _read(path: Path) -> Decomposition:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the decomposition: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("targets"), list):
+    data = read_json_object(path, "a decomposition (sim decompose)")
+    if not isinstance(data.get("targets"), list):
         raise InputError(f"{path}: not a decomposition (no 'targets' list)")
     return Decomposition(data, path)
 

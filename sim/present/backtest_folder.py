@@ -11,7 +11,6 @@ with and without assimilation on the figures both scored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.present.json_files import read_json_object
 from sim.scenario.yamlio import InputError
 
 #: Files of a backtest folder.
@@ -65,11 +65,8 @@ def load_backtest(folder: str | Path) -> Backtest:
     if not path.is_file():
         what = "no such folder" if not folder.is_dir() else f"not a backtest folder (no {SUMMARY_FILE})"
         raise InputError(f"{folder}: {what}; make one with sim backtest --out DIR")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("summary"), dict):
+    manifest = read_json_object(path, "a backtest's summary (sim backtest)")
+    if not isinstance(manifest.get("summary"), dict):
         raise InputError(f"{path}: no backtest summary in it (an unfinished backtest? run it again with --resume)")
     scores_path = folder / SCORES_FILE
     try:

@@ -142,18 +142,13 @@ def make_config(
 
 def check_forecast(folder: str | Path) -> Path:
     """``folder`` resolved when it is a forecast folder (``sim forecast --out``); else :class:`InputError`."""
-    import json
-
-    from sim.runs.store import MANIFEST
+    from sim.runs.store import MANIFEST, read_manifest
 
     path = Path(folder).resolve()
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"--forecast {folder}: no such results folder (no {MANIFEST}); make one with sim forecast") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"--forecast {folder}: cannot read its {MANIFEST}: {exc}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("assimilation"), dict):
+    if not (path / MANIFEST).is_file():
+        raise InputError(f"--forecast {folder}: no such results folder (no {MANIFEST}); make one with sim forecast")
+    manifest = read_manifest(path)
+    if not isinstance(manifest.get("assimilation"), dict):
         raise InputError(f"--forecast {folder}: not a forecast folder (its manifest has no assimilation; "
                          "made by sim run, not sim forecast?)")  # fmt: skip
     return path
