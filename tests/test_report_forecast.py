@@ -175,6 +175,16 @@ def test_figure_marks_put_spans_at_their_monthly_average_and_bounds_as_triangles
     bars = [c for c in bottom.collections if isinstance(c, LineCollection) and len(c.get_segments()) == 1]
     (seg,) = [s for c in bars for s in c.get_segments() if s[0][1] == s[1][1]]
     assert seg[0][1] == 50000.0 and seg[0][0] == plots.month_start("2025-10") and seg[1][0] == plots.month_start("2026-01")
+    assert {t.get_text() for t in bottom.texts} >= {">57,000", "150,000 in 3 months"}
+    # many figures: only those of the origin's month keep their label
+    many = pd.DataFrame([{"kind": "monthly", "month": mo, "start": mo, "end": mo, "reported": 40000.0 + i, "qualifier": "="}
+                         for i, mo in enumerate(plots.months_between("2025-06", "2026-01"))])  # fmt: skip
+    fig = plots.plot_assimilated_fan([plots.Fan("f", cum)], monthly, many, plots.Window("2025-06", "2026-01"),
+                                     title="t", brand="AITO")  # fmt: skip
+    bottom = [ax for ax in fig.axes if ax.get_ylabel() == "deliveries per month"][0]
+    assert len(many) > plots.forecast.MAX_LABELS
+    assert [t.get_text() for t in bottom.texts if t.get_text()[:1].isdigit()] == ["40,007"]
+    assert len([c for c in bottom.collections if isinstance(c, PathCollection) and len(c.get_offsets()) == 1]) == 8
 
 
 def test_ess_figure_draws_a_bar_per_month_and_hatches_the_resampled(folders):

@@ -197,7 +197,8 @@ def report_figures(batch: Batch, vs: Batch | None, pair: PairComparison | None) 
                        "dashed origin line), at their months: a diamond is a figure, a triangle pointing up a lower "
                        "bound (&gt;: at least), down an upper bound (&lt;); a figure over several months is a bar at its "
                        "monthly average; a cumulative figure on a day of the month sits where the fan's line has "
-                       "counted the deliveries up to that day (the fan draws a month's closing total at mid-month). "
+                       "counted the deliveries up to that day (the fan draws a month's closing total at mid-month); "
+                       "with many figures, only those of the origin's month are labelled with their value. "
                        "Hollow marks: reported figures of the fitted history, not assimilated. The "
                        "fans are the replicates branched from the particles' states at the origin, each carrying its "
                        "particle's history; figures of other brands and of single products are in the table of the assimilated figures.")  # fmt: skip

@@ -38,6 +38,8 @@ from sim.present.plots.style import (
 )
 from sim.scenario.months import format_month, parse_month
 
+#: Marks on an axis up to which every one is labelled with its value (beyond: those of the origin month only).
+MAX_LABELS = 6
 #: Marker of an assimilated figure by qualifier.
 MARKERS = {"=": "D", "~": "D", "range": "D", ">": "^", "<": "v"}
 _MARK_TEXT = {"=": "assimilated figure", "~": "assimilated figure (approximate, with its range)",
@@ -102,8 +104,18 @@ def _draw_marks(ax: Axes, marks: pd.DataFrame) -> None:
             ax.vlines(x, m["low"], m["high"], color="black", lw=1.2, zorder=6)
         ax.scatter([x], [m["value"]], marker=MARKERS.get(m["qualifier"], "D"), s=64, color="black", edgecolor="white",
                    lw=0.9, zorder=7)  # fmt: skip
+        if not m["label"]:
+            continue
         ax.annotate(m["label"], (x, m["value"]), xytext=(-7, 5), textcoords="offset points", ha="right", va="bottom",
                     fontsize=8, fontweight="bold")  # fmt: skip
+
+
+def _fewer_labels(marks: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Beyond :data:`MAX_LABELS` marks on an axis, only those ending at the origin keep their label (the labels of
+    many figures, some of them over several months, overlap; the report's table lists them all)."""
+    if len(marks) <= MAX_LABELS:
+        return marks
+    return marks.assign(label=[lbl if end == origin else "" for lbl, end in zip(marks["label"], marks["end"], strict=True)])
 
 
 def _window(ax: Axes, window: Window, label: bool) -> None:
@@ -174,7 +186,7 @@ def plot_assimilated_fan(
     if reported_monthly is not None and len(reported_monthly):
         bottom.scatter(month_dates(reported_monthly["month"].astype(str)), reported_monthly["value"], s=16, marker="o",
                        facecolor="white", edgecolor="#444444", lw=0.8, zorder=5)  # fmt: skip
-    _draw_marks(bottom, marks[marks["axis"] == "monthly"])
+    _draw_marks(bottom, _fewer_labels(marks[marks["axis"] == "monthly"], window.origin))
     handles, labels = top.get_legend_handles_labels()
     handles += [Patch(color="#555555", alpha=0.38, lw=0), Patch(color="#555555", alpha=0.18, lw=0)]
     labels += ["50% band (25-75%)", "90% band (5-95%)"]
