@@ -317,6 +317,8 @@ def test_report_of_a_forecast_shows_what_it_assimilated_and_what_moved(folders, 
     rows = re.findall(r"<tr><td[^>]*>([^<]+)</td><td[^>]*>[\d, ]+</td><td[^>]*>\d{4}-\d\d</td>", fc)
     assert rows == list(a.figures["figure"])
     assert ">3,880" in s  # the lower bound, with its qualifier
+    k = int(a.figures["inside"].sum())
+    assert f"{k} of 7 figure(s) inside the particles' 5-95% just before them ({100 * k / 7:.0f}%)" in s
     assert {alt for alt, _, _ in png_images(fc)} >= {"effective sample size", "what moved the forecast"}
     fan_caption = re.search(r'<figure id="fig-fan">.*?<figcaption>(.*?)</figcaption>', report, re.S)
     assert fan_caption and "triangle pointing up a lower bound" in fan_caption.group(1)
@@ -371,6 +373,7 @@ def test_compare_prints_the_assimilation_before_the_targets_and_the_anatomy(fold
     assert out.index(f"FORECAST from the state at {ORIGIN}") < out.index("TARGET 'A in the forecast'")
     assert f"final effective sample size {a.final_ess:.1f} of {PARTICLES}" in out
     assert "  A 2024-08: >3,880;" in out and f"before the figures of {ORIGIN} ({BEFORE} runs in before/)" in out
+    assert f"  {int(a.figures['inside'].sum())} of 7 figure(s) inside the particles' 5-95% just before them" in out
     assert out.index("where the spread of the window's deliveries comes from") > out.index("PROBABILITY OF REACHING IT")
     assert "appeal drift after the data" in out
 

@@ -206,7 +206,7 @@ def format_forecast(x: FolderContext) -> str:
         return ""
     out = [f"FORECAST {a.summary_line()}"]
     if len(a.figures):
-        out.append("  figures assimilated (reported; the particles' median [5%, 95%] just before it):")
+        out.append(f"  {a.inside_text()}; each figure (reported; the particles' median [5%, 95%] just before it):")
     for f in a.figures.itertuples():
         rep = ("" if f.qualifier in ("=", "range") else f.qualifier) + _num(f.reported)
         out.append(f"    {f.figure}: {rep}; {_num(f.simulated_median)} [{_num(f.simulated_p5)}, {_num(f.simulated_p95)}]"

@@ -157,7 +157,7 @@ def moved_html(batch: Batch) -> str:
     if a.last_month is None:
         return "<p>No figure was assimilated: the forecast starts from the particles as the history left them.</p>"
     if before is None:
-        return "<p>No forecast before the last month's figures in this folder (made with --before 0).</p>"
+        return "<p>No forecast before the last month's figures in this folder (sim forecast --before N draws one).</p>"
     last = a.last_figures()
     listed = "; ".join(f"{esc(f.figure)} ({_reported(f)})" for f in last.itertuples())
     out = [f"<p>The figures of {esc(a.last_month)}: {listed}. <i>Before</i>: {before.runs} replicates drawn from the "
@@ -207,6 +207,8 @@ def forecast_section(batch: Batch) -> str:
         parts.append(embedded_figure(moved_figure(batch), "what moved the forecast", "Deliveries counted toward the "
                      "target before (dashed, hatched) and after (solid, filled) the last month's figures.", "fig-moved"))  # fmt: skip
     parts.append("<h3>Every figure assimilated</h3>")
+    parts.append(f"<p>{esc(a.inside_text())}: about 90% if the particles spread as widely as the figures' errors; "
+                 "far fewer, and the particles did not expect what was reported.</p>")  # fmt: skip
     parts.append("<p class=sub>Reported against the particles' weighted median and 5-95% of the same quantity just "
                  "before the figure was assimilated; a one-sided figure (&gt; or &lt;) is inside when the particles' "
                  "95% (5%) reaches its bound. The log error sd is the figure's assumed error, which sets its weight.</p>")  # fmt: skip
