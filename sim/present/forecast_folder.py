@@ -92,8 +92,8 @@ class Assimilation:
         return f[(f["level"] == "brand") & (f["entity"] == brand)]
 
     def inside_text(self) -> str:
-        """How many figures fell inside the particles' 5-95% before them (``29 of 34 ... (85%)``): about 90% when
-        the particles' spread is as wide as their errors."""
+        """How many figures fell inside the particles' 5-95% before them (``29 of 34 ... (85%)``). The band leaves
+        out the figures' own errors, so somewhat under 90% is what particles that expect the truth give."""
         n, k = len(self.figures), int(self.figures["inside"].sum())
         share = f" ({100 * k / n:.0f}%)" if n else ""
         return f"{k} of {n} figure(s) inside the particles' 5-95% just before them{share}"

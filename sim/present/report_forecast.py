@@ -207,8 +207,8 @@ def forecast_section(batch: Batch) -> str:
         parts.append(embedded_figure(moved_figure(batch), "what moved the forecast", "Deliveries counted toward the "
                      "target before (dashed, hatched) and after (solid, filled) the last month's figures.", "fig-moved"))  # fmt: skip
     parts.append("<h3>Every figure assimilated</h3>")
-    parts.append(f"<p>{esc(a.inside_text())}: about 90% if the particles spread as widely as the figures' errors; "
-                 "far fewer, and the particles did not expect what was reported.</p>")  # fmt: skip
+    parts.append(f"<p>{esc(a.inside_text())}. The band leaves out the figures' own errors, so particles that expect "
+                 "the truth give somewhat under 90%; far fewer, and they did not expect what was reported.</p>")  # fmt: skip
     parts.append("<p class=sub>Reported against the particles' weighted median and 5-95% of the same quantity just "
                  "before the figure was assimilated; a one-sided figure (&gt; or &lt;) is inside when the particles' "
                  "95% (5%) reaches its bound. The log error sd is the figure's assumed error, which sets its weight.</p>")  # fmt: skip
