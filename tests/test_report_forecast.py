@@ -335,6 +335,16 @@ def test_report_headline_carries_the_decomposition(folders, report):
         assert r.source in s
     assert f"({t['runs']} runs per configuration" in s
     assert "Where the spread of the target's deliveries comes from is not shown" not in s
+    # the decomposition's runs are not this forecast's: the report says so
+    assert "its runs start from the fitted history, not from the state the assimilated figures left" in s
+
+
+def test_a_plain_run_beside_its_decomposition_states_the_anatomy(folders, capsys):
+    run = folders["decomposition"] / "all"  # the decomposition's own batch with every source on, beside its json
+    assert main(["compare", str(run), "--what", "targets"]) == 0
+    out = capsys.readouterr().out
+    assert "where the spread of the window's deliveries comes from" in out and "appeal drift after the data" in out
+    assert "fitted history" not in out
 
 
 def test_anatomy_rows_add_up_to_the_variance_with_every_source(folders):

@@ -166,7 +166,7 @@ def print_summary(out: Path) -> None:
                   f"{b['probability']:.2f} [95% CI {b['probability_low']:.2f}-{b['probability_high']:.2f}]; delivered "
                   f"{b['delivered_mean']:,.0f} [{b['delivered_p5']:,.0f}, {b['delivered_p95']:,.0f}]")  # fmt: skip
         if anatomy is not None:
-            for line in anatomy_lines(anatomy, t["name"], man.get("scenario_name")):
+            for line in anatomy_lines(anatomy, t["name"], man.get("scenario_name"), forecast=assimilation is not None):
                 print(line)
 
 

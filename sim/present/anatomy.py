@@ -112,17 +112,24 @@ def _share(v: float, total: float) -> float:
     return v / total if total > 0 else math.nan
 
 
-def anatomy_note(d: Decomposition, t: Mapping[str, Any], scenario: str | None = None) -> str:
-    """Where the decomposition's numbers come from (its own batches, not the folder's runs)."""
+def anatomy_note(d: Decomposition, t: Mapping[str, Any], scenario: str | None = None, forecast: bool = False) -> str:
+    """Where the decomposition's numbers come from (its own batches, not the folder's runs; ``forecast``: the
+    folder is a forecast from a filtered state, which the decomposition's runs from the fitted history are not)."""
     lo, hi = t.get("probability_all_interval") or (math.nan, math.nan)
     other = f" of scenario '{d.scenario}'" if scenario is not None and d.scenario and d.scenario != scenario else ""
-    return (f"decomposition{other} in {d.path} ({t.get('runs', '?')} runs per configuration, common random numbers): "
+    note = (f"decomposition{other} in {d.path} ({t.get('runs', '?')} runs per configuration, common random numbers): "
             f"with every source on, P(target) {number(t.get('probability_all'), 2)} [95% CI {number(lo, 2)}-{number(hi, 2)}], "
             f"window deliveries mean {number(t.get('mean_all'))}, sd {number(t.get('sd_all'))}")  # fmt: skip
+    if forecast:
+        note += ("; its runs start from the fitted history, not from the state the assimilated figures left, "
+                 "which narrows what the drift and the parameters can still do")  # fmt: skip
+    return note
 
 
-def anatomy_lines(d: Decomposition, target_name: str, scenario: str | None = None, indent: str = "  ") -> list[str]:
-    """Plain lines: where the spread of a target's window deliveries comes from (empty: not in the decomposition)."""
+def anatomy_lines(d: Decomposition, target_name: str, scenario: str | None = None, indent: str = "  ",
+                  forecast: bool = False) -> list[str]:  # fmt: skip
+    """Plain lines: where the spread of a target's window deliveries comes from (empty: not in the decomposition;
+    ``forecast``: of a forecast folder, :func:`anatomy_note`)."""
     t = d.target(target_name)
     if t is None:
         return []
@@ -130,6 +137,6 @@ def anatomy_lines(d: Decomposition, target_name: str, scenario: str | None = Non
     for r in anatomy_rows(t):
         share = "-" if math.isnan(r.share) else f"{100 * r.share:5.1f}%"
         out.append(f"{indent}  {r.source:<30} {share:>7}  sd {number(r.sd):>10}")
-    out.append(f"{indent}  ({anatomy_note(d, t, scenario)})")
+    out.append(f"{indent}  ({anatomy_note(d, t, scenario, forecast)})")
     return out
 

@@ -175,8 +175,9 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Seq
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
-def format_targets(c: Comparison, anatomy: Decomposition | None = None) -> str:
-    """The targets of one folder, probability first (with ``anatomy``, where the spread of each comes from)."""
+def format_targets(c: Comparison, anatomy: Decomposition | None = None, forecast: bool = False) -> str:
+    """The targets of one folder, probability first (with ``anatomy``, where the spread of each comes from;
+    ``forecast``: the folder is a forecast's)."""
     out = []
     for t in c.targets:
         out.append(f"TARGET '{t['name']}': {_num(t['units'])} {t['brand']} deliveries {t['start']}..{t['by']}")
@@ -195,7 +196,7 @@ def format_targets(c: Comparison, anatomy: Decomposition | None = None) -> str:
         if t.get("note"):
             out.append(f"  note: {t['note']}")
         if anatomy is not None:
-            out += anatomy_lines(anatomy, t["name"], c.scenario_name)
+            out += anatomy_lines(anatomy, t["name"], c.scenario_name, forecast=forecast)
     return "\n".join(out) if out else "no targets in the scenario"
 
 
@@ -298,7 +299,7 @@ def format_table(comps: Sequence[Comparison], pair: PairComparison | None = None
         if x.assimilation is not None and what in (None, "targets"):
             head += "\n" + format_forecast(x)
         sections = {
-            "targets": format_targets(c, x.anatomy),
+            "targets": format_targets(c, x.anatomy, x.assimilation is not None),
             "series": "SERIES METRICS\n" + format_series(c.series),
             "figures": "REPORTED FIGURES (vehicles; sim = mean and 5-95% band over replicates)\n" + format_figures(c.figures),
         }  # fmt: skip

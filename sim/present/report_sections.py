@@ -71,11 +71,11 @@ def headline_html(batch: Batch, vs: Batch | None, pair: PairComparison | None,
                            f"{fmt(r.mean_diff)} <span class=sub>(95% CI of the mean {fmt(r.ci_low)} to {fmt(r.ci_high)}; "
                            f"90% of the paired differences {fmt(r.diff_p5)} to {fmt(r.diff_p95)})</span></p>")  # fmt: skip
         if anatomy is not None:
-            out.append(anatomy_html(anatomy, name, batch.results.manifest.get("scenario_name")))
+            out.append(anatomy_html(anatomy, name, batch.results.manifest.get("scenario_name"), batch.assimilation is not None))
     return "\n".join(out)
 
 
-def anatomy_html(d: Decomposition, target: str, scenario: str | None) -> str:
+def anatomy_html(d: Decomposition, target: str, scenario: str | None, forecast: bool = False) -> str:
     """The variance decomposition of a target's window deliveries, as a table whose shares add to 100%."""
     t = d.target(target)
     if t is None:
@@ -88,7 +88,7 @@ def anatomy_html(d: Decomposition, target: str, scenario: str | None) -> str:
             "the agents' sampling noise, on the same seeds) against none: its part of the variance of the window's "
             "deliveries (sd: the square root of that part, vehicles); shares of the variance with every source on, "
             "the interaction being what the parts do not add up to. From the "
-            f"{esc(anatomy_note(d, t, scenario))}.</p>" + html_table(head, rows, "lrrrr"))  # fmt: skip
+            f"{esc(anatomy_note(d, t, scenario, forecast))}.</p>" + html_table(head, rows, "lrrrr"))  # fmt: skip
 
 
 def reading_notes(batches: Sequence[Batch]) -> str:
