@@ -99,6 +99,17 @@ class MarketModel(mesa.Model):
         spawn_key: the position of the model's stream in the seed tree (``()`` for a root stream).
     """
 
+    #: The market's arrays of fixed shape, carried from month to month (a snapshot,
+    #: :mod:`sim.model.snapshot`, saves them as they are).
+    ARRAYS = (
+        "awareness", "owners", "backlog", "stock", "recent_deliveries", "wait", "capacity_now", "returning", "last_orders",
+    )  # fmt: skip
+    #: The month's records, set by each month (absent before the first); the reporters read them.
+    MONTH_ARRAYS = (
+        "month_list_price", "month_transaction_price", "month_paid", "expected_rise", "effective_stores",
+        "month_orders", "month_units", "month_cancellations", "month_offered", "production",
+    )  # fmt: skip
+
     def __init__(
         self,
         scenario: Scenario | str | Path = "baseline",

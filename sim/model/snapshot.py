@@ -69,15 +69,9 @@ from sim.scenario.yamlio import InputError
 KIND, FORMAT = "sim-snapshot", 1
 #: The archive member holding the JSON document.
 META = "meta"
-#: The model's arrays of fixed shape, saved as they are.
-ARRAYS = (
-    "awareness", "owners", "backlog", "stock", "recent_deliveries", "wait", "capacity_now", "returning", "last_orders",
-)  # fmt: skip
-#: The month's records, set by a month (absent before the first).
-MONTH_ARRAYS = (
-    "month_list_price", "month_transaction_price", "month_paid", "expected_rise", "effective_stores",
-    "month_orders", "month_units", "month_cancellations", "month_offered", "production",
-)  # fmt: skip
+#: The model's arrays of fixed shape, saved as they are, and the month's records (absent before the first
+#: month): declared by the model, beside the code that sets them.
+ARRAYS, MONTH_ARRAYS = MarketModel.ARRAYS, MarketModel.MONTH_ARRAYS
 #: The model's scalars (``month_arrivals`` and ``month_decisions``: after the first month only).
 SCALARS = ("t", "month_index", "running", "steps", "next_buyer_id", "total_decisions", "month_arrivals", "month_decisions")
 #: The rest of a model's state, saved in parts: the pool, the generators, the drift and draws, the
