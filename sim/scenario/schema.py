@@ -32,7 +32,7 @@ from sim.scenario.fields import (
 )
 from sim.scenario.months import format_month, parse_month
 from sim.scenario.paths import PathError, apply_override, parse_path, value_at
-from sim.scenario.policies import Policies
+from sim.scenario.policies import NAMED_POLICIES, Policies
 from sim.scenario.uncertainty import CapacityRange, Uncertainty
 from sim.scenario.yamlio import Document, Path_
 
@@ -437,8 +437,7 @@ class Scenario(Frozen):
             ("brands", self.brands),
             ("products", self.products),
             ("targets", self.targets),
-            ("policies.tariffs", self.policies.tariffs),
-            ("policies.subsidies", self.policies.subsidies),
+            *((f"policies.{key}", getattr(self.policies, key)) for key in NAMED_POLICIES),
         )
         for key, items in named:
             seen: set[str] = set()
@@ -486,15 +485,12 @@ class Scenario(Frozen):
                 problems.append((("targets", i, "brand"), f"unknown brand '{t.brand}'"))
             if parse_month(t.by) < parse_month(t.start):
                 problems.append((("targets", i, "by"), f"by {t.by} is before start {t.start}"))
-        for i, tr in enumerate(self.policies.tariffs):
-            if tr.market not in markets:
-                problems.append((("policies", "tariffs", i, "market"), f"unknown market '{tr.market}'"))
-            for k, b in enumerate(tr.brands or []):
-                if b not in brands:
-                    problems.append((("policies", "tariffs", i, "brands", k), f"unknown brand '{b}'"))
-        for i, sub in enumerate(self.policies.subsidies):
-            if sub.market not in markets:
-                problems.append((("policies", "subsidies", i, "market"), f"unknown market '{sub.market}'"))
+        known = {"market": markets, "brand": brands}
+        for key in NAMED_POLICIES:
+            for i, item in enumerate(getattr(self.policies, key)):
+                for where, kind, name in item.references():
+                    if name not in known[kind]:
+                        problems.append((("policies", key, i, *where), f"unknown {kind} '{name}'"))
         for i, mk in enumerate(self.markets):
             total = sum(mk.city_tiers.values())
             if abs(total - 1.0) > 1e-6:
