@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -27,6 +28,9 @@ from hypothesis import HealthCheck, settings
 
 from sim.scenario.load import load_scenario
 from sim.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -115,3 +119,16 @@ def tiny_document() -> dict[str, Any]:
     """The tiny market's file as plain data (mappings and lists), a new copy at each call."""
     data: dict[str, Any] = yaml.safe_load(TINY.read_text())
     return data
+
+
+def sales_table_of(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """A sales table (:func:`sim.runs.run.sales_frame`) of synthetic rows, each a mapping of columns to values.
+
+    A row gives every key column (:data:`sim.runs.run.KEY_COLUMNS`) and the measures a test reads; a measure
+    it leaves out is 0. The columns come from the model's declaration (:data:`sim.model.observe.SALES_MEASURES`),
+    so these tables keep the sales table's layout when a column is added.
+    """
+    from sim.runs.run import KEY_COLUMNS, SALES_COLUMNS, sales_frame
+
+    rows = list(rows)
+    return sales_frame({c: [r[c] if c in KEY_COLUMNS else r.get(c, 0) for r in rows] for c in SALES_COLUMNS})

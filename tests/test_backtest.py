@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from sim.analysis.backtest import Backtest, BacktestPlan, score_benchmarks
+from sim.analysis.backtest import Backtest, BacktestPlan
+from sim.analysis.backtest_scores import score_benchmarks
 from sim.analysis.decomposition import SOURCES, run_decomposition
 from sim.analysis.drift import DriftEstimate, estimate_drift, horizon_variance, level_weight
 from sim.analysis.figures import figures_upto

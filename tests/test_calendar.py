@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sim import MarketModel
-from sim.model.calendar import AGENT_EVENTS, SCHEDULE_EVENTS, Calendar, DiscountChange, StoreChange, compile_calendar
+from sim.model.calendar import Calendar, compile_calendar
+from sim.model.events import AGENT_EVENTS, SCHEDULE_EVENTS, DiscountChange, StoreChange
 from sim.scenario.events import Event
 from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sales_table_of
 
 from sim.analysis.compare import compare, target_summary
 from sim.analysis.figure_comparison import CONFIDENCE_WEIGHTS, FIGURE_COLUMNS, all_figures
@@ -22,7 +23,7 @@ from sim.analysis.metrics import coverage, mape, mase, naive_scale, paired_summa
 from sim.analysis.pair_comparison import compare_pair
 from sim.cli import main
 from sim.runs import store
-from sim.runs.run import RUNS_COLUMNS, sales_frame
+from sim.runs.run import RUNS_COLUMNS
 from sim.scenario.months import parse_month
 from sim.scenario.yamlio import InputError
 
@@ -53,27 +54,23 @@ def write_results(
 ) -> Path:
     """A results folder in the layout of ``sim run``, with the units given by ``units``."""
     out = store.prepare_output(path)
-    rows: dict[str, list] = {c: [] for c in ("run_id", "scenario", "replicate", "month", "market", "brand", "model",
-                                              "segment", "powertrain", "units", "orders", "backlog", "cancellations",
-                                              "list_price", "transaction_price", "paid_price", "wait_months")}  # fmt: skip
+    rows: list[dict] = []
     for r in range(reps):
         for m, month in enumerate(MONTHS, start=1):
             for product, brand in products.items():
                 u = units(r, m, product)
                 if u is None:
                     continue
-                for key, value in (("run_id", r), ("scenario", "syn"), ("replicate", r), ("month", month),
-                                   ("market", "CN"), ("brand", brand), ("model", product), ("segment", "300k+"),
-                                   ("powertrain", "BEV"), ("units", u), ("orders", u), ("backlog", 0),
-                                   ("cancellations", 0), ("list_price", 4e5), ("transaction_price", 4e5),
-                                   ("paid_price", 4e5), ("wait_months", 0.0)):  # fmt: skip
-                    rows[key].append(value)
+                rows.append({"run_id": r, "scenario": "syn", "replicate": r, "month": month, "market": "CN", "brand": brand,
+                             "model": product, "segment": "300k+", "powertrain": "BEV", "units": u, "orders": u,
+                             "backlog": 0, "cancellations": 0, "list_price": 4e5, "transaction_price": 4e5,
+                             "paid_price": 4e5, "wait_months": 0.0})  # fmt: skip
     runs = pd.DataFrame(
         [{"run_id": r, "scenario": "syn", "replicate": r, "seed_entropy": str(seed), "spawn_key": str(r),
           "status": "ok", "error": "", "seconds": 0.1, "buyer_decisions": 1, "scale": 1.0} for r in range(reps)],
         columns=list(RUNS_COLUMNS),
     )  # fmt: skip
-    store.write_part(out, "sales", "00000000", sales_frame(rows))
+    store.write_part(out, "sales", "00000000", sales_table_of(rows))
     store.write_part(out, "runs", "00000000", runs)
     scenario = {
         "name": "syn", "start": "2024-01", "end": "2024-12",

@@ -17,6 +17,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sales_table_of
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -26,7 +27,7 @@ from sim.analysis.pair_comparison import compare_pair
 from sim.analysis.targets import target_outcomes
 from sim.present import plots
 from sim.runs import store
-from sim.runs.run import RUNS_COLUMNS, sales_frame
+from sim.runs.run import RUNS_COLUMNS
 from sim.scenario.months import format_month, parse_month
 
 MONTHS = plots.months_between("2024-01", "2025-12")
@@ -52,9 +53,7 @@ def units_of(product: str, r: int, month: str) -> int | None:
 
 def synthetic_sales(reps: int = REPS, products: dict = PRODUCTS, extra: int = 0) -> pd.DataFrame:
     """The sales table of the synthetic market (``extra`` added to every AITO month from 2025-01)."""
-    rows: dict[str, list] = {c: [] for c in ("run_id", "scenario", "replicate", "month", "market", "brand", "model",
-                                              "segment", "powertrain", "units", "orders", "backlog", "cancellations",
-                                              "list_price", "transaction_price", "paid_price", "wait_months")}  # fmt: skip
+    rows: list[dict] = []
     for r in range(reps):
         for month in MONTHS:
             for product, (brand, segment, _, _) in products.items():
@@ -62,13 +61,11 @@ def synthetic_sales(reps: int = REPS, products: dict = PRODUCTS, extra: int = 0)
                 if u is None:
                     continue
                 u += extra if brand == "AITO" and month >= "2025-01" else 0
-                for key, value in (("run_id", r), ("scenario", "syn"), ("replicate", r), ("month", month),
-                                   ("market", "CN"), ("brand", brand), ("model", product), ("segment", segment),
-                                   ("powertrain", "BEV"), ("units", u), ("orders", u), ("backlog", 0),
-                                   ("cancellations", 0), ("list_price", 3e5), ("transaction_price", 3e5),
-                                   ("paid_price", 3e5), ("wait_months", 0.0)):  # fmt: skip
-                    rows[key].append(value)
-    return sales_frame(rows)
+                rows.append({"run_id": r, "scenario": "syn", "replicate": r, "month": month, "market": "CN", "brand": brand,
+                             "model": product, "segment": segment, "powertrain": "BEV", "units": u, "orders": u,
+                             "backlog": 0, "cancellations": 0, "list_price": 3e5, "transaction_price": 3e5,
+                             "paid_price": 3e5, "wait_months": 0.0})  # fmt: skip
+    return sales_table_of(rows)
 
 
 def write_synthetic_results(path: Path, *, seed: int = 7, targets: list | None = None, products: dict = PRODUCTS,

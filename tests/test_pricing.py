@@ -11,7 +11,8 @@ import pytest
 from conftest import TINY
 
 from sim import MarketModel
-from sim.model.calendar import DiscountChange, compile_calendar
+from sim.model.calendar import compile_calendar
+from sim.model.events import DiscountChange
 from sim.runs.run import execute, make_specs, split_counts
 from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError

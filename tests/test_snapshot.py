@@ -18,6 +18,7 @@ from conftest import ROOT, tiny_scenario
 from test_draws import UNCERTAIN as DRAWS
 
 from sim.model import snapshot
+from sim.model.code_identity import CODE_PACKAGES, code_identity, code_version, sources_hash
 from sim.model.market_model import MarketModel
 from sim.model.snapshot import (
     State,
@@ -113,7 +114,7 @@ def test_a_snapshot_holds_what_it_says(tmp_path):
     state = model_state(model)
     meta = state.meta
     assert meta["scenario_hash"] == spec.scenario.hash() and meta["kernel"] == "numba"
-    assert meta["month"] == "2024-03" and meta["scale"] == 10.0 and meta["code_version"] == snapshot.code_version("numba")
+    assert meta["month"] == "2024-03" and meta["scale"] == 10.0 and meta["code_version"] == code_version("numba")
     assert [d["channel"] for d in meta["dealers"]] == ["direct", "direct", "partner"]  # the event's network
     assert meta["dealers"][2]["left"] == 3  # its growth still under way
     assert len(meta["generators"]["markets"]) == 1 and len(meta["generators"]["drift_brands"]) == 2
@@ -264,27 +265,27 @@ def test_another_scenario_is_refused_naming_both_hashes(saved):
 
 
 def test_another_code_version_is_refused_naming_both(saved, tmp_path):
-    code = {**snapshot.code_identity("numpy"), "sources": "0" * 16}
+    code = {**code_identity("numpy"), "sources": "0" * 16}
     path = _rewrite(saved, tmp_path / "old.npz", code=code, code_version="f" * 16)
     with pytest.raises(InputError) as e:
         restore_snapshot(path, tiny_scenario({}))
     msg = str(e.value)
-    assert msg.startswith(f"{path}: code_version:") and "f" * 16 in msg and snapshot.code_version("numpy") in msg
-    assert "sources 0000000000000000 here " + snapshot.code_identity("numpy")["sources"] in msg
-    numpy_version = _rewrite(saved, tmp_path / "np.npz", code={**snapshot.code_identity("numpy"), "numpy": "1.0"})
+    assert msg.startswith(f"{path}: code_version:") and "f" * 16 in msg and code_version("numpy") in msg
+    assert "sources 0000000000000000 here " + code_identity("numpy")["sources"] in msg
+    numpy_version = _rewrite(saved, tmp_path / "np.npz", code={**code_identity("numpy"), "numpy": "1.0"})
     with pytest.raises(InputError, match="numpy 1.0 here"):
         restore_snapshot(numpy_version, tiny_scenario({}))
 
 
 def test_the_code_version_follows_the_model_sources(tmp_path):
     sim = ROOT / "sim"
-    copies = [shutil.copytree(sim / p, tmp_path / p) for p in snapshot.CODE_PACKAGES]
-    same = snapshot.sources_hash([Path(c) for c in copies])
-    assert same == snapshot.code_identity("numba")["sources"]
+    copies = [shutil.copytree(sim / p, tmp_path / p) for p in CODE_PACKAGES]
+    same = sources_hash([Path(c) for c in copies])
+    assert same == code_identity("numba")["sources"]
     with open(tmp_path / "model" / "market.py", "a") as f:
         f.write("# an edit\n")
-    assert snapshot.sources_hash([Path(c) for c in copies]) != same
-    assert "numba" not in snapshot.code_identity("numpy")
+    assert sources_hash([Path(c) for c in copies]) != same
+    assert "numba" not in code_identity("numpy")
 
 
 def test_a_damaged_or_foreign_file_is_refused_clearly(saved, tmp_path):

@@ -7,26 +7,13 @@ its seasons. :func:`compile_calendar` reads all of it when a model is built and 
 product ``j``, market ``m`` and brand ``b``, built by the small pure functions below. The model
 reads the calendar and holds only state.
 
-**Dated events: one mechanism.** Every event of the scenario is read here, once, and goes one
-way by its type:
-
-* an event that changes *what is on offer* is folded into the arrays from its month on
-  (:data:`SCHEDULE_EVENTS`): ``price`` (the list price), ``refresh`` (appeal, price,
-  smartness, the announcement before it, the product's age), ``appeal`` (a product's or a
-  brand's appeal), ``capacity`` (full capacity, for a window), ``discontinue`` (the last month
-  on sale);
-* an event that changes *an agent's state* becomes a typed record in ``Calendar.events[t]``
-  (:data:`AGENT_EVENTS`), which ``MarketModel.step`` hands to the agents in month ``t``:
-  ``stores`` (:class:`StoreChange`: a dealer network grows or shrinks, possibly over months)
-  and ``discount`` (:class:`DiscountChange`: a brand's discount, which its pricing rule then
-  moves on from).
-
-A new event type is one function here and its entry in one of the two tables.
+Dated events are read here too, once, by :mod:`sim.model.events`: an event that changes what is on
+offer is folded into the arrays (``SCHEDULE_EVENTS``), an event that changes an agent's state becomes
+a record of ``Calendar.events[t]`` that the model applies in month ``t`` (``AGENT_EVENTS``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -35,12 +22,12 @@ from numpy.typing import NDArray
 
 from sim.model import market
 from sim.model.agents import TASTES
+from sim.model.events import SCHEDULE_EVENTS, AgentEvent, Schedules, agent_events
 from sim.model.policy import PolicyCalendar, policy_calendar
 from sim.scenario.fields import POWERTRAINS
 from sim.scenario.months import parse_month
 
 if TYPE_CHECKING:
-    from sim.scenario.events import Event
     from sim.scenario.schema import Scenario
 
 F = NDArray[np.float64]
@@ -49,55 +36,6 @@ B = NDArray[np.bool_]
 
 #: Month index after any scenario's end: a product with no end date is never discontinued.
 NEVER = 10**9
-
-
-@dataclass(frozen=True)
-class StoreChange:
-    """A brand's store network in a market changes (a ``stores`` event).
-
-    Attributes:
-        brand: the brand's index. market: the market's index.
-        channel: the network's channel; None: the brand's first network in the market, whatever its channel.
-        count: the new number of stores (None: unchanged before ``add``).
-        add: stores added (negative: closed), or None.
-        over_months: months the change is spread over, in equal monthly steps (1: at once).
-    """
-
-    brand: int
-    market: int
-    channel: str | None
-    count: float | None
-    add: float | None
-    over_months: int
-
-
-@dataclass(frozen=True)
-class DiscountChange:
-    """Brands change their discount off the list price (a ``discount`` event).
-
-    Either a level (``discount``), which replaces the brand's own and which its pricing rule then
-    moves on from, or a change (``add``) on top of whatever the rule sets, in force from the
-    event's month to ``until``.
-
-    Attributes:
-        brands: the brands' indices.
-        discount: the new level, share of the list price (None: a change, ``add``).
-        floor: the level is also the brands' lowest from now on.
-        add: points of the list price added to the rule's discount (None: a level).
-        until: month index of the change's last month (None: to the end).
-        cap: the highest discount charged while the change is on (None: no more than the list price).
-    """
-
-    brands: tuple[int, ...]
-    discount: float | None
-    floor: bool
-    add: float | None = None
-    until: int | None = None
-    cap: float | None = None
-
-
-#: What ``Calendar.events`` holds: the events that change an agent's state.
-AgentEvent = StoreChange | DiscountChange
 
 
 @dataclass(frozen=True)
@@ -188,148 +126,6 @@ class Calendar:
     @property
     def n_months(self) -> int:
         return int(self.months.size)
-
-
-# ------------------------------------------------------------------ dated events
-
-
-@dataclass
-class _Schedules:
-    """The arrays events edit while the calendar is compiled (T x P, brand appeal T x B).
-
-    ``price`` is the entry trim's list price; ``premium_scale`` multiplies the other trims' premiums
-    over it (a ``factor`` moves every trim, a new ``price`` moves the entry and keeps the premiums).
-    """
-
-    start: int
-    brand_names: list[str]
-    product_index: dict[str, int]
-    price: F
-    premium_scale: F
-    appeal: F
-    brand_appeal: F
-    smart: F
-    pre_refresh: B
-    capacity_full: F
-    capacity_factor: F
-    end: I64
-    renewed: F
-
-    def product(self, ev: Event) -> int | None:
-        """The index of the event's product (None: it names none)."""
-        return self.product_index.get(ev.product) if ev.product else None
-
-    def month(self, ev: Event) -> int:
-        """The event's month ``t`` (negative before the run, ``T`` or more after it)."""
-        return parse_month(ev.month) - self.start
-
-    def from_month(self, ev: Event) -> slice:
-        """The months from the event's on."""
-        T = self.price.shape[0]
-        t0 = self.month(ev)
-        return slice(max(t0, 0), T) if t0 < T else slice(T, T)
-
-
-def _price_event(s: _Schedules, ev: Event) -> None:
-    """A new list price (of the entry trim: the other trims keep their premiums in RMB), or every
-    trim's price times ``factor``, from the event's month on."""
-    j = s.product(ev)
-    if j is None:
-        return
-    if ev.price is not None:
-        s.price[s.from_month(ev), j] = ev.price
-    else:
-        s.price[s.from_month(ev), j] *= ev.factor  # type: ignore[operator,arg-type]  # a price event has one or the other
-        s.premium_scale[s.from_month(ev), j] *= ev.factor  # type: ignore[operator,arg-type]
-
-
-def _appeal_event(s: _Schedules, ev: Event) -> None:
-    """A product's appeal (or, without a product, its brand's) changes by ``appeal`` utils from the event's month on."""
-    if ev.appeal is None:
-        return
-    j = s.product(ev)
-    if j is not None:
-        s.appeal[s.from_month(ev), j] += ev.appeal
-    elif ev.brand is not None:
-        s.brand_appeal[s.from_month(ev), s.brand_names.index(ev.brand)] += ev.appeal
-
-
-def _refresh_event(s: _Schedules, ev: Event) -> None:
-    """A new version: its appeal change, price and smartness from its month on; buyers hold back
-    ``announce_months`` before it; with ``renew`` the product's age starts again."""
-    _appeal_event(s, ev)
-    j = s.product(ev)
-    if j is None:
-        return
-    t0 = s.month(ev)
-    if ev.price is not None:
-        s.price[s.from_month(ev), j] = ev.price
-    if ev.smart is not None:
-        s.smart[s.from_month(ev), j] = ev.smart
-    if ev.announce_months:
-        s.pre_refresh[max(t0 - ev.announce_months, 0) : max(t0, 0), j] = True
-    if ev.renew:
-        s.renewed[s.from_month(ev), j] = s.start + t0
-
-
-def _capacity_event(s: _Schedules, ev: Event) -> None:
-    """Full capacity set, or multiplied by ``factor``, from the event's month to ``until`` (inclusive) or the end."""
-    j = s.product(ev)
-    if j is None:
-        return
-    T = s.price.shape[0]
-    t0 = s.month(ev)
-    stop = T if ev.until is None else min(parse_month(ev.until) - s.start + 1, T)
-    window = slice(max(t0, 0), max(stop, 0))
-    if ev.capacity is not None:
-        s.capacity_full[window, j] = ev.capacity
-    if ev.factor is not None:
-        s.capacity_factor[window, j] *= ev.factor
-
-
-def _discontinue_event(s: _Schedules, ev: Event) -> None:
-    """The product's last month on sale is the month before the event's (or its own end, if earlier)."""
-    j = s.product(ev)
-    if j is not None:
-        s.end[j] = min(s.end[j], parse_month(ev.month) - 1)
-
-
-def _stores_event(ev: Event, brand_names: list[str], market_names: list[str]) -> tuple[AgentEvent, ...]:
-    market_index = market_names.index(ev.market) if ev.market else 0
-    return (StoreChange(brand_names.index(ev.brand), market_index, ev.channel, ev.count, ev.add, ev.over_months),)  # type: ignore[arg-type]
-
-
-def _discount_event(ev: Event, brand_names: list[str], market_names: list[str]) -> tuple[AgentEvent, ...]:
-    names = ([ev.brand] if ev.brand else []) + list(ev.brands or [])
-    until = parse_month(ev.until) if ev.until is not None else None
-    return (DiscountChange(tuple(brand_names.index(n) for n in names), ev.discount, ev.floor, ev.add, until, ev.max_discount),)
-
-
-#: Events folded into the arrays, by type: each edits the schedules from its month on.
-SCHEDULE_EVENTS: dict[str, Callable[[_Schedules, Event], None]] = {
-    "price": _price_event,
-    "refresh": _refresh_event,
-    "appeal": _appeal_event,
-    "capacity": _capacity_event,
-    "discontinue": _discontinue_event,
-}
-#: Events handed to the agents in their month, by type: each becomes typed records (brand and market indices).
-AGENT_EVENTS: dict[str, Callable[[Event, list[str], list[str]], tuple[AgentEvent, ...]]] = {
-    "stores": _stores_event,
-    "discount": _discount_event,
-}
-
-
-def agent_events(config: Scenario) -> tuple[tuple[AgentEvent, ...], ...]:
-    """The events that change agents' state, per month of the run (events outside the run are dropped)."""
-    brands = [b.name for b in config.brands]
-    markets = [m.name for m in config.markets]
-    by_month: list[list[AgentEvent]] = [[] for _ in range(config.n_months)]
-    for ev in config.events:
-        t = parse_month(ev.month) - config.start_index
-        if ev.type in AGENT_EVENTS and 0 <= t < config.n_months:
-            by_month[t].extend(AGENT_EVENTS[ev.type](ev, brands, markets))
-    return tuple(tuple(month) for month in by_month)
 
 
 # ------------------------------------------------------------------ products, supply and demand
@@ -473,7 +269,7 @@ def compile_calendar(config: Scenario) -> Calendar:
     delivery_start = np.array([parse_month(p.delivery_start or p.launch) for p in prods])
     since = np.array([parse_month(p.on_sale_since) if p.on_sale_since else np.nan for p in prods], float)
     premium, share = trims(config)
-    s = _Schedules(
+    s = Schedules(
         start=config.start_index,
         brand_names=brand_names,
         product_index={p.name: i for i, p in enumerate(prods)},

@@ -33,7 +33,7 @@ import numpy as np
 
 from sim.model import draws, market, observe, policy
 from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
-from sim.model.calendar import Calendar, DiscountChange, StoreChange, compile_calendar
+from sim.model.calendar import Calendar, compile_calendar
 from sim.model.kernels import Arrivals, Kernel, Offer, make_kernel
 from sim.scenario.fields import POWERTRAINS
 from sim.scenario.load import load_scenario, override_scenario
@@ -98,6 +98,17 @@ class MarketModel(mesa.Model):
             or the entropy of ``rng``'s seed sequence); with :attr:`spawn_key`, the run's seed identity.
         spawn_key: the position of the model's stream in the seed tree (``()`` for a root stream).
     """
+
+    #: The market's arrays of fixed shape, carried from month to month (a snapshot,
+    #: :mod:`sim.model.snapshot`, saves them as they are).
+    ARRAYS = (
+        "awareness", "owners", "backlog", "stock", "recent_deliveries", "wait", "capacity_now", "returning", "last_orders",
+    )  # fmt: skip
+    #: The month's records, set by each month (absent before the first); the reporters read them.
+    MONTH_ARRAYS = (
+        "month_list_price", "month_transaction_price", "month_paid", "expected_rise", "effective_stores",
+        "month_orders", "month_units", "month_cancellations", "month_offered", "production",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -247,33 +258,11 @@ class MarketModel(mesa.Model):
     # ------------------------------------------------------------ the month
 
     def _take_events(self, t: int) -> None:
-        """Spread store openings go on; the month's events change the dealers and brands they name."""
+        """Spread store openings go on; the month's events (:mod:`sim.model.events`) change the agents they name."""
         for d in self.dealers:
             d.advance()
         for ev in self.calendar.events[t]:
-            if isinstance(ev, StoreChange):
-                self._dealer(ev).open_stores(ev.count, ev.add, ev.over_months)
-            elif isinstance(ev, DiscountChange):
-                for b in ev.brands:
-                    if ev.discount is not None:
-                        self.brand_agents[b].set_discount(ev.discount, ev.floor)
-                    if ev.add is not None:
-                        self.brand_agents[b].change_discount(ev.add, ev.until, ev.cap)
-
-    def _dealer(self, ev: StoreChange) -> Dealer:
-        """The store network a ``stores`` event changes: the brand's first in the market (of the event's
-        channel, if it names one), or a new one with no stores yet."""
-        for d in self.dealers:
-            if d.brand == ev.brand and d.market == ev.market and (ev.channel is None or d.channel == ev.channel):
-                return d
-        from sim.scenario.schema import Stores
-
-        config = Stores(
-            brand=self.brand_names[ev.brand], market=self.market_names[ev.market], channel=ev.channel or "direct", count=0
-        )
-        d = Dealer(self, config, ev.brand, ev.market)
-        self.dealers.append(d)
-        return d
+            ev.apply(self)
 
     def _update_waits(self, t: int) -> None:
         """Expected wait of a new order (months) and this month's capacity."""

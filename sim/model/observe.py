@@ -2,7 +2,8 @@
 
 Named functions (and picklable callables), not lambdas, so that a model and its collector
 pickle for parallel runs. Each returns a copy (the model's arrays change every month).
-Arrays are products x markets; the tables of a run (:func:`sim.runs.run.sales_table`) read them.
+Arrays are products x markets; the sales table of a run (:func:`sim.runs.run.sales_table`) reads the
+ones :data:`SALES_MEASURES` declares, each as one column.
 Scalars sit beside them, so that a row of ``mesa.batch_run`` is usable as it comes: each
 brand's deliveries of the month (``deliveries_AITO``, ``deliveries_Li_Auto``...: names made by
 :func:`column_name`). The seed a model drew is its attribute ``seed_entropy``, not a record: a
@@ -14,7 +15,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -142,3 +144,36 @@ REPORTERS: dict[str, Any] = {
     "arrivals": arrivals,
     "discounts": discounts,
 }
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A column of the sales table, read from a reporter (:func:`sim.runs.run.sales_table`).
+
+    Attributes:
+        column: the column's name.
+        reporter: the key of :data:`REPORTERS` it reads.
+        kind: what the reporter holds and how a row of one price segment (a product's trims in that
+            segment, ``sim.runs.run.segment_rows``) reads it: ``"count"``, whole units, products x markets,
+            split over the segment rows by the trims' shares (an int64 column); ``"price"``, RMB, products x
+            markets, scaled to the segment's trims (float64); ``"product"``, one value per product, the
+            same on each of its rows (float64).
+    """
+
+    column: str
+    reporter: str
+    kind: Literal["count", "price", "product"]
+
+
+#: The measures of the sales table, in column order (after the columns that say which run, month,
+#: market, product and segment a row is: :data:`sim.runs.run.SALES_COLUMNS`).
+SALES_MEASURES: tuple[Measure, ...] = (
+    Measure("units", "units", "count"),
+    Measure("orders", "orders", "count"),
+    Measure("backlog", "backlog", "count"),
+    Measure("cancellations", "cancellations", "count"),
+    Measure("list_price", "list_price", "price"),
+    Measure("transaction_price", "transaction_price", "price"),
+    Measure("paid_price", "paid_price", "price"),
+    Measure("wait_months", "wait", "product"),
+)

@@ -29,7 +29,7 @@ that it is written and replaced whole (through a temporary file). Floats in JSON
 
 **Code version.** A snapshot continues only under the code that saved it: the numbers of the months
 after it come from the model's code and the libraries that draw and compute them. The code version is a
-hash (SHA-256, 16 hex digits) of :func:`code_identity`: a hash of the sources of ``sim/scenario`` and
+hash (SHA-256, 16 hex digits) of :func:`~sim.model.code_identity.code_identity`: a hash of the sources of ``sim/scenario`` and
 ``sim/model`` (the import contract keeps the model from importing anything else of ``sim``, so no other
 file changes a month; editing a report leaves snapshots valid, editing the model does not, committed or
 not: a git commit would miss uncommitted edits), and the versions of numpy (its generators and
@@ -40,16 +40,12 @@ under another code version, or with a scenario of another hash, is refused with 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 import platform
 import zipfile
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +56,7 @@ from numpy.typing import NDArray
 from sim.model import draws
 from sim.model.agents import BuyerPool, Dealer
 from sim.model.calendar import compile_calendar
+from sim.model.code_identity import code_identity, code_version
 from sim.model.market_model import MarketModel
 from sim.scenario.months import format_month
 from sim.scenario.schema import Scenario, Stores
@@ -69,15 +66,9 @@ from sim.scenario.yamlio import InputError
 KIND, FORMAT = "sim-snapshot", 1
 #: The archive member holding the JSON document.
 META = "meta"
-#: The model's arrays of fixed shape, saved as they are.
-ARRAYS = (
-    "awareness", "owners", "backlog", "stock", "recent_deliveries", "wait", "capacity_now", "returning", "last_orders",
-)  # fmt: skip
-#: The month's records, set by a month (absent before the first).
-MONTH_ARRAYS = (
-    "month_list_price", "month_transaction_price", "month_paid", "expected_rise", "effective_stores",
-    "month_orders", "month_units", "month_cancellations", "month_offered", "production",
-)  # fmt: skip
+#: The model's arrays of fixed shape, saved as they are, and the month's records (absent before the first
+#: month): declared by the model, beside the code that sets them.
+ARRAYS, MONTH_ARRAYS = MarketModel.ARRAYS, MarketModel.MONTH_ARRAYS
 #: The model's scalars (``month_arrivals`` and ``month_decisions``: after the first month only).
 SCALARS = ("t", "month_index", "running", "steps", "next_buyer_id", "total_decisions", "month_arrivals", "month_decisions")
 #: The rest of a model's state, saved in parts: the pool, the generators, the drift and draws, the
@@ -92,8 +83,6 @@ REBUILT = (
     "n_products", "n_markets", "n_brands", "product_brand", "powertrain", "start_index", "_tier_k", "kernel",
     "_user_step", "step", "_agents", "_agents_by_type", "_all_agents",
 )  # fmt: skip
-#: The sim packages whose sources make a model's months (folders of ``sim/``).
-CODE_PACKAGES = ("scenario", "model")
 #: Bit generators a snapshot can hold (their states are plain ints).
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64")
 
@@ -124,39 +113,6 @@ class State:
     def nbytes(self) -> int:
         """Bytes of the arrays."""
         return sum(a.nbytes for a in self.arrays.values())
-
-
-# ------------------------------------------------------------------ code version
-
-
-def sources_hash(folders: Sequence[Path]) -> str:
-    """SHA-256 (16 hex digits) of the ``.py`` files under ``folders``, by path relative to each folder's parent."""
-    h = hashlib.sha256()
-    for folder in folders:
-        for f in sorted(folder.rglob("*.py")):
-            h.update(f"{folder.name}/{f.relative_to(folder).as_posix()}\0".encode())
-            h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def code_identity(kernel: str) -> dict[str, str]:
-    """What makes the months of a model with this kernel: the hash of the model's and the scenario's sources
-    (:data:`CODE_PACKAGES`), and the versions of numpy, Mesa and (numba kernel) numba. Read once a process."""
-    return dict(_code_identity(kernel == "numba"))
-
-
-@functools.cache
-def _code_identity(numba: bool) -> tuple[tuple[str, str], ...]:
-    sim = Path(__file__).resolve().parents[1]
-    out = {"sources": sources_hash([sim / p for p in CODE_PACKAGES]), "numpy": np.__version__, "mesa": mesa.__version__}
-    if numba:
-        out["numba"] = metadata.version("numba")
-    return tuple(out.items())
-
-
-def code_version(kernel: str) -> str:
-    """The code version of a model with this kernel: SHA-256 (16 hex digits) of :func:`code_identity`."""
-    return hashlib.sha256(json.dumps(code_identity(kernel), sort_keys=True).encode()).hexdigest()[:16]
 
 
 _last_hashed: list[tuple[Scenario, str]] = []

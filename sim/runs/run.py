@@ -14,29 +14,16 @@ import pandas as pd
 from sim.model import market
 from sim.model.calendar import Calendar
 from sim.model.market_model import MarketModel
+from sim.model.observe import SALES_MEASURES, Measure
 from sim.model.snapshot import release, reseed, restore_snapshot
 from sim.scenario.schema import Scenario
 
-#: Columns of the sales table, in order.
-SALES_COLUMNS = (
-    "run_id",
-    "scenario",
-    "replicate",
-    "month",
-    "market",
-    "brand",
-    "model",
-    "segment",
-    "powertrain",
-    "units",
-    "orders",
-    "backlog",
-    "cancellations",
-    "list_price",
-    "transaction_price",
-    "paid_price",
-    "wait_months",
-)
+#: Columns of the sales table that say which run, month, market, product and price segment a row is.
+KEY_COLUMNS = ("run_id", "scenario", "replicate", "month", "market", "brand", "model", "segment", "powertrain")
+#: Columns of the sales table, in order: the keys, then the measures the model declares
+#: (:data:`sim.model.observe.SALES_MEASURES`).
+SALES_COLUMNS = KEY_COLUMNS + tuple(m.column for m in SALES_MEASURES)
+
 #: Columns of the runs table, in order.
 RUNS_COLUMNS = (
     "run_id",
@@ -259,12 +246,10 @@ def empty_sales() -> pd.DataFrame:
 def sales_frame(columns: dict[str, Any]) -> pd.DataFrame:
     """Build the sales table with its fixed dtypes."""
     df = pd.DataFrame(columns)
-    ints = ("run_id", "replicate", "units", "orders", "backlog", "cancellations")
-    floats = ("list_price", "transaction_price", "paid_price", "wait_months")
-    for c in ints:
+    for c in ("run_id", "replicate"):
         df[c] = df[c].astype("int64")
-    for c in floats:
-        df[c] = df[c].astype("float64")
+    for m in SALES_MEASURES:
+        df[m.column] = df[m.column].astype("int64" if m.kind == "count" else "float64")
     for c in ("scenario", "month", "market", "brand", "model", "segment", "powertrain"):
         df[c] = df[c].astype("string")
     return df[list(SALES_COLUMNS)]
@@ -285,13 +270,16 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
     months = np.array(mv["month"][1:])
     row, seg, share, ratio = segment_rows(model.calendar, t_idx, p_idx, trans)
     t_idx, p_idx, m_idx = t_idx[row], p_idx[row], m_idx[row]
-    wait = months_of("wait")[t_idx, p_idx]
 
-    def count(name: str) -> np.ndarray:
-        return split_counts(months_of(name)[t_idx, p_idx, m_idx], row, share)
-
-    def price(name: str) -> np.ndarray:
-        return months_of(name)[t_idx, p_idx, m_idx] * ratio  # type: ignore[no-any-return]
+    def measure(m: Measure) -> np.ndarray:
+        """The measure's values on the rows: whole units split by segment, prices scaled to the segment's
+        trims, or the product's value."""
+        values = months_of(m.reporter)
+        if m.kind == "product":
+            return values[t_idx, p_idx]  # type: ignore[no-any-return]
+        if m.kind == "count":
+            return split_counts(values[t_idx, p_idx, m_idx], row, share)
+        return values[t_idx, p_idx, m_idx] * ratio  # type: ignore[no-any-return]
 
     cols = {
         "run_id": np.full(t_idx.size, spec.run_id),
@@ -303,14 +291,7 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
         "model": np.array(model.product_names)[p_idx],
         "segment": np.array(model.segment_names)[seg],
         "powertrain": model.powertrain[p_idx],
-        "units": count("units"),
-        "orders": count("orders"),
-        "backlog": count("backlog"),
-        "cancellations": count("cancellations"),
-        "list_price": price("list_price"),
-        "transaction_price": price("transaction_price"),
-        "paid_price": price("paid_price"),
-        "wait_months": wait,
+        **{m.column: measure(m) for m in SALES_MEASURES},
     }
     return sales_frame(cols)
 

@@ -3,7 +3,7 @@
 ``extends: other.yaml`` (relative to the file; a bare name that is no file there names a shipped
 scenario, :mod:`sim.scenario.shipped`) deep-merges this file over another:
 mappings merge key by key, lists of named items (products, brands, markets, segments,
-stores, targets, tariffs, subsidies) merge by ``name`` (or ``brand``+``market``+``channel``
+stores, targets, and the named policies: tariffs, subsidies) merge by ``name`` (or ``brand``+``market``+``channel``
 for stores), other lists are replaced. An item with ``remove: true`` deletes the
 inherited item of that name. Any list can instead be given as ``{append: [...]}`` (added
 after the inherited items, e.g. extra ``events``) or ``{replace: [...]}`` (replaces the
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.scenario.fields import REPLACES
+from sim.scenario.policies import NAMED_POLICIES
 from sim.scenario.shipped import is_bare_name, scenario_path
 from sim.scenario.yamlio import Document, InputError, Location, Path_, Problem, format_path, load_yaml
 
@@ -27,8 +28,7 @@ NAMED_LISTS: dict[str, tuple[str, ...]] = {
     "products": ("name",),
     "targets": ("name",),
     "stores": ("brand", "market", "channel"),
-    "tariffs": ("name",),
-    "subsidies": ("name",),
+    **{key: ("name",) for key in NAMED_POLICIES},
 }
 _STORE_DEFAULTS = {"market": "CN", "channel": "direct"}
 #: ``key: {append: [...]}`` adds to an inherited list; ``key: {replace: [...]}`` replaces it explicitly.

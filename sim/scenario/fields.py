@@ -48,7 +48,7 @@ Month = Annotated[
 ]
 #: Keys whose explicit value replaces what another key of the same item derives: writing
 #: ``delivery_start`` (by an override or in a file that extends another) drops an inherited
-#: ``delivery_lag``, which would otherwise decide it (:class:`sim.scenario.schema.Product`).
+#: ``delivery_lag``, which would otherwise decide it (:class:`sim.scenario.products.Product`).
 REPLACES: dict[str, tuple[str, ...]] = {"delivery_start": ("delivery_lag",)}
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
