@@ -1,4 +1,5 @@
-"""Commands of forecasting: ``sim backtest`` (how good the forecasts have been)."""
+"""Commands of forecasting: ``sim backtest`` (how good the forecasts have been), ``sim decompose`` (where a
+forecast's spread comes from) and ``sim forecast`` (a forecast from the assimilated history)."""
 
 from __future__ import annotations
 

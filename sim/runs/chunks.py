@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from sim.runs.run import RunOutput, RunSpec, execute, sales_frame
+from sim.runs.run import RunOutput, RunSpec, empty_sales, execute
 
 #: Largest adaptive chunk, in runs.
 MAX_CHUNK = 100
@@ -42,7 +42,7 @@ def run_chunk(specs: list[RunSpec]) -> tuple[pd.DataFrame, pd.DataFrame]:
             row["point"] = spec.point
         rows.append(row)
     runs = pd.DataFrame(rows)
-    sales = pd.concat([o.sales for o in outs], ignore_index=True) if outs else sales_frame({})
+    sales = pd.concat([o.sales for o in outs], ignore_index=True) if outs else empty_sales()
     return runs, sales
 
 
