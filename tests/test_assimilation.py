@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import TINY
 
-from sim.analysis.assimilation import ParticleFilter, ess, normalised, systematic_resample
+from sim.analysis.assimilation import ParticleFilter, ess, normalised, systematic_resample, tempering
 from sim.analysis.forecast import read_figures
 from sim.analysis.observations import Observation, observations
 from sim.analysis.reported import FIGURE_COLUMNS
@@ -224,3 +224,17 @@ def test_forecast_writes_a_results_folder_with_the_assimilation(drifting, tmp_pa
     assert len(assim["particle_weights"]) == 8
     proc = sim_cli("compare", str(out))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_tempering_keeps_the_effective_sample_size_at_its_floor():
+    rng = np.random.default_rng(4)
+    log_w = np.zeros(200)
+    gentle = -0.5 * (rng.standard_normal(200) * 0.3) ** 2
+    assert tempering(log_w, gentle, 50.0) == 1.0  # a flat likelihood is taken whole
+    sharp = -0.5 * (rng.standard_normal(200) / 0.05) ** 2  # alone, it leaves a few particles
+    assert ess(normalised(log_w + sharp)) < 25
+    beta = tempering(log_w, sharp, 50.0)
+    assert 0 < beta < 1
+    assert ess(normalised(log_w + beta * sharp)) == pytest.approx(50.0, rel=0.02)
+    # a sharper figure is tempered more
+    assert tempering(log_w, 4 * sharp, 50.0) == pytest.approx(beta / 4, rel=0.02)

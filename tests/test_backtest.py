@@ -84,6 +84,18 @@ def test_the_drift_estimate_recovers_known_scales():
     est = estimate_drift(errors)
     assert est.brand == pytest.approx(true.brand, rel=0.15) and est.brand_level == pytest.approx(true.brand_level, rel=0.15)
     assert est.product == pytest.approx(true.product, rel=0.3)
+    assert est.level_df == 0 or est.level_df >= 30  # normal errors: no heavy tails chosen
+
+
+def test_the_drift_estimate_finds_heavy_tails_and_keeps_the_variance():
+    rng = np.random.default_rng(1)
+    n = 3000
+    # offsets of sd 0.3 with the tails of a Student-t of 4 degrees of freedom
+    err = 0.3 * rng.standard_t(4, n) * np.sqrt(2 / 4)
+    errors = pd.DataFrame({"log_error": err, "spread": 1e-4, "H": 0.0, "L": 1.0, "level": "brand"})
+    est = estimate_drift(errors)
+    assert est.level_df in (3.0, 4.0, 6.0)
+    assert est.brand_level == pytest.approx(0.3, rel=0.15)
 
 
 # --------------------------------------------------------------------------- leakage

@@ -14,6 +14,7 @@ from sim.model.draws import Drift, draw, item_stream
 from sim.model.market_model import MarketModel
 from sim.runs.batch import collect
 from sim.runs.run import DRAWS_COLUMN, execute, make_specs
+from sim.scenario.yamlio import InputError
 
 #: Every kind of draw at once, from the fourth month.
 UNCERTAIN = {
@@ -96,6 +97,26 @@ def test_drift_is_a_random_walk_of_the_asked_scale():
     # After 9 monthly steps of sd 0.2 the walk's sd is 0.2 * 3 = 0.6 (400 draws: within about 10%).
     assert ends.std(axis=0) == pytest.approx([0.6, 0.6], rel=0.12)
     assert abs(np.corrcoef(ends.T)[0, 1]) < 0.15  # brands walk independently
+
+
+def test_student_t_offsets_keep_their_sd_with_heavier_tails():
+    starts = {}
+    for df in (0.0, 4.0):
+        sc = tiny_scenario({"uncertainty.start": "2024-01", "uncertainty.brand_level": 0.5, "uncertainty.level_df": df})
+        firsts = []
+        for r in range(3000):
+            w = Drift(sc, np.random.SeedSequence(2, spawn_key=(r,)), 0)
+            w.step(0)
+            firsts.append(w.brand.copy())
+        starts[df] = np.array(firsts).ravel()
+    for x in starts.values():
+        assert x.std() == pytest.approx(0.5, rel=0.1)
+    # the same sd, more of the mass near 0 and in the tails: the t's central half is narrower
+    iqr = {df: np.subtract(*np.percentile(x, [75, 25])) for df, x in starts.items()}
+    assert iqr[4.0] < 0.9 * iqr[0.0]
+    assert np.mean(np.abs(starts[4.0]) > 1.5) > np.mean(np.abs(starts[0.0]) > 1.5)
+    with pytest.raises(InputError, match="level_df must be more than 2"):
+        tiny_scenario({"uncertainty.level_df": 2.0})
 
 
 def test_capacity_ranges_and_market_size_reach_the_calendar():

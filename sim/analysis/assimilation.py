@@ -9,8 +9,17 @@ stepped month by month; at the end of each month with reported figures
 given its simulated deliveries (sequential importance sampling). When the effective sample size
 ``ESS = 1 / sum(w**2)`` falls below half the particles, they are resampled (systematic resampling):
 heavy particles are copied, light ones dropped, each copy goes on with streams of its own and a
-small jitter of its appeal drift (rejuvenation, :data:`JITTER`), so that copies do not stay alike.
-The ESS of every month is recorded.
+small jitter of its appeal drift and offset (rejuvenation, :data:`JITTER`, :data:`LEVEL_JITTER`), so that
+copies do not stay alike. The ESS of every month is recorded.
+
+The likelihood is tempered when one month's figures would leave fewer than :data:`MIN_ESS` of the
+particles effective: the month's log-likelihood is multiplied by the largest ``beta`` in (0, 1] that
+keeps that many (found by bisection; ``beta`` is recorded). A model of some 80 appeal offsets
+filtered with a few hundred particles otherwise collapses onto one or two particles, whose offsets
+of the brands and products no figure constrains are then one random draw: in the backtest that
+raised the error of the forecasts and shrank their bands (``docs/ODD.md``). Tempering reads the
+figures as if their errors were ``1 / sqrt(beta)`` times wider than the observation model says, the
+standard remedy for a misspecified observation model (annealed importance sampling).
 
 The months before the first uncertain one are the same for every particle of a parameter set but
 for the agents' sampling noise, so that history is simulated once per parameter set and the
@@ -52,6 +61,28 @@ PARTICLE_STREAM = 2**32 - 4
 RESAMPLE_STREAM = 2**32 - 5
 #: Standard deviation of the jitter given to a resampled copy's drift, as a share of a month's drift step.
 JITTER = 0.5
+#: ... and as a share of the offset's standard deviation at the first uncertain month (``uncertainty.*_level``).
+LEVEL_JITTER = 0.1
+#: The share of the particles a month's figures may leave effective before its likelihood is tempered.
+MIN_ESS = 0.25
+
+
+def tempering(log_w: np.ndarray, increment: np.ndarray, floor: float) -> float:
+    """The largest ``beta`` in (0, 1] for which ``log_w + beta * increment`` keeps an ESS of ``floor``.
+
+    Returns 1 when the whole increment keeps it; the ESS falls as ``beta`` grows, so bisection finds it.
+    """
+    def after(beta: float) -> float:
+        x = log_w + beta * increment
+        return ess(normalised(np.where(np.isfinite(x), x, -np.inf)))
+
+    if after(1.0) >= floor:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if after(mid) >= floor else (lo, mid)
+    return lo
 
 
 @dataclass(frozen=True)
@@ -192,6 +223,7 @@ class FilterResult:
         observations: the figures assimilated, each with the particles' weighted mean and 5-95% of
             its simulated value before it was assimilated.
         origin: the last month simulated (month index). first: the first uncertain month.
+        tempered: the months whose likelihood was tempered, with its power ``beta`` (:data:`MIN_ESS`).
     """
 
     particles: list[Particle]
@@ -203,6 +235,7 @@ class FilterResult:
     origin: int
     first: int
     notes: list[str] = field(default_factory=list)
+    tempered: dict[str, float] = field(default_factory=dict)
 
     @property
     def weights(self) -> np.ndarray:
@@ -248,7 +281,8 @@ class ParticleFilter:
         ens = scenario.ensemble
         self.members = len(ens.members) if ens is not None else 0
         u = scenario.uncertainty
-        self.jitter = (JITTER * u.brand_drift, JITTER * u.product_drift)
+        self.jitter = (float(np.hypot(JITTER * u.brand_drift, LEVEL_JITTER * u.brand_level)),
+                       float(np.hypot(JITTER * u.product_drift, LEVEL_JITTER * u.product_level)))
         self.live: dict[str, MarketModel] = {}  # in-process: the particles' models by the key of their state
 
     def say(self, text: str) -> None:
@@ -324,6 +358,7 @@ class ParticleFilter:
         before = log_w.copy()
         ess_by_month: dict[str, float] = {}
         resampled: list[str] = []
+        tempered: dict[str, float] = {}
         seen: list[dict[str, Any]] = []
         branched = False  # have the particles left their parameter set's history yet?
         copies: set[int] = set()  # particles that are copies made at the last resampling
@@ -352,17 +387,25 @@ class ParticleFilter:
             if here:
                 before = log_w.copy()
                 stacked = np.stack([p.units for p in particles])  # particles x months x products
+                increment = np.zeros(self.n)
+                w = normalised(log_w)
                 for o in here:
                     values = o.simulated(self.entity_units(stacked, o), self.scenario.start_index)
-                    w = normalised(log_w)
                     seen.append(self._describe(o, values, w))
-                    log_w = log_w + o.log_likelihood(values)
+                    increment = increment + o.log_likelihood(values)
+                if not np.isfinite(log_w + increment).any():
+                    raise ValueError(f"{format_month(month)}: no particle is consistent with the figures (all weights 0)")
+                beta = tempering(log_w, increment, MIN_ESS * self.n)
+                if beta < 1.0:
+                    tempered[format_month(month)] = round(beta, 4)
+                log_w = log_w + beta * np.where(np.isfinite(increment), increment, -np.inf)
                 if not np.isfinite(log_w).any():
                     raise ValueError(f"{format_month(month)}: no particle is consistent with the figures (all weights 0)")
                 log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
                 ess_by_month[format_month(month)] = ess(normalised(log_w))
                 self.say(f"  {format_month(month)}: {len(here)} figure(s); effective sample size "
-                         f"{ess_by_month[format_month(month)]:.1f} of {self.n}")  # fmt: skip
+                         f"{ess_by_month[format_month(month)]:.1f} of {self.n}"
+                         + (f" (likelihood tempered by {beta:.3f})" if beta < 1.0 else ""))  # fmt: skip
             if month < self.origin and ess_by_month[format_month(month)] < self.n / 2:
                 idx = systematic_resample(normalised(log_w), self.n, self._resample_rng(k))
                 particles, copies = self._copies(particles, idx)
@@ -371,7 +414,8 @@ class ParticleFilter:
                 self.say(f"  resampled at {format_month(month)}: {len(set(idx.tolist()))} distinct particles kept")
         if self.executor is None:
             self.save_live(particles)
-        return FilterResult(particles, log_w, before, ess_by_month, resampled, seen, self.origin, self.first)
+        return FilterResult(particles, log_w, before, ess_by_month, resampled, seen, self.origin, self.first,
+                            tempered=tempered)
 
     def _resample_rng(self, k: int) -> np.random.Generator:
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.seed, spawn_key=(RESAMPLE_STREAM, k, 2**31))))

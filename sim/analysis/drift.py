@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.special import gammaln
 
 #: Largest monthly step considered (utils): an estimate at the bound says the data cannot tell.
 MAX_SIGMA = 1.0
@@ -83,7 +84,8 @@ class DriftEstimate:
         brand_level: standard deviation of a brand's appeal offset at the origin.
         product_level: standard deviation of a product's own offset at the origin.
         figures: number of forecast errors the estimate rests on.
-        log_likelihood: at the estimate (normal errors).
+        log_likelihood: at the estimate.
+        level_df: degrees of freedom of the Student-t errors the estimate chose (0: normal).
     """
 
     brand: float
@@ -92,6 +94,7 @@ class DriftEstimate:
     log_likelihood: float
     brand_level: float = 0.0
     product_level: float = 0.0
+    level_df: float = 0.0
 
     def scaled(self, factor: float) -> DriftEstimate:
         """The same estimate with every scale multiplied by ``factor`` (e.g. log-volume units into utils)."""
@@ -106,8 +109,11 @@ class DriftEstimate:
         """The scenario values that carry the estimate (paths of the ``uncertainty`` section)."""
         return {"uncertainty.brand_drift": round(self.brand, 6), "uncertainty.product_drift": round(self.product, 6),
                 "uncertainty.brand_level": round(self.brand_level, 6),
-                "uncertainty.product_level": round(self.product_level, 6)}  # fmt: skip
+                "uncertainty.product_level": round(self.product_level, 6), "uncertainty.level_df": self.level_df}  # fmt: skip
 
+
+#: Degrees of freedom of the Student-t error laws the estimate tries beside the normal.
+LEVEL_DFS = (3.0, 4.0, 6.0, 10.0, 30.0)
 
 #: No drift at all.
 NO_DRIFT = DriftEstimate(0.0, 0.0, 0, float("nan"))
@@ -183,16 +189,24 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
         out[:free] = np.exp(x[:free])
         return out  # brand step, brand level, product step, product level
 
-    def nll(x: np.ndarray) -> float:
+    def nll(x: np.ndarray, df: float) -> float:
         sb, lb, sp, lp = scales(x)
         var = v + h * sb**2 + lw * lb**2 + is_product * (h * sp**2 + lw * lp**2) + 1e-8
-        return float(0.5 * np.sum(np.log(2 * np.pi * var) + err**2 / var))
+        if df == 0:
+            return float(0.5 * np.sum(np.log(2 * np.pi * var) + err**2 / var))
+        s2 = var * (df - 2.0) / df  # the Student-t's scale squared, for a variance var
+        return float(-np.sum(gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * np.log(df * np.pi * s2)
+                             - (df + 1) / 2 * np.log1p(err**2 / (df * s2))))  # fmt: skip
 
-    best = None
-    for start in (np.log(0.01), np.log(0.05), np.log(0.2)):
-        res = minimize(nll, np.full(free, start), method="L-BFGS-B", bounds=[(np.log(1e-4), np.log(MAX_SIGMA))] * free)
-        if best is None or res.fun < best.fun:
-            best = res
+    # The errors' tails: normal, or a Student-t of the degrees of freedom (profiled over LEVEL_DFS) that
+    # fits them best; a few forecasts far off and most close is what past errors look like.
+    best, best_df = None, 0.0
+    for df in (0.0, *LEVEL_DFS):
+        for start in (np.log(0.01), np.log(0.05), np.log(0.2)):
+            res = minimize(nll, np.full(free, start), args=(df,), method="L-BFGS-B",
+                           bounds=[(np.log(1e-4), np.log(MAX_SIGMA))] * free)  # fmt: skip
+            if best is None or res.fun < best.fun:
+                best, best_df = res, df
     assert best is not None
     # Maximum likelihood variances are biased low in small samples: scale them by n / (n - p), p the
     # scales estimated (the plug-in bands would otherwise cover less than they say). The errors of one
@@ -202,4 +216,4 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
     inflate = np.sqrt(n / (n - free)) if n > free + 1 else np.sqrt(2.0)
     sb, lb, sp, lp = scales(best.x) * inflate
     return DriftEstimate(brand=float(sb), product=float(sp), figures=int(len(e)), log_likelihood=-float(best.fun),
-                         brand_level=float(lb), product_level=float(lp))  # fmt: skip
+                         brand_level=float(lb), product_level=float(lp), level_df=best_df)  # fmt: skip

@@ -194,6 +194,7 @@ def run_forecast(
         "ess": {k: round(v, 2) for k, v in result.ess.items()},
         "final_ess": round(float(1.0 / np.sum(w_after**2)), 2),
         "resampled": result.resampled,
+        "tempered": result.tempered,
         "particle_members": [p.member for p in result.particles],
         "particle_weights": [round(float(x), 8) for x in w_after],
         "notes": result.notes,

@@ -152,6 +152,7 @@ class Drift:
         u = config.uncertainty
         self.brand_sd, self.product_sd = float(u.brand_drift), float(u.product_drift)
         self.brand_level, self.product_level = float(u.brand_level), float(u.product_level)
+        self.level_df = float(u.level_df)
         self.start = start
         self.brand = np.zeros(len(config.brands))
         self.product = np.zeros(len(config.products))
@@ -176,16 +177,20 @@ class Drift:
         if t < self.start:
             return
         if self.brand_streams:
-            self.brand = self.brand + _steps(self.brand_streams, self.brand_sd, self.brand_level if t == self.start else None)
+            self.brand = self.brand + _steps(self.brand_streams, self.brand_sd, self.brand_level if t == self.start else None,
+                                             self.level_df)
         if self.product_streams:
             self.product = self.product + _steps(
-                self.product_streams, self.product_sd, self.product_level if t == self.start else None
+                self.product_streams, self.product_sd, self.product_level if t == self.start else None, self.level_df
             )
 
 
-def _steps(streams: list[np.random.Generator], step: float, level: float | None) -> np.ndarray:
-    """One draw per stream: a step of sd ``step``, plus, at the first month, an offset of sd ``level``."""
+def _steps(streams: list[np.random.Generator], step: float, level: float | None, df: float = 0.0) -> np.ndarray:
+    """One draw per stream: a step of sd ``step``, plus, at the first month, an offset of sd ``level``
+    (normal, or Student-t of ``df`` degrees of freedom scaled to that sd: ``z * sqrt((df - 2) / chi2_df)``)."""
     if level is None:
         return step * np.array([g.standard_normal() for g in streams])
     z = np.array([g.standard_normal(2) for g in streams])
+    if df > 0:
+        z[:, 0] *= np.sqrt((df - 2.0) / np.array([g.chisquare(df) for g in streams]))
     return level * z[:, 0] + step * z[:, 1]

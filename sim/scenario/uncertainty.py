@@ -10,6 +10,9 @@ uncertainty is the scenario's ``ensemble`` (each run draws one member); the rest
   fix a brand's level at the origin only so well) and then follows a random walk with monthly
   steps of sd ``brand_drift`` (utils): what the model holds constant after the data (a brand's
   pull) in fact moves. ``sim backtest`` estimates these scales from past forecast errors;
+  ``level_df`` (when set) makes the offsets Student-t of that many degrees of freedom, with the same
+  standard deviations: past forecast errors have heavier tails than a normal's (a few brands far off,
+  most close);
 * ``market_level`` and ``market_growth``: the market's size from ``start`` on is multiplied by
   ``exp(level + growth * years since start)``, with ``level`` and ``growth`` normal draws of these
   standard deviations (log units; log units a year);
@@ -40,6 +43,9 @@ class Uncertainty(Frozen):
         0.0, description="Std. dev. of each brand's appeal offset at start, utils: how well the data fix its level then."
     )
     brand_drift: NonNeg = Field(0.0, description="Std. dev. of each brand's monthly appeal step after start, utils.")
+    level_df: float = Field(
+        0.0, ge=0.0, description="Degrees of freedom of the Student-t appeal offsets at start (more than 2; 0: normal)."
+    )
     product_level: NonNeg = Field(0.0, description="Std. dev. of each product's own appeal offset at start, utils.")
     product_drift: NonNeg = Field(0.0, description="Std. dev. of each product's own monthly appeal step after start, utils.")
     market_level: NonNeg = Field(0.0, description="Std. dev. of the log of the market's size from start on.")
@@ -54,6 +60,12 @@ class Uncertainty(Frozen):
     )
     capacity_ranges: bool = Field(True, description="Draw the capacities that have a range from it (false: use max).")
     source: str = Field("", description="Where the scales come from (a command, a published estimate, or 'assumption').")
+
+    @model_validator(mode="after")
+    def _finite_variance(self) -> Uncertainty:
+        if 0 < self.level_df <= 2:
+            raise ValueError("level_df must be more than 2 (a Student-t with 2 or fewer has no variance), or 0 (normal)")
+        return self
 
     @property
     def any(self) -> bool:
