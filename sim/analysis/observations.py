@@ -16,7 +16,8 @@ simulated deliveries in the China market:
 The error of a figure around the particle's value is normal on the log scale with a standard
 deviation by the figure's frequency (the scenario's ``uncertainty.observation_sd``, which ``sim
 fit-appeals`` sets to the fit's residual RMS; :data:`DEFAULT_SD` otherwise), divided by the square
-root of its confidence weight (a low-confidence figure counts less), with an approximate figure
+root of its confidence weight (a low-confidence figure counts less; a milestone counted from the
+start takes an annual figure's error), with an approximate figure
 (``~``, a range) widened by half its range. A ``>`` figure (at least ...) is one-sided: its
 likelihood is the probability that a figure drawn around the particle's value exceeds the bound;
 ``<`` the mirror image.
@@ -170,7 +171,9 @@ def _milestone(g: pd.DataFrame, table: dict[str, float], first: int) -> Observat
     fraction = day / _calendar.monthrange(year, month)[1] if day else 1.0
     production = bool((g["cumulative_of"] == "production").any())
     w = g["confidence"].map(CONFIDENCE_WEIGHT).to_numpy(float)
-    sd = table.get("cumulative", DEFAULT_SD["cumulative"]) / np.sqrt(float(w.max()))
+    # A count since the start is a sum over years, dominated by the last: its error around the model's
+    # is taken as an annual figure's (the fit's "cumulative" figures are year-to-date spans, and few).
+    sd = table.get("annual", DEFAULT_SD["annual"]) / np.sqrt(float(w.max()))
     if production:
         sd = float(np.hypot(sd, PIPELINE_SD))
     what = "built" if production else "delivered"
