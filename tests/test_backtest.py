@@ -157,7 +157,11 @@ def test_backtest_quick_prints_the_documented_json(sim_cli, tmp_path):
     assert {"seasonal_naive", "bass", "naive", "drift", "ets"} <= set(s["relative_mae"])
     assert s["origins"] == ["2023-12", "2024-06"] and s["n_figures"] > 50
     scores = pd.read_parquet(out / "scores.parquet")
-    assert set(scores["forecaster"]) == {"model", "model_assimilated", "naive", "seasonal_naive", "drift", "ets", "bass"}
+    assert set(scores["forecaster"]) == {"model", "model_stale", "model_assimilated", "naive", "seasonal_naive", "drift",
+                                         "ets", "bass"}  # fmt: skip
+    # the previous origin's fit, with and without the figures since, is scored from the second origin on
+    later = scores[scores["forecaster"].isin(["model_stale", "model_assimilated"])]
+    assert set(later["origin"]) == {"2024-06"} and s["assimilation"]["n_figures"] > 0
     assert (scores["horizon"].between(1, 12)).all()
     # the fit at each origin was made on the figures up to it only, and its overlay says so
     fitted = (out / "origins" / "2023-12" / "fitted.yaml").read_text()

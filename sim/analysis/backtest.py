@@ -21,6 +21,13 @@ already reported at that origin (prequential). Each origin is therefore forecast
 without drift, whose errors later origins learn the scale from, and the scored forecast with the
 scale learnt so far. Warm-up origins before the first scored one give the first scale.
 
+**Does assimilation help?** As in the production forecast (a fit through 2024-12, then the figures
+reported since assimilated by a particle filter), each origin is also forecast from the fit made at
+the *previous* origin, which has not seen the figures since: once with those figures assimilated
+(``model_assimilated``: :mod:`sim.analysis.assimilation`, the appeal offsets starting the month after
+the previous origin) and once without (``model_stale``: the same fit and draws, no filter). The
+summary compares the two at horizons 1-6 on the same figures.
+
 Layout of the output folder::
 
     DIR/backtest.json               the plan, versions, command, and the summary
@@ -28,6 +35,8 @@ Layout of the output folder::
     DIR/origins/YYYY-MM/fitted.yaml the fit at the origin (an overlay of the market scenario)
     DIR/origins/YYYY-MM/pilot/      results folder of the pilot forecast (no drift)
     DIR/origins/YYYY-MM/forecast/   results folder of the scored forecast
+    DIR/origins/YYYY-MM/stale/      the previous origin's fit, forecast from this origin without the figures since
+    DIR/origins/YYYY-MM/assimilated/  ... and with them assimilated
 
 A killed backtest continues where it stopped when run again with ``--resume``.
 """
@@ -85,8 +94,8 @@ class BacktestPlan:
             settings (:func:`sim.analysis.fit_appeals.fit`).
         drift: fixed monthly drift scales ``(brand, product)`` in utils; None: estimated.
         kernel: the choice kernel.
-        assimilate: months before each origin whose figures a particle filter assimilates for a second
-            forecast (scored as ``model_assimilated``); 0: none.
+        assimilate: whether each origin after the first is also forecast from the previous origin's fit with
+            and without the figures since assimilated (scored as ``model_assimilated``, ``model_stale``); 0: not.
         particles: the filter's particles.
     """
 
@@ -274,21 +283,42 @@ class Backtest:
         results = self.forecast(origin, fitted, "forecast", drift, self.plan.replications)
         scores = score_forecast(results, figs, origin)
         parts = [scores]
-        if self.plan.assimilate > 0 and not drift.zero:
-            assimilated = self.assimilated_forecast(origin, fitted, drift)
+        if self.plan.assimilate > 0 and not drift.zero and done:
+            previous = done[-1].origin
+            stale = self.stale_forecast(origin, previous, drift)
+            parts.append(score_forecast(stale, figs, origin).assign(forecaster="model_stale"))
+            assimilated = self.assimilated_forecast(origin, previous, drift)
             parts.append(score_forecast(assimilated, figs, origin).assign(forecaster="model_assimilated"))
         history = figures_upto(self.figures, origin)
         parts.append(score_benchmarks(figs, history, origin, self.first, self.plan.horizon))
         self.say(f"[{origin}] scored {len(scores)} figures")
         return OriginResult(origin, False, drift, pilot_errors, pd.concat(parts, ignore_index=True))
 
-    def assimilated_forecast(self, origin: str, fitted: Path, drift: DriftEstimate) -> store.Results:
-        """The same forecast, started from a particle filter over the ``assimilate`` months up to the origin.
+    def stale_overrides(self, origin: str, previous: str, drift: DriftEstimate) -> dict[str, Any]:
+        """The forecast from ``origin`` of the fit made at ``previous``: its offsets start after ``previous``."""
+        o = parse_month(origin)
+        end = min(o + self.plan.horizon, parse_month(self.plan.through))
+        return {"end": format_month(end), "forecast_start": format_month(o + 1), **drift.overrides(),
+                "uncertainty.start": format_month(parse_month(previous) + 1)}  # fmt: skip
 
-        The drift (its offset and steps, as estimated for the origin) starts that many months earlier,
-        and the particles are weighed by the figures of those months (:mod:`sim.analysis.assimilation`):
-        the fit fixed the parameters on the figures up to the origin; the filter estimates where each
-        brand's appeal stands at the origin from the latest of them.
+    def stale_forecast(self, origin: str, previous: str, drift: DriftEstimate) -> store.Results:
+        """The previous origin's fit forecast from ``origin`` without the figures reported since (no filter)."""
+        fitted = self.out / "origins" / previous / "fitted.yaml"
+        scenario = load_scenario(fitted, self.stale_overrides(origin, previous, drift))
+        folder = self.out / "origins" / origin / "stale"
+        if not ((folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete"):
+            run_scenario(scenario, folder, replications=self.plan.replications, seed=self.plan.seed,
+                         scale=self.plan.scale, kernel=self.plan.kernel, workers=self.workers, executor=self.executor,
+                         resume=True, label=f"{origin} stale", backtest_origin=origin)  # fmt: skip
+        return store.load_results(folder)
+
+    def assimilated_forecast(self, origin: str, previous: str, drift: DriftEstimate) -> store.Results:
+        """The previous origin's fit forecast from ``origin`` after a particle filter over the months since.
+
+        The drift (its offset and steps, as estimated for the origin) starts the month after ``previous``,
+        and the particles are weighed by the figures of the months up to ``origin``
+        (:mod:`sim.analysis.assimilation`): what the production forecast does with the figures reported
+        after its fit's data.
         """
         from sim.analysis.forecast import run_forecast
 
@@ -296,9 +326,8 @@ class Backtest:
         if (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete":
             return store.load_results(folder)
         o = parse_month(origin)
-        end = min(o + self.plan.horizon, parse_month(self.plan.through))
-        over = {"end": format_month(end), "forecast_start": format_month(o + 1), **drift.overrides(),
-                "uncertainty.start": format_month(o - self.plan.assimilate + 1)}  # fmt: skip
+        fitted = self.out / "origins" / previous / "fitted.yaml"
+        over = self.stale_overrides(origin, previous, drift)
         scenario = load_scenario(fitted, over)
         shutil.rmtree(folder, ignore_errors=True)
         store.prepare_output(folder)
@@ -398,8 +427,8 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
     Tesla, NIO and Zeekr), ``by_horizon`` (a list, one entry per horizon), ``drift`` (per origin),
     ``assimilation`` (the forecast started from a filter against the same without, horizons 1-6).
     """
-    model = scores[scores["forecaster"].isin(["model", "model_assimilated"])]
-    scores = scores[scores["forecaster"] != "model_assimilated"]  # the model against the benchmarks
+    model = scores[scores["forecaster"].isin(["model", "model_stale", "model_assimilated"])]
+    scores = scores[~scores["forecaster"].isin(["model_stale", "model_assimilated"])]  # the model against the benchmarks
     focus = scores[scores["brand"].isin(FOCUS_BRANDS)]
     by_h = []
     for h in sorted(scores["horizon"].unique()):
@@ -420,18 +449,21 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
 
 
 def assimilation_gain(model: pd.DataFrame, plan: BacktestPlan, horizons: tuple[int, int] = (1, 6)) -> dict[str, Any]:
-    """The forecast with assimilation against the same forecast without, at horizons 1-6, on the same figures."""
+    """The previous origin's fit with the figures since assimilated against the same without, at horizons 1-6, on
+    the same figures (and, for reference, the refit at the origin)."""
     near = model[model["horizon"].between(*horizons)]
     both = near.pivot_table(index=["origin", "line", "entity"], columns="forecaster", values="log_error", aggfunc="first")
-    if "model_assimilated" not in both.columns or "model" not in both.columns:
-        return {"months": plan.assimilate, "n_figures": 0}
-    both = both.dropna()
-    plain, assim = float(both["model"].abs().mean()), float(both["model_assimilated"].abs().mean())
-    cov = near.groupby("forecaster")["covered_90"].mean()
-    return {"months": plan.assimilate, "particles": plan.particles, "horizons": list(horizons), "n_figures": int(len(both)),
-            "mae_log_without": _num(plain), "mae_log_with": _num(assim),
-            "relative": _num(assim / plain) if plain > 0 else None,
-            "coverage_90_without": _num(cov.get("model")), "coverage_90_with": _num(cov.get("model_assimilated"))}  # fmt: skip
+    if not {"model_assimilated", "model_stale"} <= set(both.columns):
+        return {"particles": plan.particles, "n_figures": 0}
+    both = both.dropna(subset=["model_assimilated", "model_stale"])
+    stale, assim = float(both["model_stale"].abs().mean()), float(both["model_assimilated"].abs().mean())
+    refit = float(both["model"].abs().mean()) if "model" in both.columns else float("nan")
+    cov = near[near.set_index(["origin", "line", "entity"]).index.isin(both.index)].groupby("forecaster")["covered_90"].mean()
+    return {"particles": plan.particles, "horizons": list(horizons), "n_figures": int(len(both)),
+            "mae_log_without": _num(stale), "mae_log_with": _num(assim), "mae_log_refit": _num(refit),
+            "relative": _num(assim / stale) if stale > 0 else None,
+            "coverage_90_without": _num(cov.get("model_stale")), "coverage_90_with": _num(cov.get("model_assimilated")),
+            "coverage_90_refit": _num(cov.get("model"))}  # fmt: skip
 
 
 def quick_plan(plan: BacktestPlan) -> BacktestPlan:

@@ -178,10 +178,11 @@ def format_summary(s: dict[str, Any], out: Any) -> str:
                  + "; ".join(f"{o} {d['brand']:.3f}/{d['product']:.3f}" for o, d in s["drift"].items()))
     a = s.get("assimilation") or {}
     if a.get("n_figures"):
-        lines.append(f"  with the {a['months']} months before each origin assimilated ({a['particles']} particles): mean |log "
-                     f"error| at horizons {a['horizons'][0]}-{a['horizons'][1]} {num(a['mae_log_with'])} against "
-                     f"{num(a['mae_log_without'])} without (ratio {num(a['relative'])}, {a['n_figures']} figures); 90% "
-                     f"coverage {pct(a['coverage_90_with'])} against {pct(a['coverage_90_without'])}")  # fmt: skip
+        lines.append(f"  the previous origin's fit with the figures since assimilated ({a['particles']} particles) against "
+                     f"without: mean |log error| at horizons {a['horizons'][0]}-{a['horizons'][1]} {num(a['mae_log_with'])} "
+                     f"against {num(a['mae_log_without'])} (ratio {num(a['relative'])}, {a['n_figures']} figures; the refit "
+                     f"at the origin {num(a.get('mae_log_refit'))}); 90% coverage {pct(a['coverage_90_with'])} against "
+                     f"{pct(a['coverage_90_without'])}")  # fmt: skip
     f = s.get("drift_for_forecast")
     if f:
         lines.append(f"  for a forecast from {f['start']}: appeal offset {f['brand_level']:.3f} (brands), "

@@ -23,9 +23,9 @@ from sim.scenario.yamlio import InputError
 
 #: Files of a backtest folder.
 SUMMARY_FILE, SCORES_FILE = "backtest.json", "scores.parquet"
-#: The model's name in the scores' ``forecaster`` column, and the model's forecast from the state a
-#: particle filter left at the origin (scored at the first horizons only).
-MODEL, ASSIMILATED = "model", "model_assimilated"
+#: The model's name in the scores' ``forecaster`` column; the previous origin's fit forecast from the
+#: origin with the figures since assimilated by a particle filter, and without them.
+MODEL, ASSIMILATED, STALE = "model", "model_assimilated", "model_stale"
 #: What identifies one scored figure forecast (the same figure from the same origin).
 FIGURE_KEYS = ("origin", "line", "entity", "start", "end", "horizon")
 #: How the benchmarks read in tables and legends.
@@ -87,10 +87,10 @@ def horizon_errors(bt: Backtest) -> tuple[pd.DataFrame, int]:
     Returns:
         A frame indexed by horizon (months ahead) with one column per forecaster (the model
         first), and the number of figure forecasts in that common set. Forecasters that scored no
-        figure at all are left out (they would empty the common set), and so is the forecast from
-        an assimilated state, scored at the first horizons only (:func:`assimilation_errors`).
+        figure at all are left out (they would empty the common set), and so are the previous origin's
+        fit's forecasts with and without assimilation (:func:`assimilation_errors`).
     """
-    s = bt.scores[bt.scores["forecaster"] != ASSIMILATED]
+    s = bt.scores[~bt.scores["forecaster"].isin([ASSIMILATED, STALE])]
     names = [MODEL, *(b for b in pd.unique(s["forecaster"]) if b != MODEL)]
     wide = _wide(s)
     wide = wide[[n for n in names if n in wide.columns]].dropna()
@@ -99,16 +99,17 @@ def horizon_errors(bt: Backtest) -> tuple[pd.DataFrame, int]:
 
 
 def assimilation_errors(bt: Backtest) -> pd.DataFrame:
-    """The model's mean absolute log error by horizon with and without assimilation, on the figures both scored.
+    """The previous origin's fit's mean absolute log error by horizon without (``model``) and with the figures
+    since assimilated (``model_assimilated``), on the figures both scored.
 
     Returns:
-        A frame indexed by horizon with columns ``model``, ``model_assimilated`` and ``n_figures``
+        A frame indexed by horizon with columns ``model`` (without), ``model_assimilated`` and ``n_figures``
         (empty when the backtest has no forecast from an assimilated state).
     """
-    wide = _wide(bt.scores[bt.scores["forecaster"].isin([MODEL, ASSIMILATED])])
-    if ASSIMILATED not in wide.columns or MODEL not in wide.columns:
+    wide = _wide(bt.scores[bt.scores["forecaster"].isin([STALE, ASSIMILATED])])
+    if ASSIMILATED not in wide.columns or STALE not in wide.columns:
         return pd.DataFrame(columns=[MODEL, ASSIMILATED, "n_figures"])
-    both = wide[[MODEL, ASSIMILATED]].dropna()
+    both = wide[[STALE, ASSIMILATED]].dropna().rename(columns={STALE: MODEL})
     out = both.abs().groupby(level="horizon").mean()
     return out.assign(n_figures=both.groupby(level="horizon").size())
 

@@ -99,13 +99,14 @@ def assimilation_html(bt: Backtest) -> str:
     lo, hi = a.get("horizons") or ("?", "?")
     rel = a.get("relative")
     verdict = "" if rel is None else (" lower" if rel < 1 else " <b>not lower</b>")
-    return (f"<p><b>Assimilation.</b> At each origin the model was also forecast from the state a particle filter "
-            f"({esc(a.get('particles', '?'))} particles) left after weighing the figures of the "
-            f"{esc(a.get('months', '?'))} months before it. On the {a['n_figures']} figures both scored at horizons "
-            f"{esc(lo)}-{esc(hi)}, its mean |log error| was {number(a.get('mae_log_with'), 3)} against "
-            f"{number(a.get('mae_log_without'), 3)} without (ratio {_rel(rel)}:{verdict}). Its 90% bands covered "
-            f"{percent(a.get('coverage_90_with'))} of the figures it scored; the model's without assimilation, "
-            f"{percent(a.get('coverage_90_without'))} of its figures at the same horizons.</p>")  # fmt: skip
+    return (f"<p><b>Assimilation.</b> At each origin after the first, the fit made at the previous origin was also "
+            f"forecast from this one twice: once with the figures reported since assimilated by a particle filter "
+            f"({esc(a.get('particles', '?'))} particles), as the production forecast does, and once without. On the "
+            f"{a['n_figures']} figures both scored at horizons {esc(lo)}-{esc(hi)}, its mean |log error| was "
+            f"{number(a.get('mae_log_with'), 3)} with them against {number(a.get('mae_log_without'), 3)} without "
+            f"(ratio {_rel(rel)}:{verdict}; the refit at the origin: {number(a.get('mae_log_refit'), 3)}). Its 90% "
+            f"bands covered {percent(a.get('coverage_90_with'))} of those figures with assimilation and "
+            f"{percent(a.get('coverage_90_without'))} without.</p>")  # fmt: skip
 
 
 def backtest_section(bt: Backtest) -> str:

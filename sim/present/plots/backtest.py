@@ -35,8 +35,8 @@ def plot_backtest(errors: pd.DataFrame, coverage: pd.DataFrame, *, title: str, s
         coverage: indexed by horizon, ``coverage_50``, ``coverage_90`` (shares 0..1) and
             ``n_figures`` (the model's figures scored at that horizon).
         labels: how forecasters read in the legend (default: their names).
-        assimilated: indexed by horizon, the model's mean absolute log error without (``model``)
-            and with assimilation (``model_assimilated``) on the ``n_figures`` both scored; drawn
+        assimilated: indexed by horizon, the previous origin's fit's mean absolute log error without
+            (``model``) and with the figures since assimilated (``model_assimilated``) on the ``n_figures`` both scored; drawn
             as a middle panel when given and not empty.
     """
     labels = dict(labels or {})
@@ -78,10 +78,10 @@ def plot_backtest(errors: pd.DataFrame, coverage: pd.DataFrame, *, title: str, s
 
 def _assimilation_panel(ax: Axes, errors: pd.DataFrame) -> None:
     """The model's error without and with assimilation by horizon, on the figures both scored."""
-    ax.plot(errors.index, errors["model"], color="black", lw=2.6, marker="o", ms=6, label="without assimilation")
+    ax.plot(errors.index, errors["model"], color="black", lw=2.6, marker="o", ms=6, label="without the figures since")
     ax.plot(errors.index, errors["model_assimilated"], color=MAIN, lw=2.2, ls="--", marker="D", ms=6,
-            label="from the filtered state at the origin")  # fmt: skip
-    ax.set_title("the model with and without assimilation")
+            label="with them assimilated")  # fmt: skip
+    ax.set_title("the previous origin's fit, with and\nwithout the figures since assimilated")
     ax.legend(loc="upper left", fontsize=8, title=f"on the {int(errors['n_figures'].sum())} figures both scored",
               title_fontsize=8, alignment="left")  # fmt: skip
     _headroom(ax, float(errors[["model", "model_assimilated"]].max().max()), 1.35)
