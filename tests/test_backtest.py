@@ -14,7 +14,7 @@ from conftest import TINY
 
 from sim.analysis.backtest import Backtest, BacktestPlan
 from sim.analysis.backtest_scores import score_benchmarks
-from sim.analysis.decomposition import SOURCES, run_decomposition
+from sim.analysis.decomposition import SOURCES, run_decomposition, source_overrides
 from sim.analysis.drift import DriftEstimate, estimate_drift, horizon_variance, level_weight
 from sim.analysis.figures import figures_upto
 from sim.analysis.reported import FIGURE_COLUMNS, ReportedFigures
@@ -185,3 +185,13 @@ def test_the_decomposition_attributes_the_spread_to_its_sources(market, tmp_path
     assert t["sources"]["parameters"]["sd"] == 0 and t["sources"]["capacities"]["sd"] == 0
     assert t["sd_all"] > t["sd_agents"]
     assert json.loads((tmp_path / "dec" / "decomposition.json").read_text()) == d
+
+
+def test_the_decomposition_switches_off_the_appeal_offsets_with_the_drift(market):
+    over = {"uncertainty.brand_level": 0.5, "uncertainty.product_level": 0.2, "uncertainty.brand_drift": 0.1,
+            "uncertainty.market_level": 0.1}
+    sc = load_scenario(market, over)
+    u = load_scenario(market, {**over, **source_overrides(sc, ("market",))}).uncertainty  # the market alone
+    assert (u.brand_level, u.product_level, u.brand_drift, u.product_drift) == (0, 0, 0, 0)
+    assert u.market_level == 0.1
+    assert not load_scenario(market, {**over, **source_overrides(sc, ())}).uncertainty.any  # none: the agents' noise alone

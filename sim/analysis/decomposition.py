@@ -1,8 +1,8 @@
 """Where a forecast's spread comes from: the variance of a target's deliveries, source by source.
 
 A forecast carries five sources of uncertainty beyond the agents' sampling noise: the fitted
-parameters (the scenario's ``ensemble``, draws from the fit's posterior), the drift of appeal after
-the data, the market's size and growth, the capacities that are assumptions, and the appeal of
+parameters (the scenario's ``ensemble``, draws from the fit's posterior), the appeal offsets at the
+first month after the data and their drift, the market's size and growth, the capacities that are assumptions, and the appeal of
 products launched after the data (:mod:`sim.scenario.uncertainty`). The decomposition runs the
 scenario on the same seeds (common random numbers) with every source on (``all``), with none
 (``none``: the agents' sampling noise alone), and with each source alone, and reports for the
@@ -43,8 +43,9 @@ def source_overrides(scenario: Scenario, on: tuple[str, ...]) -> dict[str, Any]:
     off: dict[str, Any] = {}
     if "parameters" not in on and scenario.ensemble is not None:
         off["ensemble"] = None
-    if "drift" not in on:
-        off |= {"uncertainty.brand_drift": 0.0, "uncertainty.product_drift": 0.0}
+    if "drift" not in on:  # the appeal offsets at the first uncertain month and their random walk
+        off |= {"uncertainty.brand_drift": 0.0, "uncertainty.product_drift": 0.0, "uncertainty.brand_level": 0.0,
+                "uncertainty.product_level": 0.0}
     if "market" not in on:
         off |= {"uncertainty.market_level": 0.0, "uncertainty.market_growth": 0.0}
     if "capacities" not in on:

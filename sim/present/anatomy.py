@@ -24,7 +24,7 @@ from sim.scenario.yamlio import InputError
 
 #: How each source reads in a table.
 SOURCE_LABELS = {
-    "parameters": "fitted parameters", "drift": "appeal drift after the data", "market": "market size and growth",
+    "parameters": "fitted parameters", "drift": "appeal offsets and drift after the data", "market": "market size and growth",
     "capacities": "capacities (assumed ranges)", "new_products": "appeal of new products",
 }  # fmt: skip
 AGENTS = "agent sampling"
