@@ -20,6 +20,7 @@ from sim.analysis.figures import figures_upto
 from sim.analysis.reported import FIGURE_COLUMNS, ReportedFigures
 from sim.runs.run import execute, make_specs
 from sim.scenario.load import load_scenario
+from sim.scenario.yamlio import InputError
 
 #: A small market whose plants never bind, three years long, so that origins can roll through it.
 MARKET = f"""name: rolling
@@ -185,6 +186,10 @@ def test_the_decomposition_attributes_the_spread_to_its_sources(market, tmp_path
     assert t["sources"]["parameters"]["sd"] == 0 and t["sources"]["capacities"]["sd"] == 0
     assert t["sd_all"] > t["sd_agents"]
     assert json.loads((tmp_path / "dec" / "decomposition.json").read_text()) == d
+    # the same folder asked for another count (or scenario) is refused, not continued with the old runs
+    with pytest.raises(InputError, match="another request"):
+        run_decomposition(market, tmp_path / "dec", seed=3, replications=9, scale=SCALE, overrides=over,
+                          executor="serial")  # fmt: skip
 
 
 def test_the_decomposition_switches_off_the_appeal_offsets_with_the_drift(market):

@@ -31,6 +31,7 @@ from sim.runs import store
 from sim.runs.scenario_batch import run_scenario
 from sim.scenario.load import load_scenario
 from sim.scenario.schema import Scenario
+from sim.scenario.yamlio import InputError
 
 #: The sources, in the order they are reported.
 SOURCES = ("parameters", "drift", "market", "capacities", "new_products")
@@ -79,8 +80,16 @@ def run_decomposition(
     for name, on in configurations().items():
         sc = load_scenario(scenario, {**(overrides or {}), **source_overrides(base, on)})
         folder = out / name
-        if (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete":
-            continue
+        if (folder / store.MANIFEST).exists():
+            stored = store.read_manifest(folder)
+            asked = {"kind": "run", "scenario_hash": sc.hash(), "seed": seed, "replications": replications,
+                     "scale": scale or sc.scale}  # fmt: skip
+            if stored.get("request") != asked:
+                # runs of another scenario, seed, scale or count: continuing them would mix two batches
+                raise InputError(f"{folder}: holds runs of another request than this decomposition's (scenario, "
+                                 "seed, replications or scale); start again with --force or use another --out")
+            if stored.get("status") == "complete":
+                continue
         run_scenario(sc, folder, replications=replications, seed=seed, scale=scale, kernel=kernel, workers=workers,
                      executor=executor, resume=True, progress=progress, label=f"{base.name}: {name}",
                      decomposition=name)  # fmt: skip

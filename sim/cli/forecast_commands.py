@@ -212,7 +212,7 @@ def _decompose_arguments(p: argparse.ArgumentParser) -> None:
                      "sampling noise alone) and with each source alone, and reports each source's share of the "
                      "variance of each target's deliveries (decomposition.json in the output folder).")  # fmt: skip
 def cmd_decompose(args: argparse.Namespace) -> int:
-    from sim.analysis.decomposition import format_decomposition, run_decomposition
+    from sim.analysis.decomposition import configurations, format_decomposition, run_decomposition
     from sim.runs.executors import check_executor
     from sim.runs.store import prepare_folder
     from sim.scenario.load import load_scenario
@@ -223,7 +223,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     out = output_folder(args, default_folder(scenario.name, "decomposition"), what="decomposition",
                         prepare=lambda f, force, resume: prepare_folder(
-                            f, force=force, resume=resume, owned=("decomposition.json", "all", "none"),
+                            f, force=force, resume=resume, owned=("decomposition.json", *configurations()),
                             hint="a decomposition folder"))  # fmt: skip
     result = run_decomposition(
         args.scenario, out, seed=scenario.seed if args.seed is None else args.seed, replications=args.replications,
