@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from sim.model import draws
 from sim.model.agents import BuyerPool, Dealer
-from sim.model.calendar import compile_calendar
+from sim.model.calendar import shared_calendar
 from sim.model.code_identity import code_identity, code_version
 from sim.model.market_model import MarketModel
 from sim.scenario.months import format_month
@@ -261,7 +261,7 @@ def redraw(model: MarketModel) -> None:
     seed = model.rng.bit_generator.seed_seq
     assert isinstance(seed, np.random.SeedSequence)
     model.draws = draws.draw(model.config, seed)
-    model.calendar = draws.apply(compile_calendar(model.config), model.draws, model.config)
+    model.calendar = draws.apply(shared_calendar(model.config), model.draws, model.config)
 
 
 def release(model: MarketModel) -> None:
@@ -352,7 +352,7 @@ def _load(model: MarketModel, state: State) -> None:
     )
     if saved != model.draws:  # a reseeded model's seed no longer gives its draws
         model.draws = saved
-        model.calendar = draws.apply(compile_calendar(model.config), saved, model.config)
+        model.calendar = draws.apply(shared_calendar(model.config), saved, model.config)
     pool = BuyerPool(**{name: np.array(arrays[f"pool.{name}"]) for name in BuyerPool.ARRAYS})
     for name in BuyerPool.ARRAYS:
         like, got = getattr(BuyerPool(), name), getattr(pool, name)
