@@ -190,8 +190,9 @@ def _plain(value: Any) -> Any:
 
 
 def from_state(
-    scenario: Scenario | str | Path, state: State, *, kernel: str | None = None, check: bool = False, **overrides: Any
-) -> MarketModel:
+    scenario: Scenario | str | Path, state: State, *, kernel: str | None = None, check: bool = False,
+    where: str = "the state", **overrides: Any,
+) -> MarketModel:  # fmt: skip
     """A model that goes on from ``state``.
 
     Args:
@@ -201,12 +202,13 @@ def from_state(
         kernel: the kernel of the months to come (default: the state's). Another kernel draws the same
             law from other streams: the months go on validly but not as the saved run's would have.
         check: assert the accounting invariants after every month.
+        where: what the errors name (the file the state was read from).
         overrides: scenario values by path, as :class:`~sim.model.market_model.MarketModel` takes them.
 
     Raises:
         InputError: another code version, a scenario of another hash, or a state that does not fit.
     """
-    return _build(scenario, state, kernel, check, overrides, "the state")
+    return _build(scenario, state, kernel, check, overrides, where)
 
 
 def copy_model(model: MarketModel) -> MarketModel:

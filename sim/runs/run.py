@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ from sim.model import market
 from sim.model.calendar import Calendar
 from sim.model.market_model import MarketModel
 from sim.model.observe import SALES_MEASURES, Measure
-from sim.model.snapshot import release, reseed, restore_snapshot
+from sim.model.snapshot import State, from_state, load_state, release, reseed
 from sim.scenario.schema import Scenario
 
 #: Columns of the sales table that say which run, month, market, product and price segment a row is.
@@ -207,8 +209,8 @@ def execute(spec: RunSpec) -> RunOutput:
         if spec.particle is not None:
             row[PARTICLE_COLUMN] = spec.particle
         if spec.start is not None:
-            model = restore_snapshot(spec.start, spec.scenario, kernel=spec.kernel, check=spec.check,
-                                     **run_overrides(spec, member))  # fmt: skip
+            model = from_state(spec.scenario, start_state(spec.start), kernel=spec.kernel, check=spec.check,
+                               where=spec.start, **run_overrides(spec, member))  # fmt: skip
             reseed(model, spec.seed_sequence())
         else:
             rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
@@ -229,6 +231,33 @@ def execute(spec: RunSpec) -> RunOutput:
         sales = empty_sales()
     row["seconds"] = time.perf_counter() - t0
     return RunOutput(row, sales)
+
+
+#: How many snapshot files' states :func:`start_state` keeps in memory.
+KEEP_STATES = 4
+#: The states :func:`start_state` read lately, the latest last, by the file's path, device, inode, size and time.
+_states: dict[tuple[Any, ...], State] = {}
+
+
+def start_state(path: str | Path) -> State:
+    """The state in the snapshot file a run continues from (:attr:`RunSpec.start`), read once while the file stays as
+    it is and kept for the next runs in this process.
+
+    A forecast's replicates branch from each particle's file several times, one after the other (they are drawn in
+    the particles' order), and a filter's particles from their parameter set's history: a state is read-only and
+    :func:`~sim.model.snapshot.from_state` copies what a model changes, so they may all start from one. The last
+    :data:`KEEP_STATES` files are kept; a file replaced or rewritten (another inode, size or time) is read again.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return load_state(path)  # which says what is wrong with it
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    state = _states.pop(key, None)
+    _states[key] = state if state is not None else load_state(path)  # the latest last
+    for old in list(_states)[:-KEEP_STATES]:
+        del _states[old]
+    return _states[key]
 
 
 def draws_record(model: MarketModel) -> dict[str, Any]:
