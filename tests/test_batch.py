@@ -36,6 +36,24 @@ def _same(a: store.Results, b: store.Results) -> None:
     assert_frame_equal(a.sales, b.sales, check_exact=True)
 
 
+# ----------------------------------------------------------------------- tables
+
+
+def test_the_sales_table_has_its_fixed_types_whatever_its_columns_come_as():
+    from sim.runs.run import SALES_COLUMNS, SALES_MEASURES, STRING_COLUMNS, empty_sales, execute, sales_frame
+
+    spec = make_specs(tiny_scenario({}), 1, seed=2)[0]
+    columns = {c: list(v) for c, v in execute(spec).sales.items()}  # Python lists of str, int and float
+    # What the table was built as before each column was converted on its own: a frame, then its types.
+    types = {"run_id": "int64", "replicate": "int64", **{c: "string" for c in STRING_COLUMNS}}
+    types.update({m.column: "int64" if m.kind == "count" else "float64" for m in SALES_MEASURES})
+    expected = pd.DataFrame(columns).astype(types)[list(SALES_COLUMNS)]
+    assert_frame_equal(sales_frame(columns), expected, check_exact=True)
+    as_arrays = {c: np.array(v, dtype=str if c in STRING_COLUMNS else None) for c, v in columns.items()}
+    assert_frame_equal(sales_frame(as_arrays), expected, check_exact=True)
+    assert_frame_equal(empty_sales(), expected.iloc[:0].reset_index(drop=True), check_exact=True)
+
+
 # ----------------------------------------------------------------------- seeds
 
 

@@ -272,16 +272,25 @@ def empty_sales() -> pd.DataFrame:
     return sales_frame({c: [] for c in SALES_COLUMNS})
 
 
+#: Columns of the sales table that hold text.
+STRING_COLUMNS = ("scenario", "month", "market", "brand", "model", "segment", "powertrain")
+
+
 def sales_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """Build the sales table with its fixed dtypes."""
-    df = pd.DataFrame(columns)
-    for c in ("run_id", "replicate"):
-        df[c] = df[c].astype("int64")
-    for m in SALES_MEASURES:
-        df[m.column] = df[m.column].astype("int64" if m.kind == "count" else "float64")
-    for c in ("scenario", "month", "market", "brand", "model", "segment", "powertrain"):
-        df[c] = df[c].astype("string")
-    return df[list(SALES_COLUMNS)]
+    """Build the sales table with its fixed dtypes.
+
+    Each column is converted on its own, before the frame is made: text through an array of Python
+    strings (``object``; a run's tables pass them so, taken from the names, not made anew per row).
+    """
+    kinds = {"run_id": "int64", "replicate": "int64"}
+    kinds.update({m.column: "int64" if m.kind == "count" else "float64" for m in SALES_MEASURES})
+    out: dict[str, Any] = {}
+    for c in SALES_COLUMNS:
+        if c in STRING_COLUMNS:
+            out[c] = pd.array(np.asarray(columns[c], dtype=object), dtype="string")
+        else:
+            out[c] = np.asarray(columns[c]).astype(kinds[c])
+    return pd.DataFrame(out, columns=list(SALES_COLUMNS))
 
 
 def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
@@ -296,7 +305,7 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
     offered = months_of("offered")
     t_idx, p_idx, m_idx = np.nonzero(offered)
     trans = months_of("transaction_price")[t_idx, p_idx, m_idx]
-    months = np.array(mv["month"][1:])
+    months = np.array(mv["month"][1:], dtype=object)
     row, seg, share, ratio = segment_rows(model.calendar, t_idx, p_idx, trans)
     t_idx, p_idx, m_idx = t_idx[row], p_idx[row], m_idx[row]
 
@@ -315,14 +324,19 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
         "scenario": np.full(t_idx.size, spec.scenario.name, dtype=object),
         "replicate": np.full(t_idx.size, spec.replicate),
         "month": months[t_idx],
-        "market": np.array(model.market_names)[m_idx],
-        "brand": np.array(model.brand_names)[model.product_brand[p_idx]],
-        "model": np.array(model.product_names)[p_idx],
-        "segment": np.array(model.segment_names)[seg],
-        "powertrain": model.powertrain[p_idx],
+        "market": _names(model.market_names)[m_idx],
+        "brand": _names(model.brand_names)[model.product_brand[p_idx]],
+        "model": _names(model.product_names)[p_idx],
+        "segment": _names(model.segment_names)[seg],
+        "powertrain": _names(model.powertrain)[p_idx],
         **{m.column: measure(m) for m in SALES_MEASURES},
     }
     return sales_frame(cols)
+
+
+def _names(names: Any) -> np.ndarray:
+    """Names as an array of Python strings (``object``), to be indexed by row."""
+    return np.array([str(x) for x in names], dtype=object)
 
 
 def segment_rows(
