@@ -133,6 +133,16 @@ def test_bad_kernel_in_the_environment_is_input_error_before_any_run(tmp_path, m
     assert not (tmp_path / "o").exists()
 
 
+def test_a_worker_sends_the_sales_part_the_parent_would_write(tmp_path, tiny):
+    specs = make_specs(tiny, 3, seed=5)
+    runs, part = chunks.run_chunk_encoded(specs)
+    rows_runs, rows = chunks.run_chunk(specs)
+    assert isinstance(part, bytes) and part == store.encode_part(rows)  # the same file, byte for byte
+    assert_frame_equal(runs.drop(columns="seconds"), rows_runs.drop(columns="seconds"))
+    written = store.write_part(store.prepare_output(tmp_path / "out"), "sales", "00000000", part)
+    assert_frame_equal(store.read_part(written).to_pandas(), rows, check_exact=True)
+
+
 def test_in_flight_window_is_bounded(tiny):
     """The parent holds at most `window` chunk results at a time, whatever the number of chunks."""
     submitted = 0
