@@ -36,6 +36,24 @@ def _same(a: store.Results, b: store.Results) -> None:
     assert_frame_equal(a.sales, b.sales, check_exact=True)
 
 
+# ----------------------------------------------------------------------- tables
+
+
+def test_the_sales_table_has_its_fixed_types_whatever_its_columns_come_as():
+    from sim.runs.run import SALES_COLUMNS, SALES_MEASURES, STRING_COLUMNS, empty_sales, execute, sales_frame
+
+    spec = make_specs(tiny_scenario({}), 1, seed=2)[0]
+    columns = {c: list(v) for c, v in execute(spec).sales.items()}  # Python lists of str, int and float
+    # What the table was built as before each column was converted on its own: a frame, then its types.
+    types = {"run_id": "int64", "replicate": "int64", **{c: "string" for c in STRING_COLUMNS}}
+    types.update({m.column: "int64" if m.kind == "count" else "float64" for m in SALES_MEASURES})
+    expected = pd.DataFrame(columns).astype(types)[list(SALES_COLUMNS)]
+    assert_frame_equal(sales_frame(columns), expected, check_exact=True)
+    as_arrays = {c: np.array(v, dtype=str if c in STRING_COLUMNS else None) for c, v in columns.items()}
+    assert_frame_equal(sales_frame(as_arrays), expected, check_exact=True)
+    assert_frame_equal(empty_sales(), expected.iloc[:0].reset_index(drop=True), check_exact=True)
+
+
 # ----------------------------------------------------------------------- seeds
 
 
@@ -113,6 +131,16 @@ def test_bad_kernel_in_the_environment_is_input_error_before_any_run(tmp_path, m
     assert main(["run", str(TINY), "-r", "2", "--out", str(tmp_path / "o"), "-q"]) == 2
     assert "SIM_KERNEL" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_worker_sends_the_sales_part_the_parent_would_write(tmp_path, tiny):
+    specs = make_specs(tiny, 3, seed=5)
+    runs, part = chunks.run_chunk_encoded(specs)
+    rows_runs, rows = chunks.run_chunk(specs)
+    assert isinstance(part, bytes) and part == store.encode_part(rows)  # the same file, byte for byte
+    assert_frame_equal(runs.drop(columns="seconds"), rows_runs.drop(columns="seconds"))
+    written = store.write_part(store.prepare_output(tmp_path / "out"), "sales", "00000000", part)
+    assert_frame_equal(store.read_part(written).to_pandas(), rows, check_exact=True)
 
 
 def test_in_flight_window_is_bounded(tiny):

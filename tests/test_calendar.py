@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sim import MarketModel
-from sim.model.calendar import Calendar, compile_calendar
+from sim.model import calendar as calendars
+from sim.model.calendar import Calendar, compile_calendar, shared_calendar
 from sim.model.events import AGENT_EVENTS, SCHEDULE_EVENTS, DiscountChange, StoreChange
 from sim.scenario.events import Event
 from sim.scenario.load import load_scenario
@@ -48,6 +49,27 @@ def test_the_calendar_spans_the_scenario_and_is_read_only():
     again = compile_calendar(sc)
     np.testing.assert_array_equal(again.capacity, cal.capacity)
     assert again.events == cal.events
+
+
+def test_models_of_one_scenario_share_its_compiled_calendar():
+    sc = load_scenario(TINY)
+    cal = shared_calendar(sc)
+    assert shared_calendar(sc) is cal and shared_calendar(load_scenario(TINY)) is cal  # an equal scenario made anew
+    assert MarketModel(sc, seed=1).calendar is MarketModel(sc, seed=2).calendar is cal  # tiny.yaml draws nothing
+    fresh = compile_calendar(sc)
+    for owner, again in ((cal, fresh), (cal.policy, fresh.policy)):
+        for name in type(owner).__dataclass_fields__:
+            a, b = getattr(owner, name), getattr(again, name)
+            if name != "policy":
+                assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, name
+    # Nothing a model could change: the policy's arrays are read-only as the calendar's are.
+    with pytest.raises(ValueError, match="read-only"):
+        cal.policy.subsidy[0, 0, 0] = 1.0
+    other = load_scenario(TINY, {"products.A1.price": 260000})
+    assert shared_calendar(other) is not cal and shared_calendar(other).price[0, 0] != cal.price[0, 0]
+    for i in range(calendars.KEEP_CALENDARS + 1):  # the cache keeps the last few scenarios only
+        shared_calendar(load_scenario(TINY, {"products.A1.price": 200000 + i}))
+    assert len(calendars._compiled) == calendars.KEEP_CALENDARS
 
 
 def test_dates_give_what_is_on_sale_deliverable_and_built():

@@ -335,6 +335,31 @@ def test_split_largest_remainder_by_hand():
     assert market.split_largest_remainder(5, np.array([0.0, 0.0])).tolist() == [0, 0]
 
 
+def _split_one_by_one(total: int, w: np.ndarray) -> np.ndarray:
+    """The split of one row as it was written before rows were split together (the reference)."""
+    if total <= 0 or w.sum() <= 0:
+        return np.zeros(w.shape, np.int64)
+    exact = total * w / w.sum()
+    out = np.floor(exact).astype(np.int64)
+    short = int(total - out.sum())
+    if short > 0:
+        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return out
+
+
+@pytest.mark.parametrize("columns", [1, 2, 3, 5, 9, 17])
+def test_rows_split_together_as_each_alone(columns):
+    rng = np.random.default_rng(columns)
+    totals = rng.integers(-2, 3000, 400)
+    whole = rng.integers(0, 4, (400, columns)).astype(float)  # whole units, many ties
+    for w in (whole, whole * rng.random((400, columns)), np.zeros((400, columns))):
+        got = market.split_rows_largest_remainder(totals, w)
+        assert got.dtype == np.int64 and got.shape == w.shape
+        for i in range(totals.size):
+            assert got[i].tolist() == _split_one_by_one(int(totals[i]), w[i]).tolist(), (i, totals[i], w[i])
+    assert market.split_rows_largest_remainder(np.zeros(0, np.int64), np.zeros((0, columns))).shape == (0, columns)
+
+
 # ------------------------------------------------------------ delivery
 
 

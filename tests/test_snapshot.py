@@ -3,6 +3,7 @@ the run that never stopped; a snapshot of another scenario or code version, or a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import json
@@ -30,6 +31,7 @@ from sim.model.snapshot import (
     restore_snapshot,
     save_snapshot,
 )
+from sim.runs import run
 from sim.runs.run import RunSpec, draws_record, execute, make_specs, sales_table
 from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
@@ -230,6 +232,57 @@ def test_a_released_model_is_freed():
     del model
     gc.collect()
     assert ref() is None
+
+
+# ----------------------------------------------------------------------------------- shared states
+
+
+def _frozen_copy(state: State) -> State:
+    """A deep copy of a state, to tell later whether the state itself changed."""
+    return State(json.loads(json.dumps(state.meta)), {k: a.copy() for k, a in state.arrays.items()})
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_replicates_branched_from_one_shared_state_give_the_tables_they_give_alone(kernel, tmp_path):
+    spec = _spec("uncertain", kernel)
+    path = save_snapshot(_steps(_build(spec), 5), tmp_path / "p.npz")
+    branched = [dataclasses.replace(spec, run_id=r, replicate=r, spawn_key=(r,), start=str(path)) for r in range(3)]
+    alone = []
+    for s in branched:  # each from the file, read anew
+        run._states.clear()
+        alone.append(execute(s))
+    run._states.clear()
+    # One after the other from the state read once, the first again after the others ran from the same state.
+    together = [execute(s) for s in [*branched, branched[0]]]
+    assert len(run._states) == 1
+    for a, b in zip([*alone, alone[0]], together, strict=True):
+        assert b.run["status"] == "ok", b.run["error"]
+        assert a.run["draws"] == b.run["draws"]
+        pd.testing.assert_frame_equal(a.sales, b.sales)
+    assert not alone[0].sales["units"].equals(alone[1].sales["units"])  # replicates of one state differ
+    # The shared state is as the file has it: the models built from it changed none of it.
+    assert_same_state(run.start_state(path), _frozen_copy(load_state(path)))
+    assert all(not a.flags.writeable for a in run.start_state(path).arrays.values())
+
+
+def test_a_shared_state_follows_its_file_and_only_the_last_few_are_kept(tmp_path):
+    spec = _spec("tiny", "numpy")
+    model = _build(spec)
+    path = save_snapshot(_steps(model, 2), tmp_path / "p.npz")
+    assert run.start_state(path) is run.start_state(path)
+    assert run.start_state(path).month == "2024-02"
+    save_snapshot(_steps(model, 1), path)  # the file replaced: read again
+    assert run.start_state(path).month == "2024-03"
+    for i in range(run.KEEP_STATES + 1):
+        run.start_state(save_snapshot(model, tmp_path / f"q{i}.npz"))
+    assert len(run._states) == run.KEEP_STATES
+    with pytest.raises(InputError, match="no such snapshot file"):
+        run.start_state(tmp_path / "missing.npz")
+    # A run that cannot start from its file fails naming the file.
+    failed = execute(dataclasses.replace(spec, start=str(tmp_path / "missing.npz")))
+    assert failed.run["status"] == "failed" and f"{tmp_path / 'missing.npz'}: no such snapshot file" in failed.run["error"]
+    other = dataclasses.replace(spec, scenario=tiny_scenario({"products.A1.price": 260000}), start=str(path))
+    assert f"{path}: scenario_hash:" in execute(other).run["error"]
 
 
 # ------------------------------------------------------------------------------------------ refusals

@@ -49,8 +49,8 @@ import numpy as np
 from sim.analysis.observations import Observation
 from sim.model.draws import first_uncertain_month
 from sim.model.market_model import MarketModel
-from sim.model.snapshot import copy_model, from_state, load_state, model_state, redraw, release, reseed, write_state
-from sim.runs.run import member_overrides
+from sim.model.snapshot import copy_model, from_state, model_state, redraw, release, reseed, write_state
+from sim.runs.run import member_overrides, start_state
 from sim.scenario.months import format_month
 from sim.scenario.schema import Scenario
 
@@ -125,7 +125,9 @@ def prepare(task: Advance, model: MarketModel | None = None) -> MarketModel:
         return MarketModel(task.scenario, rng=np.random.Generator(np.random.PCG64(seq)), scale=task.scale,
                            kernel=task.kernel, **overrides)  # fmt: skip
     if model is None:
-        model = from_state(task.scenario, load_state(str(task.source)), kernel=task.kernel, **overrides)
+        # start_state: a parameter set's particles all start from its history's file, copies made at resampling from
+        # their parent's.
+        model = from_state(task.scenario, start_state(str(task.source)), kernel=task.kernel, **overrides)
     elif seq is not None:
         model = copy_model(model)
     if seq is not None:

@@ -118,10 +118,12 @@ class Calendar:
     events: tuple[tuple[AgentEvent, ...], ...]
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, np.ndarray):
-                value.flags.writeable = False
+        # Read-only, the policy's arrays too: the models of one scenario share its calendar (shared_calendar).
+        for owner in (self, self.policy):
+            for f in fields(owner):
+                value = getattr(owner, f.name)
+                if isinstance(value, np.ndarray):
+                    value.flags.writeable = False
 
     @property
     def n_months(self) -> int:
@@ -252,6 +254,31 @@ def discount_rules(config: Scenario, months: I64) -> B:
 
 
 # ------------------------------------------------------------------ the calendar
+
+
+#: How many scenarios' calendars :func:`shared_calendar` keeps.
+KEEP_CALENDARS = 4
+#: The calendars :func:`shared_calendar` compiled lately, most recent last, with their scenario and its hash.
+_compiled: list[tuple[Scenario, str, Calendar]] = []
+
+
+def shared_calendar(config: Scenario) -> Calendar:
+    """``compile_calendar(config)``, compiled once for each of the last few scenarios of the process, and shared.
+
+    A calendar is frozen (read-only arrays), so every model of one scenario can read the same one: the
+    runs of a batch in a worker, a filter's particles and the replicates branched from them compile it
+    once instead of once per model. A scenario is known by identity, else by its hash (an equal
+    scenario made anew, e.g. with the same overrides, shares the calendar).
+    """
+    for cfg, _, cal in _compiled:
+        if cfg is config:
+            return cal
+    key = config.hash()
+    found = [cal for _, h, cal in _compiled if h == key]
+    cal = found[0] if found else compile_calendar(config)
+    _compiled.append((config, key, cal))
+    del _compiled[:-KEEP_CALENDARS]
+    return cal
 
 
 def compile_calendar(config: Scenario) -> Calendar:

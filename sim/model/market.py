@@ -466,8 +466,8 @@ def deliver(
     available = np.where(deliverable, stock + capacity, 0.0)
     delivered = np.minimum(total_pending, available)
     units = np.zeros_like(pending)
-    for j in np.flatnonzero(delivered > 0):
-        units[j] = split_largest_remainder(int(delivered[j]), pending[j])
+    rows = np.flatnonzero(delivered > 0)
+    units[rows] = split_rows_largest_remainder(delivered[rows].astype(np.int64), pending[rows])
     production = np.where(
         deliverable, np.minimum(capacity, np.maximum(0.0, np.ceil(delivered + target_stock - stock))), 0.0
     )
@@ -478,11 +478,18 @@ def deliver(
 def split_largest_remainder(total: int, weights: F64) -> I64:
     """Split an integer ``total`` in proportion to ``weights``, in integers summing to ``total``."""
     w = np.asarray(weights, float)
-    if total <= 0 or w.sum() <= 0:
-        return np.zeros(w.shape, np.int64)
-    exact = total * w / w.sum()
-    out = np.floor(exact).astype(np.int64)
-    short = int(total - out.sum())
-    if short > 0:
-        out[np.argsort(-(exact - out), kind="stable")[:short]] += 1
+    return split_rows_largest_remainder(np.array([total], np.int64), w.reshape(1, -1))[0].reshape(w.shape)
+
+
+def split_rows_largest_remainder(totals: I64, weights: F64) -> I64:
+    """:func:`split_largest_remainder` of each row, ``totals[i]`` in proportion to ``weights[i]`` (rows x N), as row
+    by row: the floors of the exact shares, and one more for each largest remainder (ties to the earlier column)."""
+    w, totals = np.asarray(weights, float), np.asarray(totals, np.int64)
+    sums = w.sum(axis=1)
+    ok = (totals > 0) & (sums > 0)  # the other rows get zeros
+    exact = totals[ok, None] * w[ok] / sums[ok, None]
+    base = np.floor(exact).astype(np.int64)
+    rank = np.argsort(np.argsort(-(exact - base), axis=1, kind="stable"), axis=1)  # 0: the largest remainder
+    out = np.zeros(w.shape, np.int64)
+    out[ok] = base + (rank < (totals[ok] - base.sum(axis=1))[:, None])
     return out

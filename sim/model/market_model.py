@@ -33,7 +33,7 @@ import numpy as np
 
 from sim.model import draws, market, observe, policy
 from sim.model.agents import TASTES, Brand, Buyer, BuyerPool, Dealer
-from sim.model.calendar import Calendar, compile_calendar
+from sim.model.calendar import Calendar, shared_calendar
 from sim.model.kernels import Arrivals, Kernel, Offer, make_kernel
 from sim.scenario.fields import POWERTRAINS
 from sim.scenario.load import load_scenario, override_scenario
@@ -149,7 +149,7 @@ class MarketModel(mesa.Model):
             self.calendar, self.draws = _compiled
         else:
             self.draws = draws.draw(cfg, seed_seq)
-            self.calendar = draws.apply(compile_calendar(cfg), self.draws, cfg)
+            self.calendar = draws.apply(shared_calendar(cfg), self.draws, cfg)
         self.drift = draws.Drift(cfg, seed_seq, self.draws.start)
         cal = self.calendar
         # Names and sizes, as agents, observers and tables read them.

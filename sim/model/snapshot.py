@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from sim.model import draws
 from sim.model.agents import BuyerPool, Dealer
-from sim.model.calendar import compile_calendar
+from sim.model.calendar import shared_calendar
 from sim.model.code_identity import code_identity, code_version
 from sim.model.market_model import MarketModel
 from sim.scenario.months import format_month
@@ -190,8 +190,9 @@ def _plain(value: Any) -> Any:
 
 
 def from_state(
-    scenario: Scenario | str | Path, state: State, *, kernel: str | None = None, check: bool = False, **overrides: Any
-) -> MarketModel:
+    scenario: Scenario | str | Path, state: State, *, kernel: str | None = None, check: bool = False,
+    where: str = "the state", **overrides: Any,
+) -> MarketModel:  # fmt: skip
     """A model that goes on from ``state``.
 
     Args:
@@ -201,12 +202,13 @@ def from_state(
         kernel: the kernel of the months to come (default: the state's). Another kernel draws the same
             law from other streams: the months go on validly but not as the saved run's would have.
         check: assert the accounting invariants after every month.
+        where: what the errors name (the file the state was read from).
         overrides: scenario values by path, as :class:`~sim.model.market_model.MarketModel` takes them.
 
     Raises:
         InputError: another code version, a scenario of another hash, or a state that does not fit.
     """
-    return _build(scenario, state, kernel, check, overrides, "the state")
+    return _build(scenario, state, kernel, check, overrides, where)
 
 
 def copy_model(model: MarketModel) -> MarketModel:
@@ -261,7 +263,7 @@ def redraw(model: MarketModel) -> None:
     seed = model.rng.bit_generator.seed_seq
     assert isinstance(seed, np.random.SeedSequence)
     model.draws = draws.draw(model.config, seed)
-    model.calendar = draws.apply(compile_calendar(model.config), model.draws, model.config)
+    model.calendar = draws.apply(shared_calendar(model.config), model.draws, model.config)
 
 
 def release(model: MarketModel) -> None:
@@ -352,7 +354,7 @@ def _load(model: MarketModel, state: State) -> None:
     )
     if saved != model.draws:  # a reseeded model's seed no longer gives its draws
         model.draws = saved
-        model.calendar = draws.apply(compile_calendar(model.config), saved, model.config)
+        model.calendar = draws.apply(shared_calendar(model.config), saved, model.config)
     pool = BuyerPool(**{name: np.array(arrays[f"pool.{name}"]) for name in BuyerPool.ARRAYS})
     for name in BuyerPool.ARRAYS:
         like, got = getattr(BuyerPool(), name), getattr(pool, name)

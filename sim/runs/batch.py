@@ -1,9 +1,10 @@
 """Batches: map runs over an executor and store each finished chunk as its own part.
 
 Runs are grouped into chunks (:mod:`sim.runs.chunks`; so that short runs do not drown
-in overhead); each chunk is executed in a worker (:mod:`sim.runs.executors`) and
-written by the parent as soon as it returns, so the parent holds at most
-``2 x workers`` chunks in memory whatever the number of runs. After every chunk the
+in overhead); each chunk is executed in a worker (:mod:`sim.runs.executors`), which
+encodes its sales part (:func:`sim.runs.chunks.run_chunk_encoded`), and written by the
+parent as soon as it returns, so the parent holds at most ``2 x workers`` chunks in
+memory whatever the number of runs. After every chunk the
 manifest is rewritten (atomically) with what finished and what failed, so a batch
 killed at any moment leaves a truthful folder that ``resume=True`` continues. A write
 that fails (disk full, read-only folder) stops the batch with an ``OSError`` that says
@@ -32,8 +33,9 @@ from typing import Any
 import pandas as pd
 
 from sim.runs import lock, store
-from sim.runs.chunks import BLAS_THREADS, ChunkSizer, iter_chunks, run_chunk, with_design
+from sim.runs.chunks import BLAS_THREADS, ChunkSizer, iter_chunks, run_chunk_encoded, with_design
 from sim.runs.chunks import collect as collect  # sim.analysis.fit_appeals imports it from here
+from sim.runs.chunks import run_chunk as run_chunk  # sim.api imports it from here
 from sim.runs.executors import executor_slots, make_executor
 from sim.runs.progress import Progress
 from sim.runs.run import RunSpec
@@ -269,13 +271,12 @@ def _remove_quietly(path: Path) -> None:
         pass  # scan_finished removes a sales part without its runs part on --resume
 
 
-def _results(
-    ex: Executor, chunks: Iterable[list[RunSpec]], window: int
-) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Yield chunk results as they finish, keeping at most ``window`` chunks in flight."""
+def _results(ex: Executor, chunks: Iterable[list[RunSpec]], window: int) -> Iterator[tuple[pd.DataFrame, bytes]]:
+    """Yield chunk results (runs rows, sales part: :func:`run_chunk_encoded`) as they finish, keeping at most
+    ``window`` chunks in flight."""
     pending: set[Future[Any]] = set()
     for chunk in chunks:
-        pending.add(ex.submit(run_chunk, chunk))
+        pending.add(ex.submit(run_chunk_encoded, chunk))
         while len(pending) >= window:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ from sim.model import market
 from sim.model.calendar import Calendar
 from sim.model.market_model import MarketModel
 from sim.model.observe import SALES_MEASURES, Measure
-from sim.model.snapshot import release, reseed, restore_snapshot
+from sim.model.snapshot import State, from_state, load_state, release, reseed
 from sim.scenario.schema import Scenario
 
 #: Columns of the sales table that say which run, month, market, product and price segment a row is.
@@ -207,8 +209,8 @@ def execute(spec: RunSpec) -> RunOutput:
         if spec.particle is not None:
             row[PARTICLE_COLUMN] = spec.particle
         if spec.start is not None:
-            model = restore_snapshot(spec.start, spec.scenario, kernel=spec.kernel, check=spec.check,
-                                     **run_overrides(spec, member))  # fmt: skip
+            model = from_state(spec.scenario, start_state(spec.start), kernel=spec.kernel, check=spec.check,
+                               where=spec.start, **run_overrides(spec, member))  # fmt: skip
             reseed(model, spec.seed_sequence())
         else:
             rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
@@ -231,6 +233,33 @@ def execute(spec: RunSpec) -> RunOutput:
     return RunOutput(row, sales)
 
 
+#: How many snapshot files' states :func:`start_state` keeps in memory.
+KEEP_STATES = 4
+#: The states :func:`start_state` read lately, the latest last, by the file's path, device, inode, size and time.
+_states: dict[tuple[Any, ...], State] = {}
+
+
+def start_state(path: str | Path) -> State:
+    """The state in the snapshot file a run continues from (:attr:`RunSpec.start`), read once while the file stays as
+    it is and kept for the next runs in this process.
+
+    A forecast's replicates branch from each particle's file several times, one after the other (they are drawn in
+    the particles' order), and a filter's particles from their parameter set's history: a state is read-only and
+    :func:`~sim.model.snapshot.from_state` copies what a model changes, so they may all start from one. The last
+    :data:`KEEP_STATES` files are kept; a file replaced or rewritten (another inode, size or time) is read again.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return load_state(path)  # which says what is wrong with it
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    state = _states.pop(key, None)
+    _states[key] = state if state is not None else load_state(path)  # the latest last
+    for old in list(_states)[:-KEEP_STATES]:
+        del _states[old]
+    return _states[key]
+
+
 def draws_record(model: MarketModel) -> dict[str, Any]:
     """A run's uncertainty draws: the fixed ones, and each brand's appeal drift at the end (utils)."""
     out = model.draws.record()
@@ -243,16 +272,25 @@ def empty_sales() -> pd.DataFrame:
     return sales_frame({c: [] for c in SALES_COLUMNS})
 
 
+#: Columns of the sales table that hold text.
+STRING_COLUMNS = ("scenario", "month", "market", "brand", "model", "segment", "powertrain")
+
+
 def sales_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """Build the sales table with its fixed dtypes."""
-    df = pd.DataFrame(columns)
-    for c in ("run_id", "replicate"):
-        df[c] = df[c].astype("int64")
-    for m in SALES_MEASURES:
-        df[m.column] = df[m.column].astype("int64" if m.kind == "count" else "float64")
-    for c in ("scenario", "month", "market", "brand", "model", "segment", "powertrain"):
-        df[c] = df[c].astype("string")
-    return df[list(SALES_COLUMNS)]
+    """Build the sales table with its fixed dtypes.
+
+    Each column is converted on its own, before the frame is made: text through an array of Python
+    strings (``object``; a run's tables pass them so, taken from the names, not made anew per row).
+    """
+    kinds = {"run_id": "int64", "replicate": "int64"}
+    kinds.update({m.column: "int64" if m.kind == "count" else "float64" for m in SALES_MEASURES})
+    out: dict[str, Any] = {}
+    for c in SALES_COLUMNS:
+        if c in STRING_COLUMNS:
+            out[c] = pd.array(np.asarray(columns[c], dtype=object), dtype="string")
+        else:
+            out[c] = np.asarray(columns[c]).astype(kinds[c])
+    return pd.DataFrame(out, columns=list(SALES_COLUMNS))
 
 
 def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
@@ -267,7 +305,7 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
     offered = months_of("offered")
     t_idx, p_idx, m_idx = np.nonzero(offered)
     trans = months_of("transaction_price")[t_idx, p_idx, m_idx]
-    months = np.array(mv["month"][1:])
+    months = np.array(mv["month"][1:], dtype=object)
     row, seg, share, ratio = segment_rows(model.calendar, t_idx, p_idx, trans)
     t_idx, p_idx, m_idx = t_idx[row], p_idx[row], m_idx[row]
 
@@ -286,14 +324,19 @@ def sales_table(model: MarketModel, spec: RunSpec) -> pd.DataFrame:
         "scenario": np.full(t_idx.size, spec.scenario.name, dtype=object),
         "replicate": np.full(t_idx.size, spec.replicate),
         "month": months[t_idx],
-        "market": np.array(model.market_names)[m_idx],
-        "brand": np.array(model.brand_names)[model.product_brand[p_idx]],
-        "model": np.array(model.product_names)[p_idx],
-        "segment": np.array(model.segment_names)[seg],
-        "powertrain": model.powertrain[p_idx],
+        "market": _names(model.market_names)[m_idx],
+        "brand": _names(model.brand_names)[model.product_brand[p_idx]],
+        "model": _names(model.product_names)[p_idx],
+        "segment": _names(model.segment_names)[seg],
+        "powertrain": _names(model.powertrain)[p_idx],
         **{m.column: measure(m) for m in SALES_MEASURES},
     }
     return sales_frame(cols)
+
+
+def _names(names: Any) -> np.ndarray:
+    """Names as an array of Python strings (``object``), to be indexed by row."""
+    return np.array([str(x) for x in names], dtype=object)
 
 
 def segment_rows(

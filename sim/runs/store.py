@@ -205,12 +205,18 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_part(out: Path, table: str, name: str, df: pd.DataFrame) -> Path:
-    """Write one Parquet part atomically (temporary file, then rename)."""
-    target = out / table / f"part-{name}.parquet"
+def encode_part(df: pd.DataFrame) -> bytes:
+    """The bytes of the Parquet part (zstd) that holds ``df``'s rows."""
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink, compression="zstd")
-    _atomic_write_bytes(target, sink.getvalue().to_pybytes())
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def write_part(out: Path, table: str, name: str, df: pd.DataFrame | bytes) -> Path:
+    """Write one Parquet part atomically (temporary file, then rename): a table's rows, or the bytes
+    :func:`encode_part` made of them (in a worker: see :func:`sim.runs.chunks.run_chunk_encoded`)."""
+    target = out / table / f"part-{name}.parquet"
+    _atomic_write_bytes(target, df if isinstance(df, bytes) else encode_part(df))
     return target
 
 
