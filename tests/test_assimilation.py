@@ -238,3 +238,21 @@ def test_tempering_keeps_the_effective_sample_size_at_its_floor():
     assert ess(normalised(log_w + beta * sharp)) == pytest.approx(50.0, rel=0.02)
     # a sharper figure is tempered more
     assert tempering(log_w, 4 * sharp, 50.0) == pytest.approx(beta / 4, rel=0.02)
+
+
+def test_a_forecast_replaces_its_folder_with_force_before_included(tmp_path):
+    # make demo forecasts into the same folder every time: the second forecast replaces the first's before/ too
+    from forecast_folders import BEFORE, ORIGIN, figures_of_a_run
+    from forecast_folders import MARKET as FORECAST_MARKET
+
+    from sim.analysis.forecast import run_forecast
+
+    path = tmp_path / "drifting.yaml"
+    path.write_text(FORECAST_MARKET)
+    scenario, out = load_scenario(path), tmp_path / "fc"
+    for force in (False, True):
+        run_forecast(scenario, store.prepare_output(out, force=force), scenario_file=str(path),
+                     figures=figures_of_a_run(path), figures_files=[], origin=parse_month(ORIGIN), particles=6,
+                     replications=4, seed=3, before=BEFORE, scale=SCALE, executor="serial", progress=False,
+                     log=io.StringIO())  # fmt: skip
+        assert len(store.load_results(out).runs) == 4 and len(store.load_results(out / "before").runs) == BEFORE

@@ -212,6 +212,9 @@ def run_forecast(
     report = run_batch(specs, out, manifest, workers=workers, progress=progress, executor=executor)
     if before > 0 and result.observations:
         last = result.observations[-1]["month"]
+        # ``out`` was checked empty, or given with --force, by the caller: a before/ left by an earlier forecast
+        # there is replaced with the rest of it
+        shutil.rmtree(out / "before", ignore_errors=True)
         folder = store.prepare_output(out / "before")
         specs_b = branched_specs(scenario, result, out / "particles", before, seed, weights=w_before, scale=scale,
                                  kernel=kernel, stream=1)  # fmt: skip
