@@ -345,7 +345,7 @@ def test_a_plain_run_beside_its_decomposition_states_the_anatomy(folders, capsys
     run = folders["decomposition"] / "all"  # the decomposition's own batch with every source on, beside its json
     assert main(["compare", str(run), "--what", "targets"]) == 0
     out = capsys.readouterr().out
-    assert "where the spread of the window's deliveries comes from" in out and "appeal drift after the data" in out
+    assert "where the spread of the window's deliveries comes from" in out and "appeal offsets and drift after the data" in out
     assert "fitted history" not in out
 
 
@@ -387,7 +387,7 @@ def test_compare_prints_the_assimilation_before_the_targets_and_the_anatomy(fold
     assert "  A 2024-08: >3,880;" in out and f"before the figures of {ORIGIN} ({BEFORE} runs in before/)" in out
     assert f"  {int(a.figures['inside'].sum())} of 7 figure(s) inside the particles' 5-95% just before them" in out
     assert out.index("where the spread of the window's deliveries comes from") > out.index("PROBABILITY OF REACHING IT")
-    assert "appeal drift after the data" in out
+    assert "appeal offsets and drift after the data" in out
 
 
 def test_compare_json_holds_the_forecast_and_the_decomposition(folders, capsys):
@@ -413,7 +413,7 @@ def test_run_summary_states_the_anatomy_and_the_forecast_before_its_last_figures
     assert "probability" in lines[i] and "95% CI" in lines[i]
     assert lines[i + 1].startswith(f"  before the figures of {ORIGIN} ({BEFORE} runs in")
     assert lines[i + 2] == "  where the spread of the window's deliveries comes from (share of the variance, sd in vehicles):"
-    assert any(ln.strip().startswith("appeal drift after the data") for ln in lines[i + 3 :])
+    assert any(ln.strip().startswith("appeal offsets and drift after the data") for ln in lines[i + 3 :])
     # a decomposition that cannot be read: the stored run is still summarized, with a note
     (folder / "decomposition.json").write_text("{")
     print_summary(folder)

@@ -11,6 +11,7 @@ import shutil
 import weakref
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from sim.model.snapshot import (
     save_snapshot,
 )
 from sim.runs import run
-from sim.runs.run import RunSpec, draws_record, execute, make_specs, sales_table
+from sim.runs.run import RunSpec, draws_record, ensemble_member, execute, make_specs, run_overrides, sales_table
 from sim.scenario.load import load_scenario
 from sim.scenario.yamlio import InputError
 
@@ -62,9 +63,14 @@ def _spec(name: str, kernel: str) -> RunSpec:
 
 
 def _build(spec: RunSpec) -> MarketModel:
-    """The model of a run, built as :func:`sim.runs.run.execute` builds it."""
+    """The model of a run, built as :func:`sim.runs.run.execute` builds it (with its ensemble member's values)."""
     rng = np.random.Generator(np.random.PCG64(spec.seed_sequence()))
-    return MarketModel(spec.scenario, rng=rng, scale=spec.scale, kernel=spec.kernel)
+    return MarketModel(spec.scenario, rng=rng, scale=spec.scale, kernel=spec.kernel, **_member(spec))
+
+
+def _member(spec: RunSpec) -> dict[str, Any]:
+    """The scenario values of the run's ensemble member (none without an ensemble), as ``execute`` applies them."""
+    return run_overrides(spec, ensemble_member(spec))
 
 
 def _steps(model: MarketModel, n: int) -> MarketModel:
@@ -162,7 +168,7 @@ def test_restore_on_shipped_scenarios_at_a_coarse_scale(name, kernel, tmp_path):
     spec = make_specs(cfg, 1, seed=3, scale=500.0, kernel=kernel)[0]
     model = _steps(_build(spec), 43)
     assert model.month_label == "2025-06" and model.n_markets == (4 if name == "export" else 1)
-    restored = restore_snapshot(save_snapshot(model, tmp_path / "b.npz"), spec.scenario)
+    restored = restore_snapshot(save_snapshot(model, tmp_path / "b.npz"), spec.scenario, **_member(spec))
     restored.run()
     pd.testing.assert_frame_equal(sales_table(restored, spec), execute(spec).sales)
 
