@@ -212,13 +212,11 @@ class Backtest:
                                     "p_eff": result.posterior.p_eff, "s2": result.posterior.s2}, indent=2))  # fmt: skip
         return fitted
 
-    def forecast(self, origin: str, fitted: Path, kind: str, drift: DriftEstimate, replications: int) -> store.Results:
-        """Run the forecast from ``origin`` (the fit's history included) into ``origins/T/<kind>``."""
-        end = min(parse_month(origin) + self.plan.horizon, parse_month(self.plan.through))
-        # The forecast starts after the origin: the brands' pricing rules hold from then on, as in the
-        # production forecast (their discounts move only by the scenario's events).
-        over = {"end": format_month(end), "forecast_start": format_month(parse_month(origin) + 1), **drift.overrides()}
-        scenario = load_scenario(fitted, over)
+    def forecast(self, origin: str, fitted: Path, kind: str, drift: DriftEstimate, replications: int,
+                 more: dict[str, Any] | None = None) -> store.Results:
+        """Run the forecast from ``origin`` (the fit's history included) into ``origins/T/<kind>`` (``more``:
+        further scenario values by path)."""
+        scenario = load_scenario(fitted, {**self.forecast_overrides(origin, drift), **(more or {})})
         folder = self.out / "origins" / origin / kind
         done = (folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete"
         if not done:
@@ -294,23 +292,17 @@ class Backtest:
         self.say(f"[{origin}] scored {len(scores)} figures")
         return OriginResult(origin, False, drift, pilot_errors, pd.concat(parts, ignore_index=True))
 
-    def stale_overrides(self, origin: str, previous: str, drift: DriftEstimate) -> dict[str, Any]:
-        """The forecast from ``origin`` of the fit made at ``previous``: its offsets start after ``previous``."""
-        o = parse_month(origin)
-        end = min(o + self.plan.horizon, parse_month(self.plan.through))
-        return {"end": format_month(end), "forecast_start": format_month(o + 1), **drift.overrides(),
-                "uncertainty.start": format_month(parse_month(previous) + 1)}  # fmt: skip
+    def forecast_overrides(self, origin: str, drift: DriftEstimate) -> dict[str, Any]:
+        """The scenario values of a forecast from ``origin``: its end, its start and the drift it carries."""
+        end = min(parse_month(origin) + self.plan.horizon, parse_month(self.plan.through))
+        # The forecast starts after the origin: the brands' pricing rules hold from then on, as in the
+        # production forecast (their discounts move only by the scenario's events).
+        return {"end": format_month(end), "forecast_start": format_month(parse_month(origin) + 1), **drift.overrides()}
 
     def stale_forecast(self, origin: str, previous: str, drift: DriftEstimate) -> store.Results:
         """The previous origin's fit forecast from ``origin`` without the figures reported since (no filter)."""
-        fitted = self.out / "origins" / previous / "fitted.yaml"
-        scenario = load_scenario(fitted, self.stale_overrides(origin, previous, drift))
-        folder = self.out / "origins" / origin / "stale"
-        if not ((folder / store.MANIFEST).exists() and store.read_manifest(folder).get("status") == "complete"):
-            run_scenario(scenario, folder, replications=self.plan.replications, seed=self.plan.seed,
-                         scale=self.plan.scale, kernel=self.plan.kernel, workers=self.workers, executor=self.executor,
-                         resume=True, label=f"{origin} stale", backtest_origin=origin)  # fmt: skip
-        return store.load_results(folder)
+        return self.forecast(origin, self.out / "origins" / previous / "fitted.yaml", "stale", drift,
+                             self.plan.replications, after(previous))
 
     def assimilated_forecast(self, origin: str, previous: str, drift: DriftEstimate) -> store.Results:
         """The previous origin's fit forecast from ``origin`` after a particle filter over the months since.
@@ -327,8 +319,7 @@ class Backtest:
             return store.load_results(folder)
         o = parse_month(origin)
         fitted = self.out / "origins" / previous / "fitted.yaml"
-        over = self.stale_overrides(origin, previous, drift)
-        scenario = load_scenario(fitted, over)
+        scenario = load_scenario(fitted, {**self.forecast_overrides(origin, drift), **after(previous)})
         shutil.rmtree(folder, ignore_errors=True)
         store.prepare_output(folder)
         figures = figures_upto(self.reported, origin).figures
@@ -387,6 +378,11 @@ def write_drift(summary: dict[str, Any], market: str, out: str | Path, command: 
               f"# Pooled over the origins: 90% bands covered {summary['coverage_90']}, 50% bands {summary['coverage_50']} "
               f"of {summary['n_figures']} figure forecasts."]  # fmt: skip
     out.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def after(previous: str) -> dict[str, str]:
+    """The appeal offsets of the previous origin's fit start the month after it (the figures it did not see)."""
+    return {"uncertainty.start": format_month(parse_month(previous) + 1)}
 
 
 class _Quiet:

@@ -28,7 +28,7 @@ import numpy as np
 
 from sim.analysis.targets import summarize, target_outcomes
 from sim.runs import store
-from sim.runs.scenario_batch import run_scenario
+from sim.runs.scenario_batch import run_request, run_scenario
 from sim.scenario.load import load_scenario
 from sim.scenario.schema import Scenario
 from sim.scenario.yamlio import InputError
@@ -82,9 +82,7 @@ def run_decomposition(
         folder = out / name
         if (folder / store.MANIFEST).exists():
             stored = store.read_manifest(folder)
-            asked = {"kind": "run", "scenario_hash": sc.hash(), "seed": seed, "replications": replications,
-                     "scale": scale or sc.scale}  # fmt: skip
-            if stored.get("request") != asked:
+            if stored.get("request") != run_request(sc, seed, replications, scale):
                 # runs of another scenario, seed, scale or count: continuing them would mix two batches
                 raise InputError(f"{folder}: holds runs of another request than this decomposition's (scenario, "
                                  "seed, replications or scale); start again with --force or use another --out")

@@ -13,6 +13,13 @@ from sim.runs.run import make_specs
 from sim.scenario.schema import Scenario
 
 
+def run_request(scenario: Scenario, seed: int, replications: int, scale: float | None) -> dict[str, Any]:
+    """What a batch of :func:`run_scenario` asks for, as its manifest records it (a folder holding another
+    request is another batch)."""
+    return {"kind": "run", "scenario_hash": scenario.hash(), "seed": seed, "replications": replications,
+            "scale": scale or scenario.scale}
+
+
 def run_scenario(
     scenario: Scenario,
     out: str | Path,
@@ -52,8 +59,7 @@ def run_scenario(
         scale=used_scale,
         check=False,
         label=label or scenario.name,
-        request={"kind": "run", "scenario_hash": scenario.hash(), "seed": seed, "replications": replications,
-                 "scale": used_scale},
+        request=run_request(scenario, seed, replications, scale),
         **fields,
     )  # fmt: skip
     return run_batch(
