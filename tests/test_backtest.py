@@ -15,7 +15,7 @@ from conftest import TINY
 from sim.analysis.backtest import Backtest, BacktestPlan
 from sim.analysis.backtest_scores import score_benchmarks
 from sim.analysis.decomposition import SOURCES, run_decomposition, source_overrides
-from sim.analysis.drift import DriftEstimate, estimate_drift, horizon_variance, level_weight
+from sim.analysis.drift import DriftEstimate, estimate_brand_scales, estimate_drift, horizon_variance, level_weight
 from sim.analysis.figures import figures_upto
 from sim.analysis.reported import FIGURE_COLUMNS, ReportedFigures
 from sim.runs.run import execute, make_specs
@@ -97,6 +97,23 @@ def test_the_drift_estimate_finds_heavy_tails_and_keeps_the_variance():
     est = estimate_drift(errors)
     assert est.level_df in (3.0, 4.0, 6.0)
     assert est.brand_level == pytest.approx(0.3, rel=0.15)
+
+
+def test_brand_scales_recover_which_brands_were_forecast_closer():
+    rng = np.random.default_rng(3)
+    n = 600
+    drift = DriftEstimate(brand=0.0, product=0.0, figures=0, log_likelihood=0.0, brand_level=0.5)
+    brand = np.repeat(["wide", "narrow", "pooled"], n)
+    # a util moves every brand's volumes by 0.8 log units; the brands' offsets are 2, 0.5 and 1 times the pooled
+    factor = np.repeat([2.0, 0.5, 1.0], n)
+    errors = pd.DataFrame({"log_error": rng.normal(0, np.sqrt(0.01 + (0.8 * 0.5 * factor) ** 2)), "spread": 0.01,
+                           "H": 0.0, "L": 1.0, "level": "brand", "brand": brand})  # fmt: skip
+    scales = estimate_brand_scales(errors, drift, {"wide": 0.64, "narrow": 0.64}, 0.64)
+    assert scales["wide"] == pytest.approx(2.0, rel=0.1) and scales["narrow"] == pytest.approx(0.5, rel=0.1)
+    assert scales["pooled"] == pytest.approx(1.0, rel=0.1)
+    # a brand that moves twice as much per util as the pooled needs half the factor for the same errors
+    twice = estimate_brand_scales(errors, drift, {"wide": 4 * 0.64}, 0.64)
+    assert twice["wide"] == pytest.approx(1.0, rel=0.1)
 
 
 # --------------------------------------------------------------------------- leakage

@@ -168,3 +168,23 @@ def test_draws_are_the_same_on_dask(tmp_path):
     runs_d, sales_d = _batch(tmp_path, specs, "dask", executor="dask", workers=2, chunk_size=2)
     pd.testing.assert_frame_equal(runs_s, runs_d.drop(columns=[c for c in runs_d.columns if c not in runs_s.columns]))
     pd.testing.assert_frame_equal(sales_s, sales_d)
+
+
+def test_a_brands_scale_widens_its_offsets_and_its_products_own_and_no_other():
+    over = {"uncertainty.start": "2024-01", "uncertainty.brand_level": 0.4, "uncertainty.product_level": 0.2,
+            "uncertainty.brand_drift": 0.1}  # fmt: skip
+    plain = tiny_scenario(over)
+    scaled = tiny_scenario({**over, "uncertainty.brand_scale": {"A": 2.5}})
+    seed = np.random.SeedSequence(5)
+    a, b = Drift(plain, seed, 0), Drift(scaled, seed, 0)
+    for t in range(3):
+        a.step(t)
+        b.step(t)
+    brands, products = [x.name for x in plain.brands], [p for p in plain.products]
+    i = brands.index("A")
+    # the same draws, brand A's (and its products' own) 2.5 times as large, brand B's and its products' untouched
+    assert b.brand[i] == pytest.approx(2.5 * a.brand[i]) and b.brand[1 - i] == a.brand[1 - i]
+    for j, p in enumerate(products):
+        assert b.product[j] == pytest.approx((2.5 if p.brand == "A" else 1.0) * a.product[j])
+    with pytest.raises(InputError, match="brand_scale.C: unknown brand 'C'"):
+        tiny_scenario({"uncertainty.brand_scale": {"C": 2.0}})

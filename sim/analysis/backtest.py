@@ -34,6 +34,7 @@ Layout of the output folder::
     DIR/scores.parquet              one row per scored figure, origin and forecaster
     DIR/origins/YYYY-MM/fitted.yaml the fit at the origin (an overlay of the market scenario)
     DIR/origins/YYYY-MM/pilot/      results folder of the pilot forecast (no drift)
+    DIR/origins/YYYY-MM/sensitivity/  the probe forecast that measures how far a util of drift moves the figures
     DIR/origins/YYYY-MM/forecast/   results folder of the scored forecast
     DIR/origins/YYYY-MM/stale/      the previous origin's fit, forecast from this origin without the figures since
     DIR/origins/YYYY-MM/assimilated/  ... and with them assimilated
@@ -57,7 +58,7 @@ import yaml
 
 from sim.analysis.backtest_scores import score_benchmarks, score_forecast
 from sim.analysis.benchmarks import BENCHMARKS
-from sim.analysis.drift import NO_DRIFT, DriftEstimate, conversion_sums, estimate_drift
+from sim.analysis.drift import NO_DRIFT, DriftEstimate, added_and_asked, estimate_brand_scales, estimate_drift
 from sim.analysis.figures import figures_upto, scorable_figures
 from sim.analysis.fit_appeals import fit, write_overlay
 from sim.analysis.reported import load_reported
@@ -97,6 +98,7 @@ class BacktestPlan:
         assimilate: whether each origin after the first is also forecast from the previous origin's fit with
             and without the figures since assimilated (scored as ``model_assimilated``, ``model_stale``); 0: not.
         particles: the filter's particles.
+        brand_scales: scale each brand's drift by its own past errors and sensitivity (False: one scale for all).
     """
 
     market: str
@@ -118,6 +120,7 @@ class BacktestPlan:
     kernel: str = "numba"
     assimilate: int = 6
     particles: int = 100
+    brand_scales: bool = True
 
     def fit_settings(self) -> dict[str, Any]:
         """What decides a fit at an origin (a stored fit made otherwise is not reused)."""
@@ -177,6 +180,7 @@ class Backtest:
         self.utils_to_log = 1.0 / _lambda(self.market)
         self.conversion: dict[str, float | None] = {}
         self.probe_sums = [0.0, 0.0]
+        self.brand_sums: dict[str, list[float]] = {}
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
@@ -231,42 +235,63 @@ class Backtest:
         keep = (f["end_index"] > o) & (f["end_index"] <= min(o + self.plan.horizon, parse_month(self.plan.through)))
         return f[keep].reset_index(drop=True)
 
+    def known_errors(self, origin: str, done: list[OriginResult]) -> pd.DataFrame:
+        """The earlier pilots' errors on two-sided figures already reported at ``origin`` (what its drift learns from)."""
+        o = parse_month(origin)
+        errors = [r.pilot_errors for r in done if parse_month(r.origin) < o and not r.pilot_errors.empty]
+        if not errors:
+            return pd.DataFrame()
+        e = pd.concat(errors, ignore_index=True)
+        return e[(e["end"].map(parse_month) <= o) & e["qualifier"].isin(TWO_SIDED)]
+
     def drift_at(self, origin: str, done: list[OriginResult]) -> DriftEstimate:
         """The drift scale for a forecast at ``origin``: fixed, or learnt from earlier pilots' errors known by then."""
         if self.plan.drift is not None:
             return DriftEstimate(self.plan.drift[0], self.plan.drift[1], 0, float("nan"))
-        o = parse_month(origin)
-        errors = [r.pilot_errors for r in done if parse_month(r.origin) < o and not r.pilot_errors.empty]
-        if not errors:
-            return NO_DRIFT
-        e = pd.concat(errors, ignore_index=True)
-        e = e[(e["end"].map(parse_month) <= o) & e["qualifier"].isin(TWO_SIDED)]
-        return estimate_drift(e)  # in log-volume units: calibrated_drift converts them into utils
+        e = self.known_errors(origin, done)
+        return NO_DRIFT if e.empty else estimate_drift(e)  # in log-volume units: calibrated_drift converts them
 
     def calibrated_drift(self, origin: str, fitted: Path, figs: pd.DataFrame, pilot_errors: pd.DataFrame,
-                         drift_log: DriftEstimate) -> DriftEstimate:
+                         drift_log: DriftEstimate, known: pd.DataFrame) -> DriftEstimate:
         """The drift in utils that gives the model's figures the spread estimated in log-volume units.
 
-        A probe forecast with the drift converted at ``1 / lambda`` measures how much spread a util
-        of drift gives this fit's figures (:func:`sim.analysis.drift.conversion_sums`, pooled with the
-        probes of earlier origins); the drift is then converted at that rate.
+        A probe forecast with the drift converted at ``1 / lambda``, its offsets normal (with a
+        Student-t's heavy tails a few replicates' variance falls far short of the variance drawn, and
+        the rate would come out low), measures how much spread a util of drift gives this fit's figures (:func:`sim.analysis.drift.conversion_sums`, pooled with the
+        probes of earlier origins); the drift is then converted at that rate. Each brand's factor on it
+        (``plan.brand_scales``) comes from the brand's errors ``known`` at the origin and its sensitivity in the
+        probes so far (:func:`sim.analysis.drift.estimate_brand_scales`).
         """
         if drift_log.zero or self.plan.drift is not None:
             return drift_log
         trial = drift_log.scaled(1.0 / self.utils_to_log)
-        probe = self.forecast(origin, fitted, "probe", trial, self.plan.pilot_replications)
-        added, asked = conversion_sums(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
+        probe = self.forecast(origin, fitted, "sensitivity", replace(trial, level_df=0.0), self.plan.pilot_replications)
+        sums = added_and_asked(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
         # Pooled over this and the earlier origins' probes: one probe's few replicates measure it noisily.
-        self.probe_sums[0] += added
-        self.probe_sums[1] += asked
+        self.probe_sums[0] += float(sums["added"].sum())
+        self.probe_sums[1] += float(sums["asked"].sum())
+        for brand, g in sums.groupby("brand"):
+            b = self.brand_sums.setdefault(str(brand), [0.0, 0.0])
+            b[0], b[1] = b[0] + float(g["added"].sum()), b[1] + float(g["asked"].sum())
         k = float(np.sqrt(self.probe_sums[0] / self.probe_sums[1])) if self.probe_sums[1] > 0 else None
         drift = drift_log.scaled(1.0 / k) if k else trial
+        if self.plan.brand_scales and k:
+            drift = replace(drift, brand_scale=self.brand_scales(known, drift, k))
         self.conversion[origin] = k
         self.say(f"[{origin}] from {drift_log.figures} earlier errors: appeal offset at the origin "
                  f"{drift.brand_level:.3f} (brands), {drift.product_level:.3f} (products); drift {drift.brand:.3f}, "
                  f"{drift.product:.3f} utils a month; {'normal' if not drift.level_df else f'Student-t, {drift.level_df:g} df'} "
                  f"(a util moves these figures by {k or 0:.2f} log units)")  # fmt: skip
+        if drift.brand_scale:
+            self.say(f"[{origin}] brands' factors: " + ", ".join(f"{b} {f:.2f}" for b, f in drift.brand_scale))
         return drift
+
+    def brand_scales(self, errors: pd.DataFrame, drift: DriftEstimate, k: float) -> tuple[tuple[str, float], ...]:
+        """Each brand's factor on the drift (:func:`sim.analysis.drift.estimate_brand_scales`), from ``errors`` and
+        the brands' sensitivities measured by the probes so far."""
+        sensitivity = {b: a / q for b, (a, q) in self.brand_sums.items() if q > 0}
+        scales = estimate_brand_scales(errors, drift, sensitivity, k**2) if not errors.empty else {}
+        return tuple(sorted((b, round(f, 4)) for b, f in scales.items()))
 
     def run_origin(self, origin: str, warmup: bool, done: list[OriginResult]) -> OriginResult:
         fitted = self.fit_origin(origin)
@@ -277,7 +302,8 @@ class Backtest:
         if warmup:
             self.say(f"[{origin}] warm-up origin: {len(pilot_errors)} figures teach the drift scale")
             return OriginResult(origin, True, zero, pilot_errors)
-        drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(origin, done))
+        drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(origin, done),
+                                     self.known_errors(origin, done))
         results = self.forecast(origin, fitted, "forecast", drift, self.plan.replications)
         scores = score_forecast(results, figs, origin)
         parts = [scores]
@@ -356,10 +382,14 @@ class Backtest:
             lambda e: e[(e["end"].map(parse_month) <= through) & e["qualifier"].isin(TWO_SIDED)]))  # fmt: skip
         k = float(np.sqrt(self.probe_sums[0] / self.probe_sums[1])) if self.probe_sums[1] > 0 else self.utils_to_log
         drift = drift_log.scaled(1.0 / k)
+        if self.plan.brand_scales:
+            e = pd.concat([r.pilot_errors for r in done], ignore_index=True)
+            e = e[(e["end"].map(parse_month) <= through) & e["qualifier"].isin(TWO_SIDED)]
+            drift = replace(drift, brand_scale=self.brand_scales(e, drift, k))
         return {"start": format_month(through + 1), "brand_level": round(drift.brand_level, 4),
                 "brand_drift": round(drift.brand, 4), "product_level": round(drift.product_level, 4),
                 "product_drift": round(drift.product, 4), "level_df": drift.level_df, "figures": drift.figures,
-                "utils_to_log": round(k, 4)}  # fmt: skip
+                "utils_to_log": round(k, 4), "brand_scale": dict(drift.brand_scale)}  # fmt: skip
 
 
 def write_drift(summary: dict[str, Any], market: str, out: str | Path, command: str) -> None:
@@ -372,7 +402,7 @@ def write_drift(summary: dict[str, Any], market: str, out: str | Path, command: 
               "log units a util")  # fmt: skip
     doc = {"name": Path(out).stem, "extends": extends,
            "uncertainty": {k: d[k] for k in ("start", "brand_level", "brand_drift", "product_level", "product_drift",
-                                             "level_df") if k in d}
+                                             "level_df", "brand_scale") if k in d and d[k] != {}}
            | {"source": source}}  # fmt: skip
     header = ["# Generated by the backtest; do not edit by hand, rerun:", f"#   {command}",
               f"# Pooled over the origins: 90% bands covered {summary['coverage_90']}, 50% bands {summary['coverage_50']} "
@@ -436,7 +466,8 @@ def summarize_backtest(scores: pd.DataFrame, plan: BacktestPlan, drift: dict[str
         "focus": {"brands": list(FOCUS_BRANDS)} | _pooled(focus),
         "by_horizon": by_h,
         "drift": {o: {"brand": round(d.brand, 4), "product": round(d.product, 4), "brand_level": round(d.brand_level, 4),
-                      "product_level": round(d.product_level, 4), "level_df": d.level_df, "figures": d.figures}
+                      "product_level": round(d.product_level, 4), "level_df": d.level_df, "figures": d.figures,
+                      "brand_scale": dict(d.brand_scale)}
                   for o, d in drift.items()},
         "benchmarks": list(BENCHMARKS),
         "inputs_note": "launches, price changes, store openings, policies and capacities in the scenario are "

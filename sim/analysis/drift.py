@@ -32,6 +32,7 @@ that origin (prequential), so that no figure after the origin sets the width of 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,8 @@ class DriftEstimate:
         figures: number of forecast errors the estimate rests on.
         log_likelihood: at the estimate.
         level_df: degrees of freedom of the Student-t errors the estimate chose (0: normal).
+        brand_scale: ``(brand, factor)`` pairs: each brand's factor on its scales (:func:`estimate_brand_scales`;
+            a brand not named: 1).
     """
 
     brand: float
@@ -95,6 +98,7 @@ class DriftEstimate:
     brand_level: float = 0.0
     product_level: float = 0.0
     level_df: float = 0.0
+    brand_scale: tuple[tuple[str, float], ...] = ()
 
     def scaled(self, factor: float) -> DriftEstimate:
         """The same estimate with every scale multiplied by ``factor`` (e.g. log-volume units into utils)."""
@@ -105,11 +109,12 @@ class DriftEstimate:
     def zero(self) -> bool:
         return not any((self.brand, self.product, self.brand_level, self.product_level))
 
-    def overrides(self) -> dict[str, float]:
+    def overrides(self) -> dict[str, Any]:
         """The scenario values that carry the estimate (paths of the ``uncertainty`` section)."""
         return {"uncertainty.brand_drift": round(self.brand, 6), "uncertainty.product_drift": round(self.product, 6),
                 "uncertainty.brand_level": round(self.brand_level, 6),
-                "uncertainty.product_level": round(self.product_level, 6), "uncertainty.level_df": self.level_df}  # fmt: skip
+                "uncertainty.product_level": round(self.product_level, 6), "uncertainty.level_df": self.level_df,
+                "uncertainty.brand_scale": {b: round(f, 4) for b, f in self.brand_scale}}  # fmt: skip
 
 
 #: Degrees of freedom of the Student-t error laws the estimate tries beside the normal.
@@ -127,18 +132,25 @@ def utils_variance(errors: pd.DataFrame, drift: DriftEstimate) -> np.ndarray:
             + is_product * (h * drift.product**2 + lw * drift.product_level**2))  # fmt: skip
 
 
-def conversion_sums(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> tuple[float, float]:
-    """The variance a drift added to the figures' log replicates, and the variance (utils) it was asked to give.
-
-    Summed over the figures forecast both ways; :func:`realized_conversion` is the square root of
-    their ratio.
-    """
-    both = without[["line", "entity", "spread", "H", "L", "level"]].merge(
+def added_and_asked(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> pd.DataFrame:
+    """Per figure forecast both ways: its brand, the variance a drift added to its log replicates (``added``) and
+    the variance (utils) the drift was asked to give it (``asked``)."""
+    both = without[["line", "entity", "brand", "spread", "H", "L", "level"]].merge(
         with_drift[["line", "entity", "spread"]], on=["line", "entity"], suffixes=("", "_drift"))
     asked = utils_variance(both, drift)
     added = np.clip(both["spread_drift"].to_numpy(float) - both["spread"].to_numpy(float), 0.0, None)
     ok = np.isfinite(asked) & np.isfinite(added)
-    return float(added[ok].sum()), float(asked[ok].sum())
+    return pd.DataFrame({"brand": both["brand"].to_numpy()[ok], "added": added[ok], "asked": asked[ok]})
+
+
+def conversion_sums(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> tuple[float, float]:
+    """The variance a drift added to the figures' log replicates, and the variance (utils) it was asked to give.
+
+    Summed over the figures forecast both ways (:func:`added_and_asked`); :func:`realized_conversion` is the
+    square root of their ratio.
+    """
+    a = added_and_asked(without, with_drift, drift)
+    return float(a["added"].sum()), float(a["asked"].sum())
 
 
 def realized_conversion(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> float | None:
@@ -192,11 +204,7 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
     def nll(x: np.ndarray, df: float) -> float:
         sb, lb, sp, lp = scales(x)
         var = v + h * sb**2 + lw * lb**2 + is_product * (h * sp**2 + lw * lp**2) + 1e-8
-        if df == 0:
-            return float(0.5 * np.sum(np.log(2 * np.pi * var) + err**2 / var))
-        s2 = var * (df - 2.0) / df  # the Student-t's scale squared, for a variance var
-        return float(-np.sum(gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * np.log(df * np.pi * s2)
-                             - (df + 1) / 2 * np.log1p(err**2 / (df * s2))))  # fmt: skip
+        return _neg_log_likelihood(err, var, df)
 
     # The errors' tails: normal, or a Student-t of the degrees of freedom (profiled over LEVEL_DFS) that
     # fits them best; a few forecasts far off and most close is what past errors look like.
@@ -217,3 +225,68 @@ def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: Dr
     sb, lb, sp, lp = scales(best.x) * inflate
     return DriftEstimate(brand=float(sb), product=float(sp), figures=int(len(e)), log_likelihood=-float(best.fun),
                          brand_level=float(lb), product_level=float(lp), level_df=best_df)  # fmt: skip
+
+
+#: Standard deviations tried for the spread of the brands' log factors (the prior's, estimated from the errors).
+SCALE_SPREADS = (0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.3)
+#: Bounds of a brand's factor (assumption): the data of a few figures cannot ask for more.
+SCALE_BOUNDS = (1 / 3, 3.0)
+
+
+def estimate_brand_scales(errors: pd.DataFrame, drift: DriftEstimate, sensitivity: dict[str, float],
+                          pooled: float) -> dict[str, float]:  # fmt: skip
+    """Each brand's factor on the drift's scales: how much wider or narrower its bands should be than the pooled.
+
+    The pooled drift gives every brand offsets of the same size in utils; but a util moves a brand's
+    volumes by as much as the model answers (a brand held at its capacity hardly moves; one that is not
+    moves by about ``1 / lambda``), and some brands' forecasts have been much closer than others'. A brand
+    ``b``'s factor ``f`` multiplies its offsets: its figures' variance is ``v_i + f**2 * k_b**2 * a_i``, with
+    ``v_i`` the forecast's own, ``a_i`` the variance (utils) the drift gives the figure
+    (:func:`utils_variance`) and ``k_b**2`` the model's log-volume variance per util squared for the
+    brand's figures (``sensitivity``, measured by probe forecasts), under the drift's error law (normal or
+    Student-t of ``drift.level_df``). The brands' ``log f`` are partially pooled: normal with a spread
+    chosen (over :data:`SCALE_SPREADS`) by the marginal likelihood of every brand's errors (empirical
+    Bayes), and each brand's factor is its posterior mode, within :data:`SCALE_BOUNDS`.
+
+    Args:
+        errors: the forecast errors (columns of :func:`estimate_drift`, and ``brand``).
+        drift: the pooled drift, in utils.
+        sensitivity: ``k_b**2`` per brand (log units squared per util squared); a brand without one uses ``pooled``.
+        pooled: ``k**2`` pooled over every figure.
+
+    Returns:
+        brand -> factor, for the brands with errors to learn from.
+    """
+    e = errors.dropna(subset=["log_error", "spread", "H", "L"])
+    e = e[(e["H"] > 0) | (e["L"] > 0)]
+    if e.empty or drift.zero:
+        return {}
+    asked = utils_variance(e, drift)
+    grid = np.linspace(np.log(SCALE_BOUNDS[0]), np.log(SCALE_BOUNDS[1]), 221)  # log f
+    loglik = {}
+    for brand, idx in e.groupby("brand").indices.items():
+        # A brand's sensitivity, kept within a factor of 2 of the pooled (a few probe runs measure it noisily).
+        k2 = float(np.clip(sensitivity.get(str(brand), pooled), pooled / 4, pooled * 4))
+        err, v, d = e["log_error"].to_numpy(float)[idx], e["spread"].to_numpy(float)[idx], k2 * asked[idx]
+        loglik[str(brand)] = np.array([-_neg_log_likelihood(err, v + np.exp(2 * x) * d + 1e-8, drift.level_df)
+                                       for x in grid])  # fmt: skip
+
+    def log_prior(tau: float) -> np.ndarray:
+        lp = -0.5 * (grid / tau) ** 2
+        return lp - np.log(np.exp(lp).sum())  # normalised over the grid (the bounds truncate it)
+
+    def marginal(tau: float) -> float:
+        lp = log_prior(tau)
+        return float(sum(np.logaddexp.reduce(ll + lp) for ll in loglik.values()))
+
+    tau = max(SCALE_SPREADS, key=marginal)
+    return {b: float(np.exp(grid[np.argmax(ll + log_prior(tau))])) for b, ll in loglik.items()}
+
+
+def _neg_log_likelihood(err: np.ndarray, var: np.ndarray, df: float) -> float:
+    """Negative log likelihood of errors of the given variances: normal (``df`` 0) or Student-t of ``df``."""
+    if df == 0:
+        return float(0.5 * np.sum(np.log(2 * np.pi * var) + err**2 / var))
+    s2 = var * (df - 2.0) / df  # the Student-t's scale squared, for a variance var
+    return float(-np.sum(gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * np.log(df * np.pi * s2)
+                         - (df + 1) / 2 * np.log1p(err**2 / (df * s2))))  # fmt: skip

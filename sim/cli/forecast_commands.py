@@ -88,6 +88,8 @@ def _backtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ageing-prior", type=nonneg_float, help="partial pooling of life-cycle rates (default 0)")
     p.add_argument("--drift", type=drift_pair, metavar="BRAND[,PRODUCT]",
                    help="fixed monthly appeal drift in utils (default: learnt from earlier origins' errors)")
+    p.add_argument("--pooled-scale", action="store_true",
+                   help="one drift scale for every brand (default: each brand's factor from its own past errors)")
     p.add_argument("--quick", action="store_true",
                    help="two origins, a short fit, few replicates: a check that runs in about a minute")
     p.add_argument("--format", choices=("table", "json"), default="table", help="how to print the summary")
@@ -118,7 +120,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "origins": args.origins, "warmup": args.warmup, "horizon": args.horizon, "through": args.through,
         "replications": args.replications, "members": args.members, "seed": args.seed, "scale": args.scale,
         "fit_iterations": args.fit_iterations, "product_prior": args.product_prior, "ageing_prior": args.ageing_prior,
-        "drift": args.drift, "kernel": run_kernel(args),
+        "drift": args.drift, "kernel": run_kernel(args), "brand_scales": False if args.pooled_scale else None,
     }  # fmt: skip
     plan = replace(plan, **{k: v for k, v in given.items() if v is not None})
     if args.origins == ():
@@ -188,6 +190,8 @@ def format_summary(s: dict[str, Any], out: Any) -> str:
         lines.append(f"  for a forecast from {f['start']}: appeal offset {f['brand_level']:.3f} (brands), "
                      f"{f['product_level']:.3f} (products); drift {f['brand_drift']:.3f}, {f['product_drift']:.3f} utils "
                      f"a month, from {f['figures']} errors")  # fmt: skip
+        if f.get("brand_scale"):
+            lines.append("    each brand's factor on them: " + ", ".join(f"{b} {x:.2f}" for b, x in f["brand_scale"].items()))
     lines.append(f"  note: {s['inputs_note']}")
     return "\n".join(lines)
 

@@ -150,8 +150,11 @@ class Drift:
 
     def __init__(self, config: Scenario, seed: np.random.SeedSequence, start: int):
         u = config.uncertainty
-        self.brand_sd, self.product_sd = float(u.brand_drift), float(u.product_drift)
-        self.brand_level, self.product_level = float(u.brand_level), float(u.product_level)
+        # Each brand's factor (uncertainty.brand_scale) on its offset and steps, and on its products' own.
+        brand_f = np.array([u.brand_scale.get(b.name, 1.0) for b in config.brands], float)
+        product_f = np.array([u.brand_scale.get(p.brand, 1.0) for p in config.products], float)
+        self.brand_sd, self.product_sd = float(u.brand_drift) * brand_f, float(u.product_drift) * product_f
+        self.brand_level, self.product_level = float(u.brand_level) * brand_f, float(u.product_level) * product_f
         self.level_df = float(u.level_df)
         self.start = start
         self.brand = np.zeros(len(config.brands))
@@ -163,8 +166,8 @@ class Drift:
         """The walk's streams, one per brand and product (none when its scales are 0), derived from ``seed``
         by :func:`item_stream` (at construction, or to give a copy of a model streams of its own)."""
         brands, products = self._names
-        on_brands = self.brand_sd > 0 or self.brand_level > 0
-        on_products = self.product_sd > 0 or self.product_level > 0
+        on_brands = bool(np.any(self.brand_sd > 0) or np.any(self.brand_level > 0))
+        on_products = bool(np.any(self.product_sd > 0) or np.any(self.product_level > 0))
         self.brand_streams = [item_stream(seed, "brand", b) for b in brands] if on_brands else []
         self.product_streams = [item_stream(seed, "product", p) for p in products] if on_products else []
 
@@ -185,9 +188,9 @@ class Drift:
             )
 
 
-def _steps(streams: list[np.random.Generator], step: float, level: float | None, df: float = 0.0) -> np.ndarray:
-    """One draw per stream: a step of sd ``step``, plus, at the first month, an offset of sd ``level``
-    (normal, or Student-t of ``df`` degrees of freedom scaled to that sd: ``z * sqrt((df - 2) / chi2_df)``)."""
+def _steps(streams: list[np.random.Generator], step: np.ndarray, level: np.ndarray | None, df: float = 0.0) -> np.ndarray:
+    """One draw per stream: a step of sd ``step``, plus, at the first month, an offset of sd ``level`` (one sd
+    per stream; normal, or Student-t of ``df`` degrees of freedom scaled to that sd: ``z * sqrt((df - 2) / chi2_df)``)."""
     if level is None:
         return step * np.array([g.standard_normal() for g in streams])
     z = np.array([g.standard_normal(2) for g in streams])

@@ -381,6 +381,9 @@ class Scenario(Frozen):
                 problems.append((("targets", i, "brand"), f"unknown brand '{t.brand}'"))
             if parse_month(t.by) < parse_month(t.start):
                 problems.append((("targets", i, "by"), f"by {t.by} is before start {t.start}"))
+        for name in self.uncertainty.brand_scale:
+            if name not in brands:
+                problems.append((("uncertainty", "brand_scale", name), f"unknown brand '{name}' (brands: {few(brands)})"))
         known = {"market": markets, "brand": brands}
         for key in NAMED_POLICIES:
             for i, item in enumerate(getattr(self.policies, key)):

@@ -13,6 +13,10 @@ uncertainty is the scenario's ``ensemble`` (each run draws one member); the rest
   ``level_df`` (when set) makes the offsets Student-t of that many degrees of freedom, with the same
   standard deviations: past forecast errors have heavier tails than a normal's (a few brands far off,
   most close);
+* ``brand_scale``: a factor per brand on its offset and step and on its products' own: brands whose
+  past forecasts were close get narrower offsets, brands far off wider ones (a brand not named: 1).
+  ``sim backtest`` estimates them from each brand's past forecast errors and how far a util moves its
+  volumes in the model (a brand whose lines are held at capacity moves less than one that is not);
 * ``market_level`` and ``market_growth``: the market's size from ``start`` on is multiplied by
   ``exp(level + growth * years since start)``, with ``level`` and ``growth`` normal draws of these
   standard deviations (log units; log units a year);
@@ -57,6 +61,11 @@ class Uncertainty(Frozen):
         default_factory=dict,
         description="Log-scale error of a reported figure around the model's aggregate, by frequency, for "
         "assimilation (sim forecast); sim fit-appeals writes the fit's residual RMS.",
+    )
+    brand_scale: dict[str, PosFloat] = Field(
+        default_factory=dict,
+        description="Factor per brand on its appeal offset and drift and on its products' own (a brand not named: 1); "
+        "sim backtest writes them from each brand's past forecast errors.",
     )
     capacity_ranges: bool = Field(True, description="Draw the capacities that have a range from it (false: use max).")
     source: str = Field("", description="Where the scales come from (a command, a published estimate, or 'assumption').")
