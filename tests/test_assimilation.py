@@ -3,6 +3,7 @@ particle filter on data the model generates from a known drift, and ``sim foreca
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -256,3 +257,29 @@ def test_a_forecast_replaces_its_folder_with_force_before_included(tmp_path):
                      replications=4, seed=3, before=BEFORE, scale=SCALE, executor="serial", progress=False,
                      log=io.StringIO())  # fmt: skip
         assert len(store.load_results(out).runs) == 4 and len(store.load_results(out / "before").runs) == BEFORE
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask.distributed is not installed")
+def test_a_forecasts_particles_and_branched_replicates_are_the_same_on_dask(tmp_path):
+    # the filter's particles and the replicates branched from their saved states: serial = 2 processes = Dask
+    from forecast_folders import MARKET as FORECAST_MARKET
+    from forecast_folders import ORIGIN, figures_of_a_run
+
+    from sim.analysis.forecast import run_forecast
+
+    path = tmp_path / "drifting.yaml"
+    path.write_text(FORECAST_MARKET)
+    scenario = load_scenario(path)
+    tables = []
+    for executor, workers in (("serial", 1), ("processes", 2), ("dask", 2)):
+        out = store.prepare_output(tmp_path / executor)
+        run_forecast(scenario, out, scenario_file=str(path), figures=figures_of_a_run(path), figures_files=[],
+                     origin=parse_month(ORIGIN), particles=6, replications=5, seed=4, before=0, scale=SCALE,
+                     executor=executor, workers=workers, progress=False, log=io.StringIO())  # fmt: skip
+        res = store.load_results(out)
+        tables.append((res.runs.drop(columns="seconds"), res.sales, res.manifest["assimilation"]["particle_weights"]))
+    for runs, sales, weights in tables[1:]:
+        pd.testing.assert_frame_equal(runs, tables[0][0], check_exact=True)
+        pd.testing.assert_frame_equal(sales, tables[0][1], check_exact=True)
+        assert weights == tables[0][2]

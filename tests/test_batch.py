@@ -104,6 +104,16 @@ def test_serial_equals_processes_and_chunking_changes_nothing(tmp_path, tiny):
     assert sorted(p.name for p in (tmp_path / "procs" / "runs").iterdir()) == [f"part-{i:08d}.parquet" for i in range(6)]
 
 
+def test_reading_some_brands_reads_their_rows_of_the_whole_table(tmp_path, tiny):
+    specs = make_specs(tiny, 3, seed=2)
+    whole = _batch(tmp_path, specs, "b", executor="serial")
+    some = store.load_results(tmp_path / "b", brands=["A"])
+    assert set(some.sales["brand"]) == {"A"} and set(whole.sales["brand"]) == {"A", "B"}
+    want = whole.sales[whole.sales["brand"] == "A"].reset_index(drop=True)
+    assert_frame_equal(some.sales, want)
+    assert_frame_equal(some.runs, whole.runs)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None,

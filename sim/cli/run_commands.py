@@ -118,9 +118,12 @@ def print_summary(out: Path) -> None:
     from sim.analysis.targets import summarize, target_outcomes
     from sim.present.anatomy import anatomy_lines, find_decomposition
     from sim.present.forecast_folder import assimilation_of, before_folder
-    from sim.runs.store import load_results
+    from sim.runs.store import load_results, read_manifest
 
-    res = load_results(out)
+    scenario = read_manifest(out).get("scenario")  # load_results checks it below
+    targets = scenario.get("targets", []) if isinstance(scenario, dict) else []
+    brands = sorted({t["brand"] for t in targets if isinstance(t, dict) and "brand" in t}) or ["AITO"]
+    res = load_results(out, brands=brands)  # only the rows summarised: a forecast's whole table can be gigabytes
     runs, sales, man = res.runs, res.sales, res.manifest
     failed = int((runs["status"] != "ok").sum())
     print(f"{man['scenario_name']}: {len(runs)} run(s), {failed} failed, {man.get('seconds', 0):.1f} s -> {out}")
@@ -129,8 +132,6 @@ def print_summary(out: Path) -> None:
         print(f"first failure (run {first['run_id']}):\n{first['error']}", file=sys.stderr)
     if sales.empty:
         return
-    targets = man["scenario"].get("targets", [])
-    brands = sorted({t["brand"] for t in targets}) or ["AITO"]
     sales = sales.assign(year=sales["month"].str[:4])
     for brand in brands:
         by_year = sales[sales["brand"] == brand].groupby(["run_id", "year"])["units"].sum().unstack(fill_value=0)
@@ -150,7 +151,7 @@ def print_summary(out: Path) -> None:
         anatomy = None
     assimilation = assimilation_of(man)
     before = before_folder(out) if assimilation is not None else None
-    before_sales = load_results(before).sales if before is not None else None
+    before_sales = load_results(before, brands=brands).sales if before is not None else None
     for t in targets:
         oc = target_outcomes(sales, t["brand"], t["units"], t["start"], t["by"])
         s = summarize(oc, t["units"])

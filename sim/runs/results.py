@@ -89,7 +89,7 @@ def _part_paths(out: Path, table: str) -> list[Path]:
 
 
 def read_table(out: str | Path, table: str, run_ids: list[int] | None = None, parts: Sequence[Path] | None = None,
-               *, checked: bool = False) -> pd.DataFrame:  # fmt: skip
+               *, checked: bool = False, brands: Sequence[str] | None = None) -> pd.DataFrame:  # fmt: skip
     """All parts of one table sorted by run (then month, market, model): the same rows in the
     same order whatever the executor, the worker count, the chunking or resumes.
 
@@ -97,6 +97,7 @@ def read_table(out: str | Path, table: str, run_ids: list[int] | None = None, pa
         run_ids: keep only these runs (read with a filter; for ``sim rerun``).
         parts: read only these part files (default: every part of the table).
         checked: check that every part has the table's columns (:data:`KINDS`), filled, of their types.
+        brands: keep only these brands' rows (sales; read with a filter, so a large table is not read whole).
 
     Raises:
         InputError: a part cannot be read (:func:`read_part`), or (``checked``) is not a part of this table.
@@ -104,8 +105,10 @@ def read_table(out: str | Path, table: str, run_ids: list[int] | None = None, pa
     parts = _part_paths(Path(out), table) if parts is None else list(parts)
     if not parts:
         return pd.DataFrame()
-    filters = [("run_id", "in", list(run_ids))] if run_ids is not None else None
-    frames = [read_part(p, filters=filters).to_pandas() for p in parts]
+    filters: list[tuple[str, str, list[Any]]] = [("run_id", "in", list(run_ids))] if run_ids is not None else []
+    if brands is not None:
+        filters.append(("brand", "in", list(brands)))
+    frames = [read_part(p, filters=filters or None).to_pandas() for p in parts]
     if checked:
         for p, frame in zip(parts, frames, strict=True):
             _check_columns(p, table, frame)
@@ -224,7 +227,7 @@ class Results:
         return self.completeness is not None and self.completeness.partial
 
 
-def load_results(out: str | Path, *, allow_partial: bool | None = None) -> Results:
+def load_results(out: str | Path, *, allow_partial: bool | None = None, brands: Sequence[str] | None = None) -> Results:
     """Load a results folder written by ``sim run``, ``sim sweep`` or another batch.
 
     The folder is checked as it is read: a manifest that is a JSON object with the resolved
@@ -237,6 +240,7 @@ def load_results(out: str | Path, *, allow_partial: bool | None = None) -> Resul
             interrupted, stopped by a full disk, or still being written); the result's
             ``completeness`` says how much is there. Default: refuse (``False``), unless the
             command line's ``--allow-partial`` is in force (:data:`PARTIAL_ALLOWED`).
+        brands: read only these brands' sales rows (default: all); every part is still checked.
 
     Raises:
         PartialResults: a partial batch without ``allow_partial`` (an :class:`InputError`).
@@ -256,7 +260,7 @@ def load_results(out: str | Path, *, allow_partial: bool | None = None) -> Resul
     # A sales part without its runs part is a chunk a killed batch did not finish: not read.
     names = {p.name for p in runs_parts}
     runs = read_table(path, "runs", parts=runs_parts, checked=True)
-    sales = read_table(path, "sales", parts=[p for p in sales_parts if p.name in names], checked=True)
+    sales = read_table(path, "sales", parts=[p for p in sales_parts if p.name in names], checked=True, brands=brands)
     _check_tables(path, runs, sales)
     completeness = _completeness(path, manifest, runs)
     allowed = PARTIAL_ALLOWED.get() if allow_partial is None else allow_partial
