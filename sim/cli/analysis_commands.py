@@ -16,6 +16,7 @@ from sim.cli.options import (
     add_allow_partial,
     add_batch_options,
     add_out_option,
+    add_set_option,
     check_resume,
     concurrent_runs,
     default_folder,
@@ -49,8 +50,7 @@ def _fit_appeals_arguments(p: argparse.ArgumentParser) -> None:
                    help="fit appeals only, not the products' life-cycle (ageing) rates")
     p.add_argument("--no-trend", dest="trend", action="store_false",
                    help="no brand appeal trends (utils a year up to the cut-off, flat after it)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
+    add_set_option(p, "hold a scenario value fixed during the fit, e.g. --set buyers.price_sensitivity=1.2")
     p.add_argument("--members", type=number(int, 0, maximum=MAX_COUNT, what="a whole number"), default=0,
                    help="parameter sets drawn from the fit's posterior (Laplace approximation), written as the "
                         "overlay's ensemble: each run draws one (default 0: none)")

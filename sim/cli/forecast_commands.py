@@ -12,6 +12,7 @@ from typing import Any
 from sim.cli.options import (
     add_batch_options,
     add_out_option,
+    add_set_option,
     default_folder,
     nonneg_int,
     output_folder,
@@ -204,8 +205,7 @@ def _decompose_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonneg_int, help="root seed (default: the scenario's); every configuration shares it")
     p.add_argument("--replications", "-r", type=positive_int, default=20, help="runs per configuration (default 20)")
     p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a scenario value, as in sim run")
+    add_set_option(p, "override a scenario value, as in sim run")
     add_out_option(p, "folder of the configurations' batches (default: results/<scenario>/decomposition/<time>)")
     add_batch_options(p, "workers", "executor", "resume", "force", "quiet")
 
@@ -260,7 +260,7 @@ def _forecast_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonneg_int, help="root seed (default: the scenario's); scenarios forecast with the same "
                                                    "seed share their particles' and replicates' random numbers")
     p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE", help="override a scenario value")
+    add_set_option(p, "override a scenario value")
     add_out_option(p, "results folder (default: results/<scenario>/forecast/<time>)")
     add_batch_options(p, "workers", "executor", "force", "quiet")
 

@@ -106,6 +106,11 @@ def add_batch_options(p: argparse.ArgumentParser, *names: str, **help: str) -> N
         p.add_argument(*flags, **(kwargs | ({"help": help[name]} if name in help else {})))
 
 
+def add_set_option(p: argparse.ArgumentParser, help: str = "override a scenario value, e.g. --set 'products.AITO M6.price=260000'") -> None:
+    """``--set PATH=VALUE`` (repeatable, into ``args.sets``): a scenario value by path, as every command reads it."""
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE", help=help)
+
+
 def add_out_option(p: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:
     """``--out`` / ``-o``: where the command writes (``help`` says what and the default)."""
     p.add_argument("--out", "-o", required=required, help=help)

@@ -13,6 +13,7 @@ from sim.cli.options import (
     add_allow_partial,
     add_batch_options,
     add_out_option,
+    add_set_option,
     check_batch_size,
     default_folder,
     nonneg_int,
@@ -41,8 +42,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
                    help="Monte Carlo replicates (default 1)")
     p.add_argument("--scale", type=positive_float, help="real buyers per buyer agent (1 = one agent per buyer)")
     add_out_option(p, "results folder (default: results/<scenario>/<time>)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a scenario value, e.g. --set 'products.AITO M6.price=260000'")
+    add_set_option(p)
     p.add_argument("--check", action="store_true",
                    help="assert the accounting invariants every month; a violation fails the run with the month and product")
     add_batch_options(p)
