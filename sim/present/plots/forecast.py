@@ -196,7 +196,11 @@ def plot_assimilated_fan(
     if reported_monthly is not None and len(reported_monthly):
         handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="#444444", ms=5))
         labels.append("reported monthly figure of the fitted history")
-    top.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, 0.83), ncols=1, fontsize=8)  # below the target line
+    anchor = 0.83
+    if target is not None:  # the legend's top just under the target line and its label
+        lo, hi = top.get_ylim()
+        anchor = min(max((target.level - lo) / (hi - lo) - 0.06, 0.4), 0.83) if hi > lo else anchor
+    top.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, anchor), ncols=1, fontsize=8)
     month_axis(bottom, first, last)
     for ax, label in ((top, "cumulative deliveries (vehicles)"), (bottom, "deliveries per month")):
         units_axis(ax)
