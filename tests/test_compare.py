@@ -325,6 +325,29 @@ def test_quarterly_and_annual_series_and_totals(folder: Path) -> None:
 # --------------------------------------------------------------------------- targets
 
 
+def test_replicates_of_one_particle_count_as_fewer_runs_in_the_probabilitys_interval() -> None:
+    from sim.analysis.targets import effective_runs, summarize, wilson_interval
+
+    rng = np.random.default_rng(0)
+    # 400 replicates of 20 particles, each particle's replicates all reaching or all missing: worth 20 runs
+    particle = np.repeat(np.arange(20), 20)
+    reached = np.repeat(rng.random(20) < 0.6, 20)
+    assert effective_runs(reached, particle) == pytest.approx(19)  # C - 1: the cluster-robust correction C / (C - 1)
+    # independent outcomes within particles: worth about all of them
+    mixed = rng.random(400) < 0.6
+    assert 250 < effective_runs(mixed, particle) <= 400
+    outcomes = pd.DataFrame({"run_id": np.arange(400), "reached": reached, "delivered": 0.0, "month_reached": None,
+                             "shortfall": 0.0})  # fmt: skip
+    clustered = summarize(outcomes, 1.0, pd.Series(particle, index=np.arange(400)))
+    plain = summarize(outcomes, 1.0)
+    k = int(reached.sum())
+    assert (plain["probability_low"], plain["probability_high"]) == pytest.approx(wilson_interval(k, 400))
+    assert clustered["probability"] == plain["probability"] and clustered["runs_effective"] == pytest.approx(20, abs=1.5)
+    assert clustered["probability_high"] - clustered["probability_low"] > 3 * (plain["probability_high"] - plain["probability_low"])
+    # every run agreeing: the count of particles
+    assert effective_runs(np.ones(400, bool), particle) == 20
+
+
 def test_target_arithmetic_on_a_hand_built_table() -> None:
     months = ["2026-01", "2026-02", "2026-03", "2026-04"]
     per_month = {0: 50, 1: 25, 2: 40, 3: 10}  # reaches 100 in Feb, Apr, Mar, never

@@ -45,7 +45,8 @@ WHAT = ("figures", "series", "targets", "paired", "cannibalisation")
 
 
 def target_summary(
-    sales: pd.DataFrame, target: Mapping[str, Any], period: tuple[str, str] | None = None
+    sales: pd.DataFrame, target: Mapping[str, Any], period: tuple[str, str] | None = None,
+    clusters: pd.Series | None = None,
 ) -> dict[str, Any]:
     """Probability of reaching one target, the month reached, deliveries and shortfall.
 
@@ -53,11 +54,13 @@ def target_summary(
         sales: sales table of the finished runs.
         target: ``name``, ``brand``, ``units``, ``start``, ``by`` (a scenario's target).
         period: first and last month of the results; a window outside it gets a note.
+        clusters: run id -> particle for a forecast's replicates (:func:`run_clusters`): the interval counts
+            them as the independent runs they are worth.
 
     Returns:
         ``name``, ``brand``, ``units``, ``start``, ``by``, ``reported_cumulative_at_start``
         and the keys of :func:`sim.analysis.targets.summarize` (``probability`` with its 95% Wilson
-        interval ``probability_low``/``probability_high``, ``month_reached_p5``/``_median``/
+        interval ``probability_low``/``probability_high``, ``runs_effective``, ``month_reached_p5``/``_median``/
         ``_p95`` (None: not reached by then), ``delivered_*``, ``shortfall_*``, ``runs``), and
         ``note``.
     """
@@ -67,7 +70,7 @@ def target_summary(
         "name": target["name"], "brand": target["brand"], "units": units, "start": target["start"],
         "by": target["by"], "reported_cumulative_at_start": target.get("reported_cumulative_at_start"),
     }  # fmt: skip
-    out.update(summarize(outcomes, units))
+    out.update(summarize(outcomes, units, clusters))
     note = ""
     if period is not None and (
         parse_month(target["start"]) < parse_month(period[0]) or parse_month(target["by"]) > parse_month(period[1])
@@ -84,7 +87,17 @@ def target_table(results: Results, cube: UnitCube | None = None) -> list[dict[st
     if len(sales):
         sales = sales[sales["run_id"].isin(cube.run_ids)]
     period = (format_month(cube.first), format_month(cube.last))
-    return [target_summary(sales, t, period) for t in (results.manifest.get("scenario") or {}).get("targets") or []]
+    clusters = run_clusters(results.runs)
+    targets = (results.manifest.get("scenario") or {}).get("targets") or []
+    return [target_summary(sales, t, period, clusters) for t in targets]
+
+
+def run_clusters(runs: pd.DataFrame) -> pd.Series | None:
+    """Run id -> the particle a forecast's replicate branched from (None: the runs are independent)."""
+    if "particle" not in runs.columns or runs.empty:
+        return None
+    particle = runs.set_index("run_id")["particle"]
+    return particle if particle.notna().all() else None
 
 
 # --------------------------------------------------------------------------- one folder

@@ -59,9 +59,13 @@ def target_outcomes(sales: pd.DataFrame, brand: str, units: float, start: str, b
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default)."""
-    if n == 0:
+    return wilson_interval_share(successes / n, n, z) if n else (math.nan, math.nan)
+
+
+def wilson_interval_share(p: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a share ``p`` observed over ``n`` runs (``n`` may be an effective, fractional count)."""
+    if n <= 0:
         return (math.nan, math.nan)
-    p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
@@ -77,16 +81,52 @@ def month_quantile(months: pd.Series, q: float) -> str | None:
     return None if not np.isfinite(val) else format_month(int(val))
 
 
-def summarize(outcomes: pd.DataFrame, units: float) -> dict[str, Any]:
-    """Probability (with 95% Wilson interval), month reached quantiles and shortfall distribution."""
+def effective_runs(reached: np.ndarray, groups: np.ndarray) -> float:
+    """How many independent runs a share of clustered runs is worth (for its interval).
+
+    Replicates branched from one particle of a forecast share its history and its draws: they are not
+    independent, and a share counted over them is less certain than over as many independent runs. The
+    cluster-robust variance of the share ``p`` (clusters: ``groups``), ``C / (C - 1) * sum_c (s_c - n_c p)**2
+    / n**2``, gives the effective count ``p (1 - p) / variance``, at most ``n``; when every run agrees
+    (``p`` 0 or 1) the count of clusters.
+    """
+    y = np.asarray(reached, float)
+    n = y.size
+    frame = pd.DataFrame({"y": y, "g": np.asarray(groups)})
+    by = frame.groupby("g")["y"].agg(["sum", "size"])
+    c = len(by)
+    if n == 0 or c < 2:
+        return float(min(n, c))
+    p = float(y.mean())
+    var = c / (c - 1) * float(((by["sum"] - by["size"] * p) ** 2).sum()) / n**2
+    if p in (0.0, 1.0) or var <= 0:
+        return float(c)
+    return float(min(n, p * (1 - p) / var))
+
+
+def summarize(outcomes: pd.DataFrame, units: float, clusters: pd.Series | None = None) -> dict[str, Any]:
+    """Probability (with 95% Wilson interval), month reached quantiles and shortfall distribution.
+
+    Args:
+        outcomes: per run (:func:`target_outcomes`).
+        units: the target.
+        clusters: run id -> cluster (a forecast's replicates: their particle); the interval then counts the
+            runs as the :func:`effective_runs` they are worth (``runs_effective`` in the result).
+    """
     n = len(outcomes)
     k = int(outcomes["reached"].sum()) if n else 0
-    lo, hi = wilson_interval(k, n)
+    n_eff = float(n)
+    if clusters is not None and n:
+        groups = outcomes["run_id"].map(clusters)
+        if groups.notna().all():
+            n_eff = effective_runs(outcomes["reached"].to_numpy(bool), groups.to_numpy())
+    lo, hi = wilson_interval_share(k / n, n_eff) if n else (math.nan, math.nan)
     short = outcomes["shortfall"].to_numpy(float) if n else np.array([])
     deliv = outcomes["delivered"].to_numpy(float) if n else np.array([])
     q = (lambda a, p: float(np.quantile(a, p)) if a.size else math.nan)  # noqa: E731
     return {
         "runs": n,
+        "runs_effective": round(n_eff, 1),
         "probability": k / n if n else math.nan,
         "probability_low": lo,
         "probability_high": hi,

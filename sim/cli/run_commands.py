@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sim.cli.options import (
     add_allow_partial,
@@ -111,10 +111,17 @@ def _finish(report: BatchReport, args: argparse.Namespace, out: Path, summary: C
     return 0 if report.failed == 0 else 1
 
 
+def worth(s: dict[str, Any]) -> str:
+    """``(worth N independent runs)`` when a forecast's replicates count as fewer runs (:func:`summarize`)."""
+    eff = s.get("runs_effective")
+    return f" (worth {eff:.0f} independent runs: replicates of one particle share its history)" if eff and eff < s["runs"] else ""
+
+
 def print_summary(out: Path) -> None:
     """Print AITO's deliveries and each target's probability for a results folder, with where the spread of its
     deliveries comes from when a decomposition is in or beside the folder, and for a forecast the target before
     its last month's figures."""
+    from sim.analysis.compare import run_clusters
     from sim.analysis.targets import summarize, target_outcomes
     from sim.present.anatomy import anatomy_lines, find_decomposition
     from sim.present.forecast_folder import assimilation_of, before_folder
@@ -151,20 +158,24 @@ def print_summary(out: Path) -> None:
         anatomy = None
     assimilation = assimilation_of(man)
     before = before_folder(out) if assimilation is not None else None
-    before_sales = load_results(before, brands=brands).sales if before is not None else None
+    before_res = load_results(before, brands=brands) if before is not None else None
+    before_sales = before_res.sales if before_res is not None else None
+    before_clusters = run_clusters(before_res.runs) if before_res is not None else None
     for t in targets:
         oc = target_outcomes(sales, t["brand"], t["units"], t["start"], t["by"])
-        s = summarize(oc, t["units"])
+        s = summarize(oc, t["units"], run_clusters(runs))
         print(
             f"Target '{t['name']}' ({t['units']:,.0f} {t['brand']} deliveries {t['start']}..{t['by']}): "
-            f"probability {s['probability']:.2f} [95% CI {s['probability_low']:.2f}-{s['probability_high']:.2f}] over {s['runs']} runs; "
+            f"probability {s['probability']:.2f} [95% CI {s['probability_low']:.2f}-{s['probability_high']:.2f}] over {s['runs']} runs"
+            f"{worth(s)}; "
             f"delivered {s['delivered_mean']:,.0f} [{s['delivered_p5']:,.0f}, {s['delivered_p95']:,.0f}]; "
             f"month reached median {s['month_reached_median'] or 'not reached'}"
         )
         if before_sales is not None and assimilation is not None and len(before_sales):
-            b = summarize(target_outcomes(before_sales, t["brand"], t["units"], t["start"], t["by"]), t["units"])
+            b = summarize(target_outcomes(before_sales, t["brand"], t["units"], t["start"], t["by"]), t["units"],
+                          before_clusters)
             print(f"  before the figures of {assimilation.last_month} ({b['runs']} runs in {before}): probability "
-                  f"{b['probability']:.2f} [95% CI {b['probability_low']:.2f}-{b['probability_high']:.2f}]; delivered "
+                  f"{b['probability']:.2f} [95% CI {b['probability_low']:.2f}-{b['probability_high']:.2f}]{worth(b)}; delivered "
                   f"{b['delivered_mean']:,.0f} [{b['delivered_p5']:,.0f}, {b['delivered_p95']:,.0f}]")  # fmt: skip
         if anatomy is not None:
             for line in anatomy_lines(anatomy, t["name"], man.get("scenario_name"), forecast=assimilation is not None):

@@ -95,7 +95,8 @@ def reading_notes(batches: Sequence[Batch]) -> str:
     """What the bands are, and warnings about few replicates or failed runs."""
     notes = ["Bands and intervals are quantiles over the replicates of the batch (median, 25-75% and 5-95%); "
              "they show the simulation's randomness, and the uncertainty of parameters only where the scenario "
-             "draws them. The probability interval is a 95% Wilson interval over the runs."]  # fmt: skip
+             "draws them. The probability interval is a 95% Wilson interval over the runs; a forecast's replicates "
+             "branched from one particle count as the independent runs they are worth (their effective number)."]  # fmt: skip
     for b in batches:
         drawn = drawn_uncertainties(b.results.runs)
         if drawn:

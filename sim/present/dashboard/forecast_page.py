@@ -48,7 +48,9 @@ def ForecastCards(view: ForecastView) -> None:
                 if before is not None:
                     solara.Text(f"before the figures of {a.last_month}: {_prob(before)}; delivered {_delivered(before)}",
                                 style={"font-size": "0.85em", "color": "#555"})  # fmt: skip
-                solara.Text(f"95% Wilson interval over {t['runs']} replicates", style={"font-size": "0.8em", "color": "#666"})
+                solara.Text(f"95% Wilson interval over {t['runs']} replicates, worth {t.get('runs_effective', t['runs']):.0f} "
+                            "independent runs (replicates of one particle share its history)",
+                            style={"font-size": "0.8em", "color": "#666"})  # fmt: skip
 
 
 @solara.component
