@@ -246,7 +246,12 @@ def test_bass_fits_the_start_of_an_entity_on_sale_before_its_figures() -> None:
     history = monthly_history(figs, "Zeekr", JAN23, origin)
     fit = fit_bass(history, first_delivery=None, periods=reported_periods(figs, "Zeekr", origin))
     assert fit is not None and fit.start_fitted
-    assert fit.start == pytest.approx(truth.start, abs=2)
+    # The start is fitted before the first figure, but not to the month: with p much smaller than q a Bass curve is
+    # nearly a logistic shifted by ln(q/p)/(p+q), so a later start with a larger p fits these noiseless figures to
+    # rounding error (starts from 17 to 67 months before them did, depending on the optimiser's path). What the
+    # figures do fix is the curve over them and after them.
+    assert truth.start - 40 <= fit.start < JAN23
+    assert fit.monthly(np.arange(JAN23, origin + 1)) == pytest.approx(truth.monthly(np.arange(JAN23, origin + 1)), rel=0.01)
     assert fit.monthly(np.arange(origin + 1, origin + 13)) == pytest.approx(
         truth.monthly(np.arange(origin + 1, origin + 13)), rel=0.05
     )
