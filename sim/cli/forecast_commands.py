@@ -89,6 +89,8 @@ def _backtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ageing-prior", type=nonneg_float, help="partial pooling of life-cycle rates (default 0)")
     p.add_argument("--drift", type=drift_pair, metavar="BRAND[,PRODUCT]",
                    help="fixed monthly appeal drift in utils (default: learnt from earlier origins' errors)")
+    p.add_argument("--particles", type=positive_int,
+                   help="particles of the filter that assimilates the figures since the previous origin (default 100)")
     p.add_argument("--pooled-scale", action="store_true",
                    help="one drift scale for every brand (default: each brand's factor from its own past errors)")
     p.add_argument("--quick", action="store_true",
@@ -122,6 +124,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         "replications": args.replications, "members": args.members, "seed": args.seed, "scale": args.scale,
         "fit_iterations": args.fit_iterations, "product_prior": args.product_prior, "ageing_prior": args.ageing_prior,
         "drift": args.drift, "kernel": run_kernel(args), "brand_scales": False if args.pooled_scale else None,
+        "particles": args.particles,
     }  # fmt: skip
     plan = replace(plan, **{k: v for k, v in given.items() if v is not None})
     if args.origins == ():
