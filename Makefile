@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 REPS ?= 400
-PARTICLES ?= 200
+PARTICLES ?= 400
 
 .PHONY: demo test lint bench clean
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python tools/scenario_table.py [--replications 200] [--particles 200] [--scale 25] [--seed 1] [--out results/table]
+    .venv/bin/python tools/scenario_table.py [--replications 400] [--particles 400] [--scale 25] [--seed 1] [--out results/table]
 
 Each scenario in ``scenarios/*.yaml`` is forecast by ``sim forecast`` (its history assimilated to the
 reported figures, then replicates branched from the particles) with the same root seed (common
@@ -33,8 +33,8 @@ def sim(*args: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--replications", type=int, default=200)
-    ap.add_argument("--particles", type=int, default=200)
+    ap.add_argument("--replications", type=int, default=400)
+    ap.add_argument("--particles", type=int, default=400)
     ap.add_argument("--scale", type=float, default=25)
     ap.add_argument("--mode", choices=("forecast", "run"), default="forecast")
     ap.add_argument("--seed", type=int, default=1)
