@@ -97,7 +97,7 @@ class BacktestPlan:
         kernel: the choice kernel.
         assimilate: whether each origin after the first is also forecast from the previous origin's fit with
             and without the figures since assimilated (scored as ``model_assimilated``, ``model_stale``); 0: not.
-        particles: the filter's particles.
+        particles: the filter's particles (as the shipped forecast's, 400).
         brand_scales: scale each brand's drift by its own past errors and sensitivity (False: one scale for all).
     """
 
@@ -119,7 +119,7 @@ class BacktestPlan:
     drift: tuple[float, float] | None = None
     kernel: str = "numba"
     assimilate: int = 6
-    particles: int = 100
+    particles: int = 400
     brand_scales: bool = True
 
     def fit_settings(self) -> dict[str, Any]:

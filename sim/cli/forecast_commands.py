@@ -90,7 +90,7 @@ def _backtest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drift", type=drift_pair, metavar="BRAND[,PRODUCT]",
                    help="fixed monthly appeal drift in utils (default: learnt from earlier origins' errors)")
     p.add_argument("--particles", type=positive_int,
-                   help="particles of the filter that assimilates the figures since the previous origin (default 100)")
+                   help="particles of the filter that assimilates the figures since the previous origin (default 400, as make demo)")
     p.add_argument("--pooled-scale", action="store_true",
                    help="one drift scale for every brand (default: each brand's factor from its own past errors)")
     p.add_argument("--quick", action="store_true",
