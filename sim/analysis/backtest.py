@@ -179,7 +179,7 @@ class Backtest:
         self.figures = scorable_figures(self.reported, [b.name for b in self.market.brands], names)
         self.utils_to_log = 1.0 / _lambda(self.market)
         self.conversion: dict[str, float | None] = {}
-        self.probe_sums = [0.0, 0.0]
+        # Per brand, the variance the probes' drift added to its figures and the variance (utils) it asked for.
         self.brand_sums: dict[str, list[float]] = {}
 
     def say(self, text: str) -> None:
@@ -238,11 +238,13 @@ class Backtest:
     def known_errors(self, origin: str, done: list[OriginResult]) -> pd.DataFrame:
         """The earlier pilots' errors on two-sided figures already reported at ``origin`` (what its drift learns from)."""
         o = parse_month(origin)
-        errors = [r.pilot_errors for r in done if parse_month(r.origin) < o and not r.pilot_errors.empty]
-        if not errors:
-            return pd.DataFrame()
-        e = pd.concat(errors, ignore_index=True)
-        return e[(e["end"].map(parse_month) <= o) & e["qualifier"].isin(TWO_SIDED)]
+        return two_sided_upto([r.pilot_errors for r in done if parse_month(r.origin) < o], o)
+
+    def rate(self) -> float | None:
+        """Log-volume units a util of drift moves the figures, pooled over every probe so far (None: none yet)."""
+        added = sum(a for a, _ in self.brand_sums.values())
+        asked = sum(q for _, q in self.brand_sums.values())
+        return float(np.sqrt(added / asked)) if asked > 0 else None
 
     def drift_at(self, origin: str, done: list[OriginResult]) -> DriftEstimate:
         """The drift scale for a forecast at ``origin``: fixed, or learnt from earlier pilots' errors known by then."""
@@ -257,8 +259,9 @@ class Backtest:
 
         A probe forecast with the drift converted at ``1 / lambda``, its offsets normal (with a
         Student-t's heavy tails a few replicates' variance falls far short of the variance drawn, and
-        the rate would come out low), measures how much spread a util of drift gives this fit's figures (:func:`sim.analysis.drift.conversion_sums`, pooled with the
-        probes of earlier origins); the drift is then converted at that rate. Each brand's factor on it
+        the rate would come out low), measures how much spread a util of drift gives this fit's figures
+        (:func:`sim.analysis.drift.added_and_asked`, pooled with the probes of earlier origins, :meth:`rate`); the
+        drift is then converted at that rate. Each brand's factor on it
         (``plan.brand_scales``) comes from the brand's errors ``known`` at the origin and its sensitivity in the
         probes so far (:func:`sim.analysis.drift.estimate_brand_scales`).
         """
@@ -268,12 +271,10 @@ class Backtest:
         probe = self.forecast(origin, fitted, "sensitivity", replace(trial, level_df=0.0), self.plan.pilot_replications)
         sums = added_and_asked(pilot_errors, score_forecast(probe, figs, origin, with_spread=True), trial)
         # Pooled over this and the earlier origins' probes: one probe's few replicates measure it noisily.
-        self.probe_sums[0] += float(sums["added"].sum())
-        self.probe_sums[1] += float(sums["asked"].sum())
         for brand, g in sums.groupby("brand"):
             b = self.brand_sums.setdefault(str(brand), [0.0, 0.0])
             b[0], b[1] = b[0] + float(g["added"].sum()), b[1] + float(g["asked"].sum())
-        k = float(np.sqrt(self.probe_sums[0] / self.probe_sums[1])) if self.probe_sums[1] > 0 else None
+        k = self.rate()
         drift = drift_log.scaled(1.0 / k) if k else trial
         if self.plan.brand_scales and k:
             drift = replace(drift, brand_scale=self.brand_scales(known, drift, k))
@@ -378,13 +379,11 @@ class Backtest:
         """The drift for a forecast made at the end of the figures scored (``through``): its scales in log-volume
         units learnt from every origin's pilot errors, converted into utils at the rate the probes measured."""
         through = parse_month(self.plan.through)
-        drift_log = estimate_drift(pd.concat([r.pilot_errors for r in done], ignore_index=True).pipe(
-            lambda e: e[(e["end"].map(parse_month) <= through) & e["qualifier"].isin(TWO_SIDED)]))  # fmt: skip
-        k = float(np.sqrt(self.probe_sums[0] / self.probe_sums[1])) if self.probe_sums[1] > 0 else self.utils_to_log
+        e = two_sided_upto([r.pilot_errors for r in done], through)
+        drift_log = estimate_drift(e) if not e.empty else NO_DRIFT
+        k = self.rate() or self.utils_to_log
         drift = drift_log.scaled(1.0 / k)
         if self.plan.brand_scales:
-            e = pd.concat([r.pilot_errors for r in done], ignore_index=True)
-            e = e[(e["end"].map(parse_month) <= through) & e["qualifier"].isin(TWO_SIDED)]
             drift = replace(drift, brand_scale=self.brand_scales(e, drift, k))
         return {"start": format_month(through + 1), "brand_level": round(drift.brand_level, 4),
                 "brand_drift": round(drift.brand, 4), "product_level": round(drift.product_level, 4),
@@ -408,6 +407,15 @@ def write_drift(summary: dict[str, Any], market: str, out: str | Path, command: 
               f"# Pooled over the origins: 90% bands covered {summary['coverage_90']}, 50% bands {summary['coverage_50']} "
               f"of {summary['n_figures']} figure forecasts."]  # fmt: skip
     out.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+
+
+def two_sided_upto(errors: list[pd.DataFrame], month: int) -> pd.DataFrame:
+    """The errors on two-sided figures (:data:`TWO_SIDED`) whose last month is ``month`` or before."""
+    errors = [e for e in errors if not e.empty]
+    if not errors:
+        return pd.DataFrame()
+    e = pd.concat(errors, ignore_index=True)
+    return e[(e["end"].map(parse_month) <= month) & e["qualifier"].isin(TWO_SIDED)]
 
 
 def after(previous: str) -> dict[str, str]:

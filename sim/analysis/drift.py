@@ -143,33 +143,6 @@ def added_and_asked(without: pd.DataFrame, with_drift: pd.DataFrame, drift: Drif
     return pd.DataFrame({"brand": both["brand"].to_numpy()[ok], "added": added[ok], "asked": asked[ok]})
 
 
-def conversion_sums(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> tuple[float, float]:
-    """The variance a drift added to the figures' log replicates, and the variance (utils) it was asked to give.
-
-    Summed over the figures forecast both ways (:func:`added_and_asked`); :func:`realized_conversion` is the
-    square root of their ratio.
-    """
-    a = added_and_asked(without, with_drift, drift)
-    return float(a["added"].sum()), float(a["asked"].sum())
-
-
-def realized_conversion(without: pd.DataFrame, with_drift: pd.DataFrame, drift: DriftEstimate) -> float | None:
-    """How many log-volume units a util of drift moves the figures, as the model answers (k).
-
-    Args:
-        without: per-figure ``spread`` (variance of the log replicates) of a forecast without drift.
-        with_drift: the same figures forecast with ``drift`` (utils) on the same seeds.
-        drift: the drift of the second forecast.
-
-    Returns:
-        ``sqrt(sum of the variance the drift added / sum of the variance it was asked to give, in
-        utils)``, pooled over the figures (capacity-bound lines and large shares answer less than
-        ``1 / lambda``); None when the drift asked for nothing.
-    """
-    added, asked = conversion_sums(without, with_drift, drift)
-    return float(np.sqrt(added / asked)) if asked > 0 else None
-
-
 def estimate_drift(errors: pd.DataFrame, *, utils_to_log: float = 1.0, prior: DriftEstimate | None = None) -> DriftEstimate:
     """Maximum likelihood offsets and steps of the brand and product walks.
 
