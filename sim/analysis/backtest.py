@@ -58,13 +58,21 @@ import yaml
 
 from sim.analysis.backtest_scores import score_benchmarks, score_forecast
 from sim.analysis.benchmarks import BENCHMARKS
-from sim.analysis.drift import NO_DRIFT, DriftEstimate, added_and_asked, estimate_brand_scales, estimate_drift
+from sim.analysis.drift import (
+    NO_DRIFT,
+    DriftEstimate,
+    added_and_asked,
+    estimate_brand_scales,
+    estimate_drift,
+    two_sided_upto,
+)
 from sim.analysis.figures import figures_upto, scorable_figures
 from sim.analysis.fit_appeals import fit, write_overlay
 from sim.analysis.reported import load_reported
 from sim.analysis.scores import relative_mae, summarize
 from sim.runs import store
 from sim.runs.manifest import new_manifest
+from sim.runs.progress import Quiet
 from sim.runs.scenario_batch import run_scenario
 from sim.scenario.load import load_scenario
 from sim.scenario.months import format_month, parse_month
@@ -76,8 +84,6 @@ DEFAULT_ORIGINS = ("2023-03", "2023-06", "2023-09", "2023-12", "2024-03", "2024-
 WARMUP_ORIGINS = ("2022-09", "2022-12")
 #: The brands the headline relative errors pool over (the validation standard's five).
 FOCUS_BRANDS = ("AITO", "Li Auto", "Tesla", "NIO", "Zeekr")
-#: Qualifiers whose figures teach the drift scale (one-sided figures do not give an error).
-TWO_SIDED = ("=", "~", "range")
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,7 @@ class Backtest:
         self.say(f"[{origin}] fitting on the figures dated up to {origin} ...")
         result = fit(p.market, through=origin, replications=p.fit_replications, seed=p.seed, scale=p.fit_scale,
                      iterations=p.fit_iterations, reported=figures_upto(self.reported, origin),
-                     product_prior=p.product_prior, ageing_prior=p.ageing_prior, kernel=p.kernel, log=_Quiet())  # fmt: skip
+                     product_prior=p.product_prior, ageing_prior=p.ageing_prior, kernel=p.kernel, log=Quiet())  # fmt: skip
         brand_fit, product_fit = result.values()
         spread, n = result.new_product_spread()
         start = format_month(parse_month(origin) + 1)
@@ -246,12 +252,11 @@ class Backtest:
         asked = sum(q for _, q in self.brand_sums.values())
         return float(np.sqrt(added / asked)) if asked > 0 else None
 
-    def drift_at(self, origin: str, done: list[OriginResult]) -> DriftEstimate:
-        """The drift scale for a forecast at ``origin``: fixed, or learnt from earlier pilots' errors known by then."""
+    def drift_at(self, known: pd.DataFrame) -> DriftEstimate:
+        """The drift scale for a forecast: fixed, or learnt from the earlier pilots' errors ``known`` by then."""
         if self.plan.drift is not None:
             return DriftEstimate(self.plan.drift[0], self.plan.drift[1], 0, float("nan"))
-        e = self.known_errors(origin, done)
-        return NO_DRIFT if e.empty else estimate_drift(e)  # in log-volume units: calibrated_drift converts them
+        return NO_DRIFT if known.empty else estimate_drift(known)  # in log-volume units: calibrated_drift converts them
 
     def calibrated_drift(self, origin: str, fitted: Path, figs: pd.DataFrame, pilot_errors: pd.DataFrame,
                          drift_log: DriftEstimate, known: pd.DataFrame) -> DriftEstimate:
@@ -303,8 +308,8 @@ class Backtest:
         if warmup:
             self.say(f"[{origin}] warm-up origin: {len(pilot_errors)} figures teach the drift scale")
             return OriginResult(origin, True, zero, pilot_errors)
-        drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(origin, done),
-                                     self.known_errors(origin, done))
+        known = self.known_errors(origin, done)
+        drift = self.calibrated_drift(origin, fitted, figs, pilot_errors, self.drift_at(known), known)
         results = self.forecast(origin, fitted, "forecast", drift, self.plan.replications)
         scores = score_forecast(results, figs, origin)
         parts = [scores]
@@ -353,7 +358,7 @@ class Backtest:
         run_forecast(scenario, folder, scenario_file=str(fitted), figures=figures, figures_files=[], origin=o,
                      particles=self.plan.particles, replications=self.plan.replications, seed=self.plan.seed, before=0,
                      scale=self.plan.scale, kernel=self.plan.kernel, workers=self.workers, executor=self.executor,
-                     progress=False, log=_Quiet())  # fmt: skip
+                     progress=False, log=Quiet())  # fmt: skip
         shutil.rmtree(folder / "particles", ignore_errors=True)
         return store.load_results(folder)
 
@@ -373,7 +378,6 @@ class Backtest:
         manifest = new_manifest("backtest", plan=asdict(self.plan), summary=summary)
         (self.out / "backtest.json").write_text(json.dumps(manifest, indent=2, default=str))
         return summary
-
 
     def forecast_drift(self, done: list[OriginResult]) -> dict[str, Any]:
         """The drift for a forecast made at the end of the figures scored (``through``): its scales in log-volume
@@ -409,28 +413,9 @@ def write_drift(summary: dict[str, Any], market: str, out: str | Path, command: 
     out.write_text("\n".join(header) + "\n" + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
 
-def two_sided_upto(errors: list[pd.DataFrame], month: int) -> pd.DataFrame:
-    """The errors on two-sided figures (:data:`TWO_SIDED`) whose last month is ``month`` or before."""
-    errors = [e for e in errors if not e.empty]
-    if not errors:
-        return pd.DataFrame()
-    e = pd.concat(errors, ignore_index=True)
-    return e[(e["end"].map(parse_month) <= month) & e["qualifier"].isin(TWO_SIDED)]
-
-
 def after(previous: str) -> dict[str, str]:
     """The appeal offsets of the previous origin's fit start the month after it (the figures it did not see)."""
     return {"uncertainty.start": format_month(parse_month(previous) + 1)}
-
-
-class _Quiet:
-    """A log that keeps the fit's iterations out of the backtest's output."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def _pooled(scores: pd.DataFrame) -> dict[str, Any]:

@@ -39,6 +39,8 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
+from sim.scenario.months import parse_month
+
 #: Largest monthly step considered (utils): an estimate at the bound says the data cannot tell.
 MAX_SIGMA = 1.0
 
@@ -115,6 +117,20 @@ class DriftEstimate:
                 "uncertainty.brand_level": round(self.brand_level, 6),
                 "uncertainty.product_level": round(self.product_level, 6), "uncertainty.level_df": self.level_df,
                 "uncertainty.brand_scale": {b: round(f, 4) for b, f in self.brand_scale}}  # fmt: skip
+
+
+#: Qualifiers whose figures teach the drift scale (one-sided figures do not give an error).
+TWO_SIDED = ("=", "~", "range")
+
+
+def two_sided_upto(errors: list[pd.DataFrame], month: int) -> pd.DataFrame:
+    """The errors on two-sided figures (:data:`TWO_SIDED`) whose last month is ``month`` or before: what a
+    drift estimated at ``month`` may learn from."""
+    errors = [e for e in errors if not e.empty]
+    if not errors:
+        return pd.DataFrame()
+    e = pd.concat(errors, ignore_index=True)
+    return e[(e["end"].map(parse_month) <= month) & e["qualifier"].isin(TWO_SIDED)]
 
 
 #: Degrees of freedom of the Student-t error laws the estimate tries beside the normal.

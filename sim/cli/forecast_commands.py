@@ -21,6 +21,7 @@ from sim.cli.options import (
     run_kernel,
 )
 from sim.cli.registry import command
+from sim.runs.progress import Quiet
 from sim.scenario.yamlio import InputError
 
 #: The market the backtest fits at each origin, by default.
@@ -136,7 +137,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                             f, force=force, resume=resume, owned=("backtest.json", "scores.parquet", "origins"),
                             hint="a backtest folder"))  # fmt: skip
     bt = Backtest(plan, out, workers=args.workers, executor=args.executor, resume=args.resume,
-                  log=_Silent() if args.quiet else sys.stderr)  # fmt: skip
+                  log=Quiet() if args.quiet else sys.stderr)  # fmt: skip
     summary = bt.run()
     if args.write_drift:
         from sim.analysis.backtest import write_drift
@@ -147,14 +148,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(format_summary(summary, out))
     return 0
-
-
-class _Silent:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
 
 
 def format_summary(s: dict[str, Any], out: Any) -> str:
@@ -297,7 +290,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         scenario, out, scenario_file=str(args.scenario), figures=figures, figures_files=list(args.figures),
         origin=origin, particles=args.particles, replications=args.replications, seed=seed, before=args.before,
         scale=args.scale, kernel=run_kernel(args), workers=args.workers, executor=args.executor,
-        progress=not args.quiet, log=_Silent() if args.quiet else sys.stderr,
+        progress=not args.quiet, log=Quiet() if args.quiet else sys.stderr,
     )  # fmt: skip
     if not args.quiet:
         from sim.cli.run_commands import print_summary

@@ -12,6 +12,16 @@ from sim.runs.executors import default_workers
 from sim.runs.run import RunSpec
 
 
+class Quiet:
+    """A log that writes nothing (a command's ``--quiet``, a fit's iterations inside a backtest)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 class Progress:
     """A progress bar with rate and ETA on a terminal (tqdm), plain lines otherwise."""
 
