@@ -21,7 +21,6 @@ from sim.cli.options import (
     run_kernel,
 )
 from sim.cli.registry import command
-from sim.runs.progress import Quiet
 from sim.scenario.yamlio import InputError
 
 #: The market the backtest fits at each origin, by default.
@@ -114,6 +113,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     from sim.analysis.backtest import Backtest, BacktestPlan, quick_plan
     from sim.runs.executors import check_executor
+    from sim.runs.progress import Quiet
     from sim.runs.store import prepare_folder
 
     check_executor(args.executor)
@@ -270,6 +270,7 @@ def _forecast_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_forecast(args: argparse.Namespace) -> int:
     from sim.analysis.forecast import default_origin, read_figures, run_forecast
     from sim.runs.executors import check_executor
+    from sim.runs.progress import Quiet
     from sim.scenario.load import load_scenario
     from sim.scenario.months import parse_month
     from sim.scenario.paths import parse_set_options
